@@ -1,0 +1,1 @@
+"""The asyncio service: CLI, configuration, wiring of one session, clock, telemetry."""

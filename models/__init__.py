@@ -1,0 +1,1 @@
+"""Numbers and learning: filters, differential entropy, relaxation score, the music model."""

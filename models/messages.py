@@ -1,0 +1,147 @@
+"""Small frozen messages passed between the stages of one session.
+
+source -> Chunk -> (window, filters) -> Features -> (scorer) -> Score -> (policy) -> Controls
+       -> (composer) -> Bar -> (arranger) -> list[NoteEvent] -> (scheduler) -> sinks
+
+Times: `t` fields are seconds on the session's monotonic clock unless the name says `unix`.
+Arrays are numpy and are never mutated after the message is made.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+SourceState = Literal["connecting", "streaming", "stale", "reconnecting", "stopped"]
+ScoreState = Literal["calibrating", "scoring", "stale", "poor-signal"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Samples as they arrived from a source. data is (n_channels, n_samples) in microvolts; timestamps (n_samples,)
+    are in the source's own time base (LSL clock, BrainFlow unix time, simulator seconds)."""
+
+    data: FloatArray
+    timestamps: FloatArray
+    channel_names: tuple[str, ...]
+    sfreq: float
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.data.shape[1])
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """A change of a source's connection state, with a human-readable reason."""
+
+    t: float
+    state: SourceState
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Features:
+    """Band differential entropy for one hop. de is (n_bands, n_channels) in nats; bad channels hold NaN."""
+
+    t: float
+    de: FloatArray
+    band_names: tuple[str, ...]
+    channel_names: tuple[str, ...]
+    good: BoolArray  # (n_channels,) channels that passed the quality checks in this window
+    bad_reasons: tuple[str, ...]  # (n_channels,) "" for a good channel, else why it was excluded
+    gap_s: float = 0.0  # largest timestamp gap seen in this hop (0 if none)
+
+    @property
+    def quality(self) -> float:
+        """Fraction of channels usable in this window."""
+        return float(self.good.mean()) if self.good.size else 0.0
+
+
+@dataclass(frozen=True)
+class Score:
+    """The relaxation score. value is in [0, 1] or None while calibrating or stale; confidence in [0, 1]."""
+
+    t: float
+    value: float | None
+    confidence: float
+    state: ScoreState
+    raw: float | None = None  # the unsmoothed index before the squashing function, for analysis
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Musical controls for one bar. tempo in BPM, valence and energy in [0, 1]."""
+
+    tempo: float
+    valence: float
+    energy: float
+
+    def __post_init__(self) -> None:
+        for name in ("tempo", "valence", "energy"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not 20.0 <= self.tempo <= 300.0:
+            raise ValueError(f"tempo must be within 20..300 BPM, got {self.tempo}")
+        for name in ("valence", "energy"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {value}")
+
+    def as_dict(self) -> dict[str, float]:
+        return {"tempo": self.tempo, "valence": self.valence, "energy": self.energy}
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note of a composed bar, in beats from the bar's start (a beat is a quarter note)."""
+
+    pitch: int  # MIDI note number
+    start: float  # beats from the bar start
+    duration: float  # beats
+    velocity: int = 80
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One composed bar of melody. abc is the bar in ABC notation in its real key; notes are what to play."""
+
+    index: int
+    abc: str
+    notes: tuple[Note, ...]
+    beats: float  # bar length in quarter-note beats (4.0 for 4/4, 3.0 for 3/4, 3.0 for 6/8)
+    meter: str  # "4/4", "3/4", "6/8", ...
+    key: str  # "C", "Am", "D", ...
+    controls: Controls
+    repaired: bool = False  # the model's output was fixed up (or replaced by a fallback) to fit the bar
+    compose_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class NoteEvent:
+    """A note as the scheduler plays it: absolute session time in seconds, channel and program per role."""
+
+    t: float
+    duration: float
+    pitch: int
+    velocity: int
+    channel: int
+    role: str = "melody"  # "melody", "chords", "bass", "pad"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something an operator should see: markers, reconnects, errors, phase changes."""
+
+    t: float
+    kind: str  # "marker", "reconnect", "error", "warning", "phase", "info"
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Relaxation score in, musical controls (tempo, valence, energy) out."""

@@ -1,0 +1,41 @@
+"""What every policy is: score stream in, controls for the next bar out, always inside safe bounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from neuromusic.models.messages import Controls, Score
+
+
+@dataclass(frozen=True)
+class ControlBounds:
+    """Safe limits every policy respects. max_* are the largest change allowed from one bar to the next."""
+
+    tempo_min: float = 50.0
+    tempo_max: float = 90.0
+    valence_min: float = 0.0
+    valence_max: float = 1.0
+    energy_min: float = 0.0
+    energy_max: float = 1.0
+    max_tempo_step: float = 4.0  # BPM per bar
+    max_valence_step: float = 0.25
+    max_energy_step: float = 0.2
+
+
+class Policy(Protocol):
+    """A policy is pure: no I/O, no clock of its own. The player calls `observe` for every score and `next_controls`
+    once per bar, just before that bar is composed. While the score is stale or of poor quality it holds the last
+    good controls."""
+
+    name: str
+
+    def observe(self, score: Score) -> None: ...
+
+    def next_controls(self, bar_index: int, t: float) -> Controls: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the policy learned, JSON-serialisable, saved in the listener's profile."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
