@@ -16,8 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from neuromusic.daemon.mqtt_config import MqttConfig
+from neuromusic.daemon.recording_options import RecordingConfig
+from neuromusic.daemon.session_config import SessionConfig
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.drivers.sinks.config import SinkConfig
+from neuromusic.models.arranger import ArrangerConfig
+from neuromusic.models.calibration import CalibrationConfig
 from neuromusic.models.errors import ConfigError
 from neuromusic.models.features import FeatureConfig
 from neuromusic.models.music.config import ComposerConfig
@@ -33,6 +38,11 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     composer: ComposerConfig = field(default_factory=ComposerConfig)
     sinks: SinkConfig = field(default_factory=SinkConfig)
+    arranger: ArrangerConfig = field(default_factory=ArrangerConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

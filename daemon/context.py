@@ -16,6 +16,7 @@ from typing import Protocol
 from neuromusic.daemon.config import Config
 from neuromusic.daemon.control import SessionControl
 from neuromusic.daemon.hub import Hub
+from neuromusic.daemon.profile_store import ProfileStore
 from neuromusic.models.clock import MonotonicClock, VirtualClock
 
 
@@ -28,6 +29,7 @@ class SessionContext:
     device_id: str
     session_dir: Path | None = None  # where this session's recording and outputs go (None: nothing written)
     started: asyncio.Event = field(default_factory=asyncio.Event)  # set once the source is streaming
+    profile: ProfileStore | None = None  # --profile: services read their section at start, put() it before they end
 
 
 class SessionService(Protocol):

@@ -1,15 +1,41 @@
-"""[composer] configuration. (Owned by the composer; extend freely.)"""
+"""[composer] configuration. (Owned by the composer.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuromusic.models.music.abc import AbcError, parse_key
+from neuromusic.models.music.controls import METERS
+
 
 @dataclass(frozen=True)
 class ComposerConfig:
     checkpoint: Path | None = None  # None = the checkpoint shipped in neuromusic/models/checkpoint
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.95
-    seed: int | None = None
+    temperature: float = 1.0  # softmax temperature when sampling; lower is safer and more repetitive
+    top_k: int = 0  # keep only the k likeliest tokens (0 = off)
+    top_p: float = 0.95  # nucleus sampling: keep the likeliest tokens up to this probability mass
+    seed: int | None = None  # None = a fresh random seed per session; an int makes the music reproducible
+    threads: int = 1  # torch CPU threads for the forward pass (the daemon composes on one worker thread)
+    candidates: int = 4  # bars sampled per step; the one whose measured mode/density/length fit best is kept
+    meter: str = "4/4"  # one of controls.METERS
+    tonic: str = "D"  # the key the music is played in: major bars in "D", minor bars in "Dm"
+    max_bar_tokens: int = 24  # a sampled bar longer than this is cut off and repaired
+
+    def validate(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be within (0, 1], got {self.top_p}")
+        if self.threads < 1 or self.candidates < 1 or self.max_bar_tokens < 2:
+            raise ValueError("threads and candidates must be >= 1 and max_bar_tokens >= 2")
+        if self.meter not in METERS:
+            raise ValueError(f"meter {self.meter!r} is not one the model knows; choose one of: {', '.join(METERS)}")
+        try:
+            key = parse_key(self.tonic)
+        except AbcError as error:
+            raise ValueError(f"tonic {self.tonic!r}: {error}") from error
+        if key.minor or self.tonic.strip()[1:].strip() not in ("", "#", "b"):
+            raise ValueError(f"tonic must be a note name such as D, F# or Bb, got {self.tonic!r}")

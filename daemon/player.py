@@ -1,0 +1,264 @@
+"""The player service: score -> policy -> controls -> composer -> arranger -> scheduler -> sinks, bar by bar.
+
+Per bar, shortly before it is due (`[sinks] lead_bars` bars ahead), the player takes controls (the operator's
+override wins, else the active policy's), has the composer write the bar on its own worker thread (the event loop
+never waits on the model), arranges it and hands the events to the scheduler. New controls therefore take effect at
+the next bar not yet composed. The GPT-2 composer loads on another thread while the sketch composer plays, and
+takes over at the first bar after it is ready. A bar the composer fails on becomes a fallback bar (the last bar
+repeated, else a sketch bar), logged and published; the music goes on. Pause, shutdown and a failed sink each
+silence every sink (all notes off). On a virtual clock the composer runs inline: work takes no virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from neuromusic.daemon.context import SessionContext
+from neuromusic.daemon.scheduler import Scheduler
+from neuromusic.drivers.sinks.base import Sink
+from neuromusic.drivers.sinks.factory import open_sinks
+from neuromusic.models.arranger import ArrangedBar, Arranger
+from neuromusic.models.clock import VirtualClock
+from neuromusic.models.errors import ModelError
+from neuromusic.models.messages import Bar, Controls, Event, Score
+from neuromusic.models.sketch_composer import SketchComposer
+from neuromusic.policies.base import Policy
+
+log = logging.getLogger(__name__)
+
+# The GIL switch interval while playing: a composer thread running Python code holds the GIL for up to this long
+# before the scheduler's thread of control gets it back (CPython's default 5 ms would blow the 2 ms p99 budget).
+SWITCH_INTERVAL_S = 0.0005
+
+
+class BarComposer(Protocol):
+    def next_bar(self, controls: Controls) -> Bar: ...
+
+
+def load_model(ctx: SessionContext) -> BarComposer:
+    """The GPT-2 composer (slow: transformers takes ~8 s to import). Raises ModelError when it cannot load."""
+    try:
+        from neuromusic.models.music.composer import Composer
+    except ModuleNotFoundError as error:
+        raise ModelError(f"the music model is not installed ({error})") from error
+    composer: BarComposer = Composer.load(ctx.config.composer)
+    return composer
+
+
+class Player:
+    name = "player"
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        *,
+        model_loader: Callable[[], BarComposer] | None = None,
+        policy_factory: Callable[[str], Policy] | None = None,
+        sinks: list[Sink] | None = None,
+    ) -> None:
+        """`model_loader`: makes the main composer on a worker thread (None: the sketch composer only).
+        `sinks`: already opened sinks (default: opened from `[sinks]` when the service starts)."""
+        self.ctx = ctx
+        self._clock = ctx.clock
+        self._inline = isinstance(ctx.clock, VirtualClock)
+        self._model_loader = model_loader
+        self._policy_factory = policy_factory or _registry_policy(ctx)
+        self._given_sinks = sinks
+        seed = ctx.config.composer.seed
+        self.sketch = SketchComposer(seed=0 if seed is None else seed)
+        self.composer: BarComposer = self.sketch
+        self.arranger = Arranger(ctx.config.arranger)
+        self.policy = self._policy_factory(ctx.control.policy_name)
+        self._policy_name = ctx.control.policy_name
+        self._generation = -1
+        self._last_bar: Bar | None = None
+        self.scheduler: Scheduler | None = None
+        self.bars: list[ArrangedBar] = []  # what was played, newest last (kept short: see _remember)
+        self.stats: dict[str, Any] = {"bars": 0, "starved": 0, "fallbacks": 0, "min_lead_bars": None}
+        self.first_note_at: float | None = None
+
+    # -- the service -------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        started = self._clock.now()
+        sinks = self._given_sinks
+        if sinks is None:
+            sinks, notices = await asyncio.to_thread(
+                open_sinks, self.ctx.config.sinks, self.ctx.session_dir, self._clock.now()
+            )
+            for notice in notices:
+                self._event("warning", notice)
+        self.scheduler = Scheduler(self._clock, sinks, on_failure=self._sink_failed)
+        worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="composer")
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        names = ", ".join(s.name for s in self.scheduler.sinks) or "no sinks"
+        self._event("info", f"playing to {names}", sinks=[s.name for s in self.scheduler.sinks])
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.scheduler.run(), name="player:scheduler")
+                group.create_task(self._observe_scores(), name="player:scores")
+                group.create_task(self._watch_pause(), name="player:pause")
+                if self._model_loader is not None:
+                    group.create_task(self._load_model(), name="player:model")
+                group.create_task(self._play(worker, started), name="player:bars")
+        finally:
+            sys.setswitchinterval(switch_interval)
+            worker.shutdown(wait=False, cancel_futures=True)
+            for problem in self.scheduler.close():
+                log.warning("closing a sink: %s", problem)
+            self.stats["timing"] = self.scheduler.stats.summary()
+            self._event("info", "playback stopped", **self.stats)
+
+    async def _play(self, worker: concurrent.futures.Executor, started: float) -> None:
+        assert self.scheduler is not None
+        cfg = self.ctx.config.sinks
+        control = self.ctx.control
+        t_next = self._clock.now() + cfg.start_delay_s
+        self._programs(self._clock.now())
+        index = 0
+        while True:
+            if control.paused:
+                await control.wait_running()
+                t_next = self._clock.now() + cfg.start_delay_s
+                self._programs(self._clock.now())
+                continue
+            controls = self._controls(index, self._clock.now())
+            bar = await self._compose(worker, controls, index)
+            if control.paused:
+                continue  # paused while composing: this bar is not played
+            now = self._clock.now()
+            if t_next < now:  # the bar is late (composer or event loop stalled): start it now, and count it
+                self.stats["starved"] += 1
+                t_next = now + 0.05
+            arranged = self.arranger.arrange_bar(bar, t_next)
+            for t, bpm in arranged.tempi:
+                self.scheduler.tempo(bpm, t)
+            self.scheduler.notes(arranged.events)
+            if self.first_note_at is None and arranged.events:
+                self.first_note_at = arranged.events[0].t - started
+            lead = (t_next - now) / arranged.duration
+            low = self.stats["min_lead_bars"]
+            self.stats["min_lead_bars"] = lead if low is None else min(low, lead)
+            self.stats["bars"] += 1
+            self._remember(arranged)
+            self.ctx.hub.publish(bar.controls)
+            self.ctx.hub.publish(bar)
+            index += 1
+            t_next += arranged.duration
+            await self._clock.sleep_until(t_next - cfg.lead_bars * arranged.duration)
+
+    async def _compose(self, worker: concurrent.futures.Executor, controls: Controls, index: int) -> Bar:
+        composer = self.composer
+        try:
+            if self._inline:
+                bar = composer.next_bar(controls)
+            else:
+                loop = asyncio.get_running_loop()
+                bar = await loop.run_in_executor(worker, composer.next_bar, controls)
+        except Exception as error:  # one bad bar must not stop the music: a fallback bar, logged and published
+            log.exception("composer failed on bar %d", index)
+            self.stats["fallbacks"] += 1
+            bar = self._fallback(controls)
+            self._event("warning", f"composer failed on bar {index} ({error}); played a fallback bar", bar=index)
+        bar = dataclasses.replace(bar, index=index, controls=controls)
+        self._last_bar = bar
+        return bar
+
+    def _fallback(self, controls: Controls) -> Bar:
+        """The last bar again (a repeat keeps the music's thread); before any bar, a sketch bar."""
+        if self._last_bar is not None:
+            return dataclasses.replace(self._last_bar, controls=controls, repaired=True, compose_ms=0.0)
+        return dataclasses.replace(self.sketch.next_bar(controls), repaired=True)
+
+    def _controls(self, index: int, t: float) -> Controls:
+        control = self.ctx.control
+        if control.generation != self._generation:
+            self._sync_policy()
+        if control.override is not None:
+            return control.override
+        c = self.policy.next_controls(index, t)
+        b = control.bounds  # a policy holding old bounds is still kept inside the current ones
+        return Controls(
+            tempo=min(max(c.tempo, b.tempo_min), b.tempo_max),
+            valence=min(max(c.valence, b.valence_min), b.valence_max),
+            energy=min(max(c.energy, b.energy_min), b.energy_max),
+        )
+
+    def _sync_policy(self) -> None:
+        control = self.ctx.control
+        self._generation = control.generation
+        if control.policy_name != self._policy_name:
+            self.policy = self._policy_factory(control.policy_name)
+            self._policy_name = control.policy_name
+        for setter, value in (("set_bounds", control.bounds), ("set_target", control.target)):
+            method = getattr(self.policy, setter, None)  # optional in the Policy protocol
+            if callable(method):
+                method(value)
+
+    def _programs(self, t: float) -> None:
+        assert self.scheduler is not None
+        for channel, program in self.arranger.programs().items():
+            self.scheduler.program(channel, program, t)
+
+    def _remember(self, arranged: ArrangedBar) -> None:
+        self.bars.append(arranged)
+        del self.bars[:-64]
+
+    # -- helpers running beside the bar loop -------------------------------------------------------------------
+    async def _observe_scores(self) -> None:
+        subscription = self.ctx.hub.subscribe(Score, maxsize=256)
+        try:
+            async for score in subscription:
+                self.policy.observe(score)
+        finally:
+            subscription.close()
+
+    async def _watch_pause(self) -> None:
+        """All notes off the moment the session pauses (the bar loop notices at its next bar)."""
+        subscription = self.ctx.hub.subscribe(Event, maxsize=64)
+        try:
+            async for event in subscription:
+                if event.kind == "control" and event.data.get("what") == "pause" and self.scheduler is not None:
+                    self.scheduler.all_notes_off()
+        finally:
+            subscription.close()
+
+    async def _load_model(self) -> None:
+        assert self._model_loader is not None
+        started = time.monotonic()
+        try:
+            composer = await asyncio.to_thread(self._model_loader)
+        except ModelError as error:
+            self._event("warning", f"music model unavailable, the sketch composer keeps playing: {error}")
+            return
+        self.composer = composer
+        self._event("info", f"music model ready after {time.monotonic() - started:.1f} s; it composes from now on")
+
+    def _sink_failed(self, sink: Sink, error: BaseException) -> None:
+        self._event("error", f"sink {sink.name} failed and was dropped: {error}", sink=sink.name)
+
+    def _event(self, kind: str, text: str, **data: Any) -> None:
+        if kind in ("warning", "error"):
+            log.warning("%s", text)
+        self.ctx.hub.publish(Event(t=self._clock.now(), kind=kind, text=text, data=dict(data)))
+
+
+def _registry_policy(ctx: SessionContext) -> Callable[[str], Policy]:
+    def make(name: str) -> Policy:
+        from neuromusic.policies.registry import make_policy
+
+        return make_policy(name, ctx.config.policy)
+
+    return make
+
+
+def create(ctx: SessionContext) -> Player:
+    """The session's player: the GPT-2 composer loads in the background while the sketch composer plays."""
+    return Player(ctx, model_loader=lambda: load_model(ctx))

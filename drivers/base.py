@@ -1,0 +1,39 @@
+"""The Source contract every EEG source fulfils (BrainFlow boards, LSL inlets, the simulated listener, replay).
+
+A source is used from one dedicated worker thread (STYLE.md example 6), never from the event loop:
+
+    info = source.open()          # afterwards: the device streams; info describes every chunk read() returns
+    while running:
+        chunk = source.read(0.1)  # samples since the last read, or None if none came within max_wait
+    source.close()                # afterwards: the device is released; open() may be called again to reconnect
+
+Post-conditions: `open()` either returns with the source streaming or raises `SourceNotFoundError` (nothing there)
+/ `SourceError` (there but unusable) with a message saying what to do, and holds nothing after raising. `read()`
+raises `SourceError` when the connection broke (the daemon then closes, backs off and opens again). `close()` is
+idempotent and never raises for an already broken connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from neuromusic.models.messages import Chunk
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What an opened source delivers: every Chunk has these channels, in this order, at this rate."""
+
+    name: str  # human-readable, e.g. "BrainFlow SYNTHETIC_BOARD" or "LSL 'OpenBCI' (source_id cyton-1)"
+    sfreq: float
+    channel_names: tuple[str, ...]
+    kind: str  # "brainflow" | "lsl" | "simulated" | "replay"
+
+
+class Source(Protocol):
+    def open(self) -> SourceInfo: ...
+
+    def read(self, max_wait: float) -> Chunk | None: ...
+
+    def close(self) -> None: ...

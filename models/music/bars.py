@@ -1,0 +1,112 @@
+"""Bars between the model and the player (torch-free): repair to the meter, fallback bars, how well a bar fits its
+controls, and conversion to the `Bar` message in the real key."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from neuromusic.models.messages import Bar, Controls, Note
+from neuromusic.models.music.abc import AbcNote, KeySig, format_bar, parse_key
+from neuromusic.models.music.controls import density, density_level
+
+# Pitch classes (relative to the tonic C) that contradict a mode: the other mode's third and sixth.
+_WRONG_FOR_MAJOR = {3, 8}
+_WRONG_FOR_MINOR = {4, 9}
+_SMALLEST = Fraction(1, 4)  # shortest note a repair creates: a sixteenth
+
+
+def repair(notes: list[AbcNote], beats: Fraction) -> tuple[list[AbcNote], bool]:
+    """Notes cut or stretched to exactly `beats`: overlong bars lose their tail, short bars hold the last note
+    longer (or end with a rest). Returns (notes, changed)."""
+    out: list[AbcNote] = []
+    total = Fraction(0)
+    for note in notes:
+        if total >= beats:
+            break
+        length = min(note.duration, beats - total)
+        out.append(AbcNote(note.pitch, length))
+        total += length
+    if total < beats:
+        if out:
+            last = out[-1]
+            out[-1] = AbcNote(last.pitch, last.duration + beats - total)
+        else:
+            out.append(AbcNote(None, beats))
+    return out, out != notes
+
+
+def fallback(beats: Fraction, minor: bool, energy: int) -> list[AbcNote]:
+    """A safe bar when the model cannot give one: a tonic-triad figure, denser with energy (C-tonic space)."""
+    third = 63 if minor else 64
+    figure = [60, third, 67, third]
+    step = {0: Fraction(2), 1: Fraction(1), 2: Fraction(1, 2)}[energy]
+    notes, total, index = [], Fraction(0), 0
+    while total < beats:
+        length = min(step, beats - total)
+        notes.append(AbcNote(figure[index % len(figure)], length))
+        total += length
+        index += 1
+    return notes
+
+
+def onsets(notes: list[AbcNote] | tuple[AbcNote, ...]) -> int:
+    return sum(n.pitch is not None for n in notes)
+
+
+def misfit(notes: list[AbcNote], beats: Fraction, minor: bool, energy: int) -> float:
+    """How badly a bar in C-tonic space fits the requested mode, energy level and bar length; 0 is a perfect fit.
+    Length counts most (a wrong length must be repaired), then energy levels off, then the share of the bar's
+    duration on the other mode's third or sixth."""
+    length = sum((n.duration for n in notes), Fraction(0))
+    score = 4.0 * (length != beats)
+    score += 2.0 * abs(density_level(density(onsets(notes), beats)) - energy)
+    wrong = _WRONG_FOR_MINOR if minor else _WRONG_FOR_MAJOR
+    voiced = [n for n in notes if n.pitch is not None]
+    total = sum(float(n.duration) for n in voiced)
+    if total:
+        score += 1.5 * sum(float(n.duration) for n in voiced if n.pitch is not None and n.pitch % 12 in wrong) / total
+    return score
+
+
+def tonic_shift(tonic: str) -> int:
+    """Semitones from C to the tonic, in -6..+5 so the register stays near the training data's."""
+    shift = parse_key(tonic).tonic
+    return shift - 12 if shift > 5 else shift
+
+
+def key_name(tonic: str, minor: bool) -> str:
+    return tonic.strip() + ("m" if minor else "")
+
+
+def to_bar(
+    index: int,
+    notes: list[AbcNote],
+    tonic: str,
+    minor: bool,
+    meter: str,
+    beats: Fraction,
+    controls: Controls,
+    repaired: bool,
+    compose_ms: float,
+) -> Bar:
+    """C-tonic notes -> the Bar message: pitches moved to the tonic, ABC written under the real key signature."""
+    shift = tonic_shift(tonic)
+    real = [AbcNote(None if n.pitch is None else n.pitch + shift, n.duration) for n in notes]
+    name = key_name(tonic, minor)
+    key: KeySig = parse_key(name)
+    played, start = [], Fraction(0)
+    for note in real:
+        if note.pitch is not None:
+            played.append(Note(pitch=note.pitch, start=float(start), duration=float(note.duration)))
+        start += note.duration
+    return Bar(
+        index=index,
+        abc=format_bar(real, key),
+        notes=tuple(played),
+        beats=float(beats),
+        meter=meter,
+        key=name,
+        controls=controls,
+        repaired=repaired,
+        compose_ms=compose_ms,
+    )

@@ -1,0 +1,197 @@
+"""Bar-by-bar conditional generation with the GPT-2 music model.
+
+Each `next_bar(controls)`:
+1. feeds the bar's control tokens (`<M:..> <T..> <V..> <E..>`) into the kept KV cache (batch 1);
+2. copies that cache `candidates` times and samples that many bar bodies in one batch, only BPE body tokens
+   allowed (controls and structure tokens are masked), until each candidate has closed its bar with `|`;
+3. parses every candidate, keeps the one that best fits the requested mode, energy and bar length
+   (rejection sampling, bars.misfit), repairs it to the meter's length if needed;
+4. feeds the kept bar (as it will be played) into the batch-1 cache, so the next bar follows what was heard.
+When the context would overflow, it is rebuilt from the most recent whole bars (half the context).
+Any internal failure gives a fallback bar (flagged `repaired`) and a rebuilt context; next_bar never raises.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+from neuromusic.models.messages import Bar, Controls
+from neuromusic.models.music import bars as barlib
+from neuromusic.models.music.abc import AbcError, AbcNote, format_bar, parse_bar, parse_meter
+from neuromusic.models.music.config import ComposerConfig
+from neuromusic.models.music.controls import energy_level, tokens_for, valence_level
+from neuromusic.models.music.model import SHIPPED, load_checkpoint
+from neuromusic.models.music.tokens import MusicTokenizer
+from transformers import DynamicCache, GPT2LMHeadModel
+
+log = logging.getLogger(__name__)
+
+
+def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Top-k then nucleus filtering of (N, vocab) logits; removed entries become -inf."""
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        ordered, order = torch.sort(logits, descending=True, dim=-1)  # (N, vocab)
+        mass = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+        drop = mass - torch.softmax(ordered, dim=-1) > top_p  # keep the token that crosses top_p
+        ordered = ordered.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, ordered)
+    return logits
+
+
+class Composer:
+    """The model-backed BarComposer. Not thread-safe: keep it on one worker thread."""
+
+    def __init__(self, model: GPT2LMHeadModel, tokenizer: MusicTokenizer, config: ComposerConfig) -> None:
+        config.validate()
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.meter, self.beats = parse_meter(config.meter)
+        self.n_ctx = int(model.config.n_positions)
+        body = torch.tensor(tokenizer.body_mask)  # (vocab,)
+        self._first_mask = ~body  # the first token of a bar must be a body token
+        self._mask = ~body
+        self._mask[tokenizer.bar_id] = False  # later tokens may also close the bar
+        self._generator = torch.Generator()
+        self.reset(config.seed)
+
+    @classmethod
+    def load(cls, config: ComposerConfig) -> Composer:
+        """The composer with config.checkpoint (or the shipped checkpoint); ModelError says how to get one."""
+        folder = Path(config.checkpoint) if config.checkpoint is not None else SHIPPED
+        model, tokenizer = load_checkpoint(folder)
+        torch.set_num_threads(config.threads)
+        return cls(model, tokenizer, config)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new piece: empty context, bar index 0, sampling reseeded (None = a fresh random seed)."""
+        self.seed = seed if seed is not None else random.randrange(2**31)
+        self._generator.manual_seed(self.seed)
+        self.index = 0
+        self.history: list[int] = [self.tokenizer.bos_id]
+        self.bar_starts: list[int] = []
+        self.cache: DynamicCache | None = None
+        self.raw_parsed = 0  # candidates kept without repair, for evaluation
+        self._feed(self.history)
+
+    @torch.no_grad()
+    def _feed(self, ids: list[int]) -> torch.Tensor:
+        """Run ids through the batch-1 cache; returns the last position's logits (1, vocab)."""
+        out = self.model(input_ids=torch.tensor([ids]), cache=self.cache, use_cache=True)
+        self.cache = out.cache
+        return out.logits[:, -1, :]
+
+    def _rebuild(self) -> None:
+        """Drop the oldest bars so that the context is at most half full again, and recompute the cache."""
+        budget = self.n_ctx // 2
+        keep = [s for s in self.bar_starts if len(self.history) - s <= budget]
+        start = keep[0] if keep else len(self.history)
+        tail = self.history[start:]
+        self.history = [self.tokenizer.bos_id, *tail]
+        self.bar_starts = [s - start + 1 for s in keep]
+        self.cache = None
+        self._feed(self.history)
+
+    def next_bar(self, controls: Controls) -> Bar:
+        started = time.perf_counter()
+        minor = valence_level(controls.valence) == 0
+        energy = energy_level(controls.energy)
+        try:
+            notes, repaired = self._compose(controls, minor, energy)
+        except Exception:
+            log.exception("composer failed on bar %d; playing a fallback bar and rebuilding the context", self.index)
+            notes, repaired = barlib.fallback(self.beats, minor, energy), True
+            self.cache = None
+            try:
+                self._rebuild()
+            except Exception:
+                log.exception("context rebuild failed; starting a fresh context")
+                self.history, self.bar_starts = [self.tokenizer.bos_id], []
+        bar = barlib.to_bar(
+            self.index,
+            notes,
+            self.config.tonic,
+            minor,
+            self.meter,
+            self.beats,
+            controls,
+            repaired,
+            (time.perf_counter() - started) * 1000.0,
+        )
+        self.index += 1
+        return bar
+
+    @torch.no_grad()
+    def _compose(self, controls: Controls, minor: bool, energy: int) -> tuple[list[AbcNote], bool]:
+        cfg = self.config
+        control_ids = [self.tokenizer.id(t) for t in tokens_for(controls, self.meter)]
+        if self.cache is None or len(self.history) + len(control_ids) + cfg.max_bar_tokens + 1 > self.n_ctx:
+            self._rebuild()
+        self.bar_starts.append(len(self.history))
+        self.history += control_ids
+        logits = self._feed(control_ids)  # (1, vocab)
+        candidates = self._sample(logits)
+        best: tuple[float, list[AbcNote]] | None = None
+        for ids in candidates:
+            notes = self._parse(ids)
+            if notes is None:
+                continue
+            score = barlib.misfit(notes, self.beats, minor, energy)
+            if best is None or score < best[0]:
+                best = (score, notes)
+        if best is None:
+            notes, repaired = barlib.fallback(self.beats, minor, energy), True
+        else:
+            notes, repaired = barlib.repair(best[1], self.beats)
+            self.raw_parsed += not repaired
+        bar_ids = [*self.tokenizer.encode_body(format_bar(notes)), self.tokenizer.bar_id]
+        self.history += bar_ids
+        self._feed(bar_ids)
+        return notes, repaired
+
+    def _sample(self, logits: torch.Tensor) -> list[list[int]]:
+        """Sample cfg.candidates bar bodies from a copy of the cache; returns each body's ids (bar line excluded)."""
+        cfg = self.config
+        n = cfg.candidates
+        cache = copy.deepcopy(self.cache)
+        assert cache is not None
+        cache.batch_repeat_interleave(n)
+        logits = logits.expand(n, -1)  # (N, vocab)
+        bodies: list[list[int]] = [[] for _ in range(n)]
+        done = [False] * n
+        for step in range(cfg.max_bar_tokens):
+            masked = logits.masked_fill(self._first_mask if step == 0 else self._mask, float("-inf"))
+            masked = filter_logits(masked / cfg.temperature, cfg.top_k, cfg.top_p)
+            chosen = torch.multinomial(torch.softmax(masked, dim=-1), 1, generator=self._generator)  # (N, 1)
+            for row, token in enumerate(chosen[:, 0].tolist()):
+                if done[row]:
+                    continue
+                if token == self.tokenizer.bar_id:
+                    done[row] = True
+                else:
+                    bodies[row].append(token)
+            if all(done) or step == cfg.max_bar_tokens - 1:
+                break
+            out = self.model(input_ids=chosen, cache=cache, use_cache=True)
+            cache = out.cache
+            logits = out.logits[:, -1, :]  # (N, vocab)
+        return bodies
+
+    def _parse(self, ids: list[int]) -> list[AbcNote] | None:
+        text = self.tokenizer.decode_body(ids)
+        try:
+            notes = parse_bar(text, self.meter).notes
+        except AbcError:
+            return None
+        if not notes or any(n.pitch is not None and not 24 <= n.pitch <= 108 for n in notes):
+            return None
+        if any(n.duration < Fraction(1, 16) for n in notes):
+            return None
+        return notes

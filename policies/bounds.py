@@ -1,0 +1,147 @@
+"""What keeps every policy safe, whatever it wants: ranges, a maximum change per bar, hysteresis, and holding the
+last good controls while the score is stale or of poor quality.
+
+A policy decides what it *wants*; `ControlGuard.apply` turns that into what is *played*. The guard is the only
+place controls are made, so a policy with a bug (a NaN, a value out of range, a wild jump) still plays safe music.
+"""
+
+from __future__ import annotations
+
+import math
+
+from neuromusic.models.messages import Controls, Score
+from neuromusic.policies.base import ControlBounds
+from neuromusic.policies.config import GuardConfig
+
+AXES = ("tempo", "valence", "energy")
+
+
+def validate_bounds(bounds: ControlBounds) -> None:
+    """Raise ValueError unless the bounds describe a non-empty, legal range with positive steps."""
+    values = [getattr(bounds, name) for name in bounds.__dataclass_fields__]
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        raise ValueError("every control bound must be a finite number")
+    if not 20.0 <= bounds.tempo_min <= bounds.tempo_max <= 300.0:
+        raise ValueError("tempo bounds must satisfy 20 <= tempo_min <= tempo_max <= 300")
+    for name in ("valence", "energy"):
+        low, high = getattr(bounds, f"{name}_min"), getattr(bounds, f"{name}_max")
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"{name} bounds must satisfy 0 <= {name}_min <= {name}_max <= 1")
+    for name in ("max_tempo_step", "max_valence_step", "max_energy_step"):
+        if getattr(bounds, name) <= 0:
+            raise ValueError(f"{name} must be positive")
+
+
+def clamp(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
+def clamp_controls(bounds: ControlBounds, tempo: float, valence: float, energy: float) -> Controls:
+    return Controls(
+        tempo=clamp(float(tempo), bounds.tempo_min, bounds.tempo_max),
+        valence=clamp(float(valence), bounds.valence_min, bounds.valence_max),
+        energy=clamp(float(energy), bounds.energy_min, bounds.energy_max),
+    )
+
+
+def usable(score: Score, min_confidence: float) -> bool:
+    """A score a policy may act on: scoring, a finite value in 0..1, confident enough."""
+    value = score.value
+    return (
+        score.state == "scoring"
+        and value is not None
+        and math.isfinite(value)
+        and 0.0 <= value <= 1.0
+        and math.isfinite(score.confidence)
+        and score.confidence >= min_confidence
+    )
+
+
+class ControlGuard:
+    """Holds the controls being played and moves them toward what a policy wants, within the bounds.
+
+    Per axis and per bar: a wanted value is clamped to the range; a change smaller than the deadband is ignored
+    (hysteresis: no flicker around a threshold); a larger one moves at most `max_*_step`. Non-finite wishes are
+    ignored, so the last good value is kept.
+    """
+
+    def __init__(self, bounds: ControlBounds, config: GuardConfig) -> None:
+        validate_bounds(bounds)
+        self.bounds = bounds
+        self.config = config
+        self.current = clamp_controls(bounds, config.start_tempo, config.start_valence, config.start_energy)
+        self.last_usable_t: float | None = None
+        self._moving = dict.fromkeys(AXES, False)
+
+    def set_bounds(self, bounds: ControlBounds) -> None:
+        validate_bounds(bounds)
+        self.bounds = bounds
+        # the played controls move into a narrowed range at once: bounds are a safety limit, not a wish
+        c = self.current
+        self.current = clamp_controls(bounds, c.tempo, c.valence, c.energy)
+
+    def note_score(self, score: Score) -> bool:
+        """Record a score's arrival; True when a policy may learn from it."""
+        ok = usable(score, self.config.min_confidence)
+        if ok and math.isfinite(score.t):
+            self.last_usable_t = score.t if self.last_usable_t is None else max(self.last_usable_t, score.t)
+        return ok
+
+    def fresh(self, t: float) -> bool:
+        """True while the newest usable score is recent enough to steer by."""
+        return self.last_usable_t is not None and t - self.last_usable_t <= self.config.stale_after_s
+
+    def hold(self) -> Controls:
+        return self.current
+
+    def apply(self, tempo: float, valence: float, energy: float) -> Controls:
+        b, cfg, cur = self.bounds, self.config, self.current
+        wanted = {"tempo": tempo, "valence": valence, "energy": energy}
+        limits = {
+            "tempo": (b.tempo_min, b.tempo_max, b.max_tempo_step, cfg.tempo_deadband),
+            "valence": (b.valence_min, b.valence_max, b.max_valence_step, cfg.valence_deadband),
+            "energy": (b.energy_min, b.energy_max, b.max_energy_step, cfg.energy_deadband),
+        }
+        out: dict[str, float] = {}
+        for axis in AXES:
+            low, high, step, deadband = limits[axis]
+            now = getattr(cur, axis)
+            want = wanted[axis]
+            if not isinstance(want, int | float) or not math.isfinite(want):
+                out[axis] = now
+                self._moving[axis] = False
+                continue
+            want = clamp(float(want), low, high)
+            delta = want - now
+            # hysteresis with two thresholds: a move starts only when the wish is at least a deadband away, and once
+            # started it goes all the way (no stop-start ramps); at a range edge the deadband never traps the value
+            if not self._moving[axis] and abs(delta) < deadband and want not in (low, high):
+                out[axis] = now
+                continue
+            out[axis] = clamp(now + clamp(delta, -step, step), low, high)
+            self._moving[axis] = abs(want - out[axis]) > 1e-9
+        self.current = Controls(**out)
+        return self.current
+
+
+def lerp(a: float, b: float, w: float) -> float:
+    return a + (b - a) * w
+
+
+class SmoothedScore:
+    """An exponential moving average of usable scores with a time constant in seconds (scores may arrive at any
+    rate). None until the first usable score."""
+
+    def __init__(self, time_constant_s: float) -> None:
+        self.time_constant_s = time_constant_s
+        self.value: float | None = None
+        self._t: float | None = None
+
+    def update(self, t: float, value: float) -> None:
+        if self.value is None or self._t is None or self.time_constant_s <= 0:
+            self.value, self._t = value, t
+            return
+        dt = max(0.0, t - self._t)
+        weight = 1.0 - math.exp(-dt / self.time_constant_s)
+        self.value += (value - self.value) * weight
+        self._t = max(self._t, t)

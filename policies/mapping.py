@@ -1,0 +1,66 @@
+"""`mapping`: the documented fixed mapping, led by the iso principle of music therapy.
+
+Two anchors in control space: *tense* music (faster, cooler, more energetic) and *calm* music (slow, warm, soft).
+The calming weight w in [0, 1] picks a point between them:
+
+    w = s + (1 - s) * min(1, bars_since_start / iso_bars)
+
+where s is the smoothed relaxation score. At the first usable score the music matches the listener (iso principle:
+a tense listener first hears tense-ish music), then it leads toward the calm anchor over `iso_bars` bars, and stays
+there. The guard keeps every step within the bounds. Nothing is learned: state_dict is empty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuromusic.models.messages import Controls, Score
+from neuromusic.policies.base import ControlBounds
+from neuromusic.policies.bounds import ControlGuard, SmoothedScore, lerp
+from neuromusic.policies.config import MappingConfig, PolicyConfig
+
+
+def anchor_controls(mapping: MappingConfig, w: float) -> tuple[float, float, float]:
+    """The point a fraction w of the way from the tense anchor to the calm anchor."""
+    return (
+        lerp(mapping.tense_tempo, mapping.calm_tempo, w),
+        lerp(mapping.tense_valence, mapping.calm_valence, w),
+        lerp(mapping.tense_energy, mapping.calm_energy, w),
+    )
+
+
+class MappingPolicy:
+    name = "mapping"
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self.guard = ControlGuard(config.bounds, config.guard)
+        self.score = SmoothedScore(config.guard.smoothing_s)
+        self._iso_start_bar: int | None = None
+
+    def observe(self, score: Score) -> None:
+        if self.guard.note_score(score):
+            assert score.value is not None  # usable() checked it
+            self.score.update(score.t, score.value)
+
+    def next_controls(self, bar_index: int, t: float) -> Controls:
+        s = self.score.value
+        if s is None or not self.guard.fresh(t):
+            return self.guard.hold()
+        if self._iso_start_bar is None:
+            self._iso_start_bar = bar_index
+        progress = min(1.0, max(0, bar_index - self._iso_start_bar) / self.config.mapping.iso_bars)
+        w = s + (1.0 - s) * progress
+        return self.guard.apply(*anchor_controls(self.config.mapping, w))
+
+    def set_bounds(self, bounds: ControlBounds) -> None:
+        self.guard.set_bounds(bounds)
+
+    def set_target(self, target: float) -> None:
+        """The mapping has no target; accepted so every policy can be steered the same way."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore: the mapping learns nothing."""

@@ -1,0 +1,65 @@
+"""`target`: a feedback controller that steers the score toward `policy.target`, easing off once it is reached.
+
+It moves along the same tense -> calm line as the mapping (see mapping.py), by a calming intensity u in [0, 1]:
+once per bar, with e = target - smoothed score,
+
+    |e| >  tolerance:  u += gain * e          (integral action: push harder while below target, back off above)
+    |e| <= tolerance:  u -= ease_per_bar      (reached: ease the push off slowly, so the music rests)
+
+u starts at the listener's first smoothed score (iso principle: start near the listener's state). Controls are the
+point u of the way from the tense anchor to the calm anchor, moved by the guard within the bounds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neuromusic.models.messages import Controls, Score
+from neuromusic.policies.base import ControlBounds
+from neuromusic.policies.bounds import ControlGuard, SmoothedScore, clamp
+from neuromusic.policies.config import PolicyConfig
+from neuromusic.policies.mapping import anchor_controls
+
+
+class TargetPolicy:
+    name = "target"
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self.target = config.target
+        self.guard = ControlGuard(config.bounds, config.guard)
+        self.score = SmoothedScore(config.guard.smoothing_s)
+        self.intensity: float | None = None
+
+    def observe(self, score: Score) -> None:
+        if self.guard.note_score(score):
+            assert score.value is not None
+            self.score.update(score.t, score.value)
+
+    def next_controls(self, bar_index: int, t: float) -> Controls:
+        s = self.score.value
+        if s is None or not self.guard.fresh(t):
+            return self.guard.hold()
+        cfg = self.config.target_controller
+        if self.intensity is None:
+            self.intensity = s
+        error = self.target - s
+        if abs(error) > cfg.tolerance:
+            self.intensity = clamp(self.intensity + cfg.gain * error, 0.0, 1.0)
+        else:
+            self.intensity = clamp(self.intensity - cfg.ease_per_bar, 0.0, 1.0)
+        return self.guard.apply(*anchor_controls(self.config.mapping, self.intensity))
+
+    def set_bounds(self, bounds: ControlBounds) -> None:
+        self.guard.set_bounds(bounds)
+
+    def set_target(self, target: float) -> None:
+        if not 0.0 <= target <= 1.0:
+            raise ValueError(f"target must be within 0..1, got {target}")
+        self.target = float(target)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing learned across sessions: the controller starts from the listener's state each time."""

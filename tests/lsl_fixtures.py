@@ -1,0 +1,70 @@
+"""A real pylsl outlet in a subprocess, for LSL source tests.
+
+`python tests/lsl_fixtures.py NAME SOURCE_ID SECONDS [SFREQ] [CHANNELS]` streams a 10 Hz sine of 20 µV amplitude
+(plus the channel index) on every channel until SECONDS have passed or it is killed. It prints "ready" once the
+outlet exists.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUTLET_SCRIPT = Path(__file__)
+
+
+def start_outlet(
+    name: str, source_id: str, seconds: float = 30.0, sfreq: float = 250.0, channels: int = 4, unit: str = "microvolts"
+) -> subprocess.Popen[str]:
+    """Start the outlet subprocess and wait until it says it is ready."""
+    proc = subprocess.Popen(
+        [sys.executable, str(OUTLET_SCRIPT), name, source_id, str(seconds), str(sfreq), str(channels), unit],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"LSL outlet subprocess did not start (said {line!r})")
+    return proc
+
+
+def stop_outlet(proc: subprocess.Popen[str]) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _serve(name: str, source_id: str, seconds: float, sfreq: float, channels: int, unit: str) -> None:
+    import pylsl
+
+    info = pylsl.StreamInfo(name, "EEG", channels, sfreq, pylsl.cf_float32, source_id)
+    chans = info.desc().append_child("channels")
+    for i in range(channels):
+        ch = chans.append_child("channel")
+        ch.append_child_value("label", f"C{i + 1}")
+        ch.append_child_value("unit", unit)
+    outlet = pylsl.StreamOutlet(info, chunk_size=10)
+    print("ready", flush=True)
+    scale = {"microvolts": 1.0, "volts": 1e-6}[unit]
+    start = time.monotonic()
+    sent = 0
+    while (now := time.monotonic()) - start < seconds:
+        due = int((now - start) * sfreq) - sent
+        if due > 0:
+            rows = [
+                [scale * (20.0 * math.sin(2 * math.pi * 10.0 * (sent + k) / sfreq) + c) for c in range(channels)]
+                for k in range(due)
+            ]
+            outlet.push_chunk(rows)
+            sent += due
+        time.sleep(0.01)
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6])

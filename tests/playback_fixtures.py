@@ -1,0 +1,100 @@
+"""Helpers for the playback tests: WAV onsets, a discrete-event clock, a session context without a session."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from neuromusic.daemon.config import Config
+from neuromusic.daemon.context import SessionContext
+from neuromusic.daemon.control import SessionControl
+from neuromusic.daemon.hub import Hub
+from neuromusic.models.clock import MonotonicClock, VirtualClock
+from neuromusic.models.messages import Bar, Controls, Note
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """Mono float samples in -1..1 and the sample rate."""
+    with wave.open(str(path)) as f:
+        rate = f.getframerate()
+        data = np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16).reshape(-1, f.getnchannels())
+    return data.mean(axis=1) / 32768.0, rate
+
+
+def onsets(
+    samples: np.ndarray, rate: int, hop_s: float = 0.005, jump_db: float = 6.0, merge_s: float = 0.05
+) -> list[float]:
+    """Times where the energy in 5 ms frames jumps by `jump_db` (within 40 dB of the loudest frame)."""
+    hop = max(1, round(rate * hop_s))
+    n = len(samples) // hop
+    energy = (samples[: n * hop].reshape(n, hop) ** 2).sum(axis=1) + 1e-12
+    level = 10.0 * np.log10(energy)
+    found: list[float] = []
+    for i in np.nonzero((np.diff(level) > jump_db) & (level[1:] > level.max() - 40.0))[0]:
+        t = (i + 1) * hop / rate
+        if not found or t - found[-1] > merge_s:
+            found.append(t)
+    return found
+
+
+class WorldClock(VirtualClock):
+    """A discrete-event virtual clock: every sleeper waits in a queue and `drive()` wakes them in time order,
+    running `on_advance(t)` (the simulated world: EEG, scores) before time reaches t. Unlike VirtualClock, where
+    the first sleeper jumps time for everyone, causality holds with several coroutines sleeping at once."""
+
+    def __init__(self, on_advance: Callable[[float], None] | None = None) -> None:
+        super().__init__(0.0)
+        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self.on_advance = on_advance
+
+    async def sleep_until(self, t: float) -> None:
+        if t <= self.now():
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (t, next(self._seq), future))
+        await future
+
+    async def drive(self, until: float, settle: int = 30) -> None:
+        """Advance time to `until`, waking sleepers in order; everything runnable settles between steps."""
+        while True:
+            for _ in range(settle):
+                await asyncio.sleep(0)
+            while self._waiters and self._waiters[0][2].done():
+                heapq.heappop(self._waiters)  # cancelled sleeps
+            if not self._waiters or self._waiters[0][0] > until:
+                if self.on_advance is not None:
+                    self.on_advance(until)
+                self._t = max(self._t, until)
+                return
+            t, _, future = heapq.heappop(self._waiters)
+            if self.on_advance is not None:
+                self.on_advance(t)
+            self._t = max(self._t, t)
+            future.set_result(None)
+
+
+def make_ctx(
+    config: Config | None = None,
+    clock: MonotonicClock | VirtualClock | None = None,
+    session_dir: Path | None = None,
+) -> SessionContext:
+    config = config or Config()
+    clock = clock or VirtualClock()
+    hub = Hub()
+    control = SessionControl(clock, hub.publish, config.policy.name, config.policy.bounds, config.policy.target)
+    return SessionContext(config, hub, clock, control, "test", session_dir)
+
+
+def melody_bar(
+    pitches: list[int], index: int = 0, key: str = "C", controls: Controls | None = None, length: float = 1.0
+) -> Bar:
+    """A 4/4 bar of equal notes."""
+    notes = tuple(Note(p, i * length, length, 80) for i, p in enumerate(pitches))
+    return Bar(index, "", notes, 4.0, "4/4", key, controls or Controls(70.0, 0.6, 0.4))

@@ -1,0 +1,132 @@
+"""Signal quality: bad channels are excluded with a reason, never poison the filters, and recover."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from neuromusic.models.features import FeatureConfig
+from neuromusic.models.messages import Chunk, Features
+from neuromusic.models.pipeline import FeaturePipeline
+from neuromusic.models.quality import QualityConfig
+from signal_fixtures import names, run_pipeline
+
+SFREQ = 250.0
+
+
+def eeg(seconds: float, n_ch: int = 3, seed: int = 0) -> np.ndarray:
+    """A plain EEG-like test signal: 10 Hz alpha plus noise, about 10 µV rms."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SFREQ)) / SFREQ
+    return np.asarray(8 * np.sin(2 * np.pi * 10 * t) + 6 * rng.standard_normal((n_ch, t.size)))
+
+
+def at(feats: list[Features], t: float) -> Features:
+    """The first Features whose window ends at or after t."""
+    return next(f for f in feats if f.t >= t)
+
+
+def with_quality(**kwargs: float) -> FeatureConfig:
+    return FeatureConfig(quality=dataclasses.replace(QualityConfig(), **kwargs))
+
+
+@pytest.mark.parametrize(("value", "reason"), [(np.nan, "nan"), (np.inf, "nan"), (-np.inf, "nan"), (2e5, "railed")])
+def test_invalid_samples_mark_the_channel_bad_for_one_window_then_it_recovers(value: float, reason: str) -> None:
+    x = eeg(12)
+    x[1, 1500:1510] = value  # 6.0-6.04 s
+    feats = run_pipeline(x, SFREQ)
+    clean = run_pipeline(eeg(12), SFREQ)
+    during = at(feats, 6.1)
+    assert not during.good[1] and during.bad_reasons[1] == reason
+    assert np.isnan(during.de[:, 1]).all()
+    assert during.good[[0, 2]].all() and np.isfinite(during.de[:, [0, 2]]).all()
+    # Bad for as long as the samples sit in the window (2 s), then good again...
+    assert all(not f.good[1] for f in feats if 6.04 <= f.t < 8.0)
+    after = at(feats, 9.0)
+    assert after.good[1]
+    # ...and the filter state was not poisoned: DE is back to what the clean signal gives.
+    np.testing.assert_allclose(after.de[2:4, 1], at(clean, 9.0).de[2:4, 1], atol=0.3)
+
+
+def test_a_flat_channel_is_reported_flat() -> None:
+    x = eeg(6)
+    x[0] = 4321.0  # electrode off: a constant
+    f = run_pipeline(x, SFREQ)[-1]
+    assert f.bad_reasons[0] == "flat" and f.good[1:].all() and f.quality == pytest.approx(2 / 3)
+    # flat_uv is the threshold: a quiet but alive channel passes with a smaller one
+    x[0] = 4321.0 + 0.04 * np.random.default_rng(0).standard_normal(x.shape[1])
+    assert run_pipeline(x, SFREQ)[-1].bad_reasons[0] == "flat"
+    assert run_pipeline(x, SFREQ, with_quality(flat_uv=0.01))[-1].good[0]
+
+
+def test_a_blink_sized_bump_is_out_of_range_and_max_uv_sets_the_limit() -> None:
+    x = eeg(10)
+    t = np.arange(x.shape[1]) / SFREQ
+    x[0] += 300 * np.exp(-0.5 * ((t - 5.0) / 0.075) ** 2)  # a 300 µV blink at 5 s
+    f = at(run_pipeline(x, SFREQ), 5.5)
+    assert f.bad_reasons[0] == "out-of-range" and f.good[1:].all()
+    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=1000.0)), 5.5).bad_reasons[0] == "artifact"  # next rule
+    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=1000.0, burst_ratio=100.0)), 5.5).good[0]
+
+
+def test_a_muscle_burst_is_an_artifact_and_burst_ratio_sets_the_limit() -> None:
+    x = eeg(14)
+    rng = np.random.default_rng(3)
+    burst = slice(int(10 * SFREQ), int(10.5 * SFREQ))
+    x[2, burst] += 40 * rng.standard_normal(burst.stop - burst.start)  # broadband, under max_uv peaks mostly
+    relaxed = with_quality(max_uv=1000.0)
+    f = at(run_pipeline(x, SFREQ, relaxed), 10.6)
+    assert f.bad_reasons[2] == "artifact" and f.good[:2].all()
+    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=1000.0, burst_ratio=20.0)), 10.6).good[2]
+
+
+def test_rail_uv_sets_the_railed_limit() -> None:
+    x = eeg(6)
+    x[0, 1300:1310] = 5000.0  # at 5.2 s, inside the last window
+    assert run_pipeline(x, SFREQ)[-1].bad_reasons[0] == "out-of-range"  # a step, not railed at 180 mV
+    assert run_pipeline(x, SFREQ, with_quality(rail_uv=4000.0))[-1].bad_reasons[0] == "railed"
+
+
+def test_time_stamp_gaps_are_reported_in_the_hop_they_happen() -> None:
+    x = eeg(10)
+    ts = np.arange(x.shape[1]) / SFREQ
+    ts[1250:] += 0.5  # half a second lost at 5 s (brainflow#687)
+    feats = run_pipeline(x, SFREQ, timestamps=ts)
+    gaps = [f for f in feats if f.gap_s > 0]
+    assert len(gaps) == 1 and gaps[0].gap_s == pytest.approx(0.5, abs=1e-6)
+    assert run_pipeline(x, SFREQ, with_quality(gap_s=1.0), timestamps=ts)[-1].gap_s == 0.0
+    assert all(f.gap_s == 0 for f in run_pipeline(x, SFREQ))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 2499), st.sampled_from([np.nan, np.inf, -np.inf, 1e9, 0.0, -3e5])),
+        max_size=30,
+    ),
+    st.lists(st.integers(1, 300), min_size=1, max_size=5).filter(lambda sizes: sum(sizes) >= 60),
+)
+def test_garbage_never_crashes_and_good_channels_stay_finite(
+    corruptions: list[tuple[int, int, float]], chunks: list[int]
+) -> None:
+    x = eeg(6)
+    for ch, i, value in corruptions:
+        x[ch, i % x.shape[1]] = value
+    feats = run_pipeline(x, SFREQ, chunk=chunks)
+    assert len(feats) == 17
+    for f in feats:
+        assert np.isfinite(f.de[:, f.good]).all()
+        assert np.isnan(f.de[:, ~f.good]).all()
+        assert all((r == "") == g for r, g in zip(f.bad_reasons, f.good, strict=True))
+
+
+def test_a_channel_that_is_nan_from_the_start_recovers_when_data_comes() -> None:
+    x = eeg(10)
+    x[0, :500] = np.nan
+    pipe = FeaturePipeline(FeatureConfig(), SFREQ, names(3))
+    feats = pipe.push(Chunk(x, np.arange(x.shape[1]) / SFREQ, names(3), SFREQ))
+    assert feats[0].bad_reasons[0] == "nan"
+    assert feats[-1].good.all()

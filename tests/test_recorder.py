@@ -1,0 +1,210 @@
+"""The recorder: what goes in comes out, a crash loses at most the last second, and the folder always opens."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from lab_fixtures import write_session
+from neuromusic.daemon.config import load_config
+from neuromusic.daemon.recorder import SessionWriter, create, new_session_folder
+from neuromusic.daemon.recording_options import RecordingConfig, default_sessions_root
+from neuromusic.models import session_store as store
+from neuromusic.models.errors import ConfigError, DataError
+from neuromusic.models.session_store import SessionReader, find_session
+
+
+def test_everything_written_reads_back(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    _, written = write_session(folder)
+    reader = SessionReader(folder)
+    eeg = reader.eeg()
+    assert eeg.channel_names == ("EEG1", "EEG2", "EEG3", "EEG4")
+    assert eeg.sfreq == 250.0 and not eeg.truncated
+    np.testing.assert_allclose(eeg.data, written, rtol=1e-6)  # float32 on disk
+    np.testing.assert_array_equal(eeg.timestamps, np.arange(written.shape[1]) / 250.0 + 5000.0)
+    assert len(reader.scores()) == 50 and len(reader.features()) == 50 and len(reader.bars()) == 5
+    assert [e["kind"] for e in reader.events()] == ["phase", "marker", "phase", "control"]
+    assert reader.stream("status")[0]["state"] == "streaming"
+    assert reader.manifest["features"]["band_names"] == ["delta", "theta", "alpha", "beta", "gamma"]
+    assert reader.clean_exit and reader.config() == {"source": {"board": "test"}}
+    assert reader.abc().count("CEG2 |") == 5
+    midi = mido.MidiFile(folder / store.MIDI_FILE)
+    notes = [m.note for m in midi.tracks[0] if m.type == "note_on"]
+    assert notes == [60, 64, 67] * 5
+
+
+def test_midi_rebuilt_from_bars_after_a_crash(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    writer, _ = write_session(folder, close=False)
+    writer.flush()
+    assert not (folder / store.MIDI_FILE).exists()
+    out = tmp_path / "rebuilt.mid"
+    store.bars_to_midi(SessionReader(folder).bars(), out)
+    midi = mido.MidiFile(out)
+    assert sum(1 for m in midi.tracks[0] if m.type == "note_on") == 15
+    assert midi.length == pytest.approx(sum(4 * 60 / (60 + k * 2) for k in range(5)), rel=1e-3)
+    writer.close()
+
+
+def test_truncated_tails_are_tolerated(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    write_session(folder)
+    full = SessionReader(folder).eeg()
+    frame = store.FRAME_HEADER.size + 25 * 8 + 4 * 25 * 4
+    eeg = folder / store.EEG_FILE
+    eeg.write_bytes(eeg.read_bytes()[: 10 * frame + 37])  # cut inside frame 11
+    scores = folder / "scores.jsonl"
+    scores.write_bytes(scores.read_bytes()[:-20])  # cut inside the last line
+    reader = SessionReader(folder)
+    cut = reader.eeg()
+    assert cut.truncated and cut.n_samples == 250
+    np.testing.assert_array_equal(cut.data, full.data[:, :250])
+    assert len(reader.scores()) == 49
+
+
+def test_damaged_frame_ends_the_readable_data(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    write_session(folder)
+    eeg = folder / store.EEG_FILE
+    raw = bytearray(eeg.read_bytes())
+    frame = len(raw) // 100
+    raw[5 * frame + 100] ^= 0xFF  # a torn write: the CRC catches it
+    eeg.write_bytes(bytes(raw))
+    assert SessionReader(folder).eeg().n_samples == 5 * 25
+
+
+def test_damage_before_the_last_line_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    write_session(folder)
+    events = folder / "events.jsonl"
+    lines = events.read_bytes().split(b"\n")
+    lines[0] = b'{"t": 1, broken'
+    events.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError, match="line 1"):
+        SessionReader(folder).events()
+
+
+def test_not_a_session_and_lookup_by_name(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not a neuromusic session"):
+        SessionReader(tmp_path)
+    write_session(tmp_path / "20260101-100000-a")
+    write_session(tmp_path / "20260102-100000-b")
+    assert find_session("20260102", tmp_path).name == "20260102-100000-b"
+    with pytest.raises(DataError, match="matches 2 sessions"):
+        find_session("2026", tmp_path)
+    with pytest.raises(DataError, match="no session"):
+        find_session("nope", tmp_path)
+
+
+def test_existing_folder_is_never_overwritten(tmp_path: Path) -> None:
+    write_session(tmp_path / "s")
+    with pytest.raises(DataError, match="already exists"):
+        SessionWriter(tmp_path / "s", {}, RecordingConfig(), 0.0)
+
+
+def test_new_folders_sort_by_time_and_never_collide(tmp_path: Path) -> None:
+    first = new_session_folder(tmp_path, "dev/1")
+    first.mkdir()
+    second = new_session_folder(tmp_path, "dev/1")
+    assert first.name.endswith("-dev_1") and second.name == first.name + "-2"
+
+
+def test_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_sessions_root() == tmp_path / "xdg" / "neuromusic" / "sessions"
+    assert load_config().recording.sessions_root() == tmp_path / "xdg" / "neuromusic" / "sessions"
+    assert load_config(overrides={"recording.root": str(tmp_path)}).recording.sessions_root() == tmp_path
+    with pytest.raises(ConfigError, match="flush_interval_s"):
+        load_config(overrides={"recording.flush_interval_s": 2.0})
+    # raw_eeg = false: everything but the samples
+    write_session(tmp_path / "noraw", options=RecordingConfig(raw_eeg=False))
+    reader = SessionReader(tmp_path / "noraw")
+    assert not reader.has_eeg and not (tmp_path / "noraw" / store.EEG_FILE).exists() and reader.scores()
+    # enabled = false: the service is not created
+    config = load_config(overrides={"recording.enabled": False})
+
+    class Ctx:
+        def __init__(self) -> None:
+            self.config = config
+
+    assert create(Ctx()) is None  # type: ignore[arg-type]
+
+
+def test_flush_interval_bounds_what_a_kill_loses(tmp_path: Path) -> None:
+    """Without flush() nothing reaches the file (1 MiB buffers); flush() hands it to the OS at once."""
+    folder = tmp_path / "s"
+    writer, _ = write_session(folder, close=False, seconds=1.0, options=RecordingConfig(fsync=False))
+    before = (folder / store.EEG_FILE).stat().st_size
+    writer.flush()
+    assert (folder / store.EEG_FILE).stat().st_size > before
+    writer.close()
+
+
+def _run_until_streaming(folder: Path, extra: list[str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "XDG_DATA_HOME": str(folder.parent / "xdg")}
+    command = [sys.executable, "-m", "neuromusic.daemon.cli", "run", "--board", "simulated", "--quiet"]
+    process = subprocess.Popen(
+        [*command, "--session-dir", str(folder), "--synth", "none", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        manifest = folder / store.MANIFEST
+        if manifest.exists() and (folder / store.EEG_FILE).exists() and (folder / "scores.jsonl").exists():
+            return process
+        if process.poll() is not None:
+            raise AssertionError(f"run exited early: {process.stderr.read().decode() if process.stderr else ''}")
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError("the session never started streaming")
+
+
+def test_sigkill_during_a_real_run_loses_at_most_the_last_second(tmp_path: Path) -> None:
+    folder = tmp_path / "killed"
+    process = _run_until_streaming(folder, [])
+    time.sleep(4.0)
+    killed_at = time.monotonic()  # CLOCK_MONOTONIC is system-wide: the same time line as the child's session clock
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    if process.stderr:
+        process.stderr.close()
+    reader = SessionReader(folder)
+    assert not reader.clean_exit  # it never got to say goodbye ...
+    eeg = reader.eeg()  # ... but the folder opens
+    assert eeg.channel_names and eeg.sfreq == 250.0
+    assert killed_at - eeg.t_received[-1] <= 1.0, "more than the last second of EEG was lost"
+    # No hole before the tail: the samples cover the time from the first frame to the last one.
+    covered = eeg.t_received[-1] - eeg.t_received[0]
+    assert eeg.duration_s >= covered
+    assert eeg.duration_s >= 3.5
+    scores = reader.scores()
+    assert killed_at - scores[-1]["tr"] <= 1.0
+    assert json.loads((folder / store.CONFIG).read_text())["source"]["board"] == "simulated"
+
+
+def test_cli_sessions_lists_a_cut_short_session(tmp_path: Path) -> None:
+    write_session(tmp_path / "20260101-100000-lab1")
+    writer, _ = write_session(tmp_path / "20260101-110000-lab1", close=False)
+    writer.flush()
+    cli = [sys.executable, "-m", "neuromusic.daemon.cli", "sessions", "--sessions-root", str(tmp_path)]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "20260101-100000-lab1" in lines[2] and lines[2].rstrip().endswith("ok")
+    assert "0:10" in lines[2] and "test" in lines[2]
+    assert lines[3].rstrip().endswith("cut short")
+    as_json = subprocess.run([*cli, "--json"], capture_output=True, text=True, timeout=60)
+    first = json.loads(as_json.stdout.splitlines()[0])
+    assert first["markers"] == 1 and first["bars"] == 5 and first["duration_s"] == pytest.approx(10.0)
+    writer.close()

@@ -1,0 +1,121 @@
+"""Replay: a recorded session or an EDF/FIF file as a source; the same file gives the same chunks and scores."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lab_fixtures import write_session
+from neuromusic.daemon.config import load_config
+from neuromusic.daemon.export import export_session
+from neuromusic.drivers.registry import open_source
+from neuromusic.drivers.replay_source import ReplaySource
+from neuromusic.models.clock import MonotonicClock
+from neuromusic.models.errors import SourceError, SourceNotFoundError
+from neuromusic.models.features import FeatureConfig
+from neuromusic.models.pipeline import FeaturePipeline
+from neuromusic.models.score import RelaxationScorer, ScoreConfig
+from neuromusic.models.session_store import SessionReader
+
+
+def _drain(source: ReplaySource) -> list[tuple[np.ndarray, np.ndarray]]:
+    source.open()
+    chunks = []
+    while not source.finished:
+        chunk = source.read(0.5)
+        if chunk is not None:
+            chunks.append((chunk.data, chunk.timestamps))
+    source.close()
+    return chunks
+
+
+def _scores(source: ReplaySource) -> list[tuple[float, float | None]]:
+    info = source.open()
+    pipeline = FeaturePipeline(FeatureConfig(), info.sfreq, info.channel_names)
+    scorer = RelaxationScorer(ScoreConfig(baseline_s=2.0), tuple(FeatureConfig().bands), info.channel_names)
+    out = []
+    while not source.finished:
+        chunk = source.read(0.5)
+        if chunk is not None:
+            out.extend((s.t, s.value) for s in map(scorer.update, pipeline.push(chunk)))
+    return out
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Path:
+    folder = tmp_path / "rec"
+    write_session(folder, seconds=6.0)
+    return folder
+
+
+def test_session_replay_hands_out_the_recording(session: Path) -> None:
+    chunks = _drain(ReplaySource(session, speed=0))
+    recorded = SessionReader(session).eeg()
+    np.testing.assert_array_equal(np.hstack([c for c, _ in chunks]), recorded.data)
+    np.testing.assert_array_equal(np.concatenate([t for _, t in chunks]), recorded.timestamps)
+    assert {c.shape[1] for c, _ in chunks} == {10}  # fixed 40 ms chunks at 250 Hz
+
+
+def test_same_file_same_scores_at_any_speed(session: Path) -> None:
+    flat_out = _scores(ReplaySource(session, speed=0))
+    again = _scores(ReplaySource(session, speed=0))
+    paced = _scores(ReplaySource(session, speed=50))
+    assert len(flat_out) > 10 and any(v is not None for _, v in flat_out)
+    assert flat_out == again == paced
+
+
+def test_speed_paces_real_time(session: Path) -> None:
+    source = ReplaySource(session, speed=20)
+    started = time.monotonic()
+    _drain(source)
+    elapsed = time.monotonic() - started
+    assert 6.0 / 20 * 0.9 <= elapsed <= 6.0 / 20 + 0.5
+
+
+def test_fif_and_edf_files_replay(session: Path) -> None:
+    recorded = SessionReader(session).eeg()
+    fif = export_session(session, "fif")
+    chunks = _drain(ReplaySource(fif, speed=0))
+    np.testing.assert_allclose(np.hstack([c for c, _ in chunks]), recorded.data, rtol=1e-12)
+    assert _scores(ReplaySource(fif, speed=0)) == _scores(ReplaySource(fif, speed=0))
+    edf = export_session(session, "edf")
+    info = ReplaySource(edf, speed=0).open()
+    assert info.channel_names == recorded.channel_names and info.sfreq == 250.0 and info.kind == "replay"
+
+
+def test_registry_and_clear_errors(session: Path, tmp_path: Path) -> None:
+    config = load_config(overrides={"source.board": "replay", "source.file": str(session), "source.replay_speed": 0})
+    source = open_source(config.source, MonotonicClock())
+    assert isinstance(source, ReplaySource) and source.speed == 0
+    with pytest.raises(SourceError, match="needs --file"):
+        open_source(load_config(overrides={"source.board": "replay"}).source, MonotonicClock())
+    with pytest.raises(SourceNotFoundError, match="does not exist"):
+        ReplaySource(tmp_path / "missing").open()
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(SourceError, match="EDF/BDF/FIF"):
+        ReplaySource(tmp_path / "notes.txt").open()
+
+
+def _replayed(session: Path, out: Path) -> tuple[list[tuple[float, float | None]], list[object]]:
+    command = [sys.executable, "-m", "neuromusic.daemon.cli", "run", "--board", "replay", "--file", str(session)]
+    extra = ["--speed", "0", "--duration", "2", "--baseline", "2", "--quiet", "--synth", "none"]
+    extra += ["--session-dir", str(out)]
+    done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    reader = SessionReader(out)
+    # Scores and features computed from the replayed EEG (stale scores in between depend on timing, not data).
+    scores = [(s["t"], s["value"]) for s in reader.scores() if s["state"] == "scoring"]
+    return scores, [(f["t"], f["de"]) for f in reader.features()]
+
+
+def test_run_board_replay_is_deterministic(session: Path, tmp_path: Path) -> None:
+    first, first_features = _replayed(session, tmp_path / "a")
+    second, second_features = _replayed(session, tmp_path / "b")
+    assert len(first) > 10 and first == second
+    assert len(first_features) > 15 and first_features == second_features
+    # The replayed session recorded the same EEG again.
+    np.testing.assert_array_equal(SessionReader(tmp_path / "a").eeg().data, SessionReader(session).eeg().data)

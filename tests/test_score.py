@@ -1,0 +1,234 @@
+"""The relaxation score: calibration, the documented formula, honesty, options, and profiles."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from neuromusic.daemon.config import load_config
+from neuromusic.models.errors import ConfigError, DataError
+from neuromusic.models.messages import Features
+from neuromusic.models.score import RelaxationScorer, ScoreConfig, ScoreProfile
+
+BANDS = ("delta", "theta", "alpha", "beta", "gamma")
+CHANNELS = ("O1", "O2", "Fz")
+HOP = 0.25
+
+
+def feats(
+    t: float,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    theta: float = 0.0,
+    good: tuple[bool, ...] = (True,) * 3,
+    gap_s: float = 0.0,
+    jitter: float = 0.0,
+    seed: int = 0,
+) -> Features:
+    """Features whose DE is 2.0 + the given offsets (+ optional noise); bad channels hold NaN."""
+    de = np.full((len(BANDS), len(CHANNELS)), 2.0)
+    de[BANDS.index("alpha")] += alpha
+    de[BANDS.index("beta")] += beta
+    de[BANDS.index("theta")] += theta
+    de += jitter * np.random.default_rng(seed).standard_normal(de.shape)
+    mask = np.array(good)
+    de[:, ~mask] = np.nan
+    reasons = tuple("" if g else "flat" for g in good)
+    return Features(t, de, BANDS, CHANNELS, mask, reasons, gap_s)
+
+
+def calibrated(config: ScoreConfig | None = None) -> tuple[RelaxationScorer, float]:
+    """A scorer through its baseline on noisy DE around 2.0; returns it and the next time."""
+    config = config or ScoreConfig(baseline_s=5.0)
+    scorer = RelaxationScorer(config, BANDS, CHANNELS)
+    t = 0.0
+    while scorer.calibrating:
+        score = scorer.update(feats(t, jitter=0.2, seed=int(t * 4)))
+        assert score.value is None and score.state == "calibrating"
+        t += HOP
+    return scorer, t
+
+
+def test_calibrating_until_the_baseline_is_over_then_scoring() -> None:
+    scorer = RelaxationScorer(ScoreConfig(baseline_s=5.0), BANDS, CHANNELS)
+    states = []
+    for i in range(30):
+        s = scorer.update(feats(i * HOP, jitter=0.2, seed=i))
+        states.append(s.state)
+        if s.state == "calibrating":
+            assert s.value is None and 0.0 <= s.confidence <= 1.0
+    assert states[:20] == ["calibrating"] * 20  # 0 .. 4.75 s
+    assert states[21:] == ["scoring"] * 9
+    assert scorer.profile is not None and scorer.profile.n_windows == 21
+
+
+def test_score_follows_the_documented_formula() -> None:
+    config = ScoreConfig(baseline_s=5.0, smoothing_s=0.0)
+    scorer, t = calibrated(config)
+    profile = scorer.profile
+    assert profile is not None
+    f = feats(t, alpha=0.3, beta=-0.1, theta=0.2)
+    z = (f.de - profile.mean) / np.maximum(profile.std, config.std_floor)
+    w = {"alpha": 1.0, "theta": 0.5, "beta": -1.0}
+    index = sum(wv * z[BANDS.index(b)].mean() for b, wv in w.items()) / sum(abs(v) for v in w.values())
+    s = scorer.update(f)
+    assert s.raw == pytest.approx(index)
+    assert s.value == pytest.approx(1.0 / (1.0 + math.exp(-index)))
+    assert s.state == "scoring" and s.confidence == 1.0
+
+
+def test_more_alpha_and_less_beta_raise_the_score_and_the_opposite_lowers_it() -> None:
+    scorer, t = calibrated()
+    neutral = scorer.update(feats(t)).value
+    for i in range(20):
+        relaxed = scorer.update(feats(t + (i + 1) * HOP, alpha=0.5, beta=-0.3)).value
+    for i in range(40):
+        tense = scorer.update(feats(t + (i + 21) * HOP, alpha=-0.5, beta=0.3)).value
+    assert neutral is not None and relaxed is not None and tense is not None
+    assert 0.4 < neutral < 0.6
+    assert relaxed > 0.8 and tense < 0.2
+
+
+def test_bad_channels_never_reach_the_score_and_none_good_is_poor_signal() -> None:
+    scorer, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0))
+    profile = scorer.profile
+    assert profile is not None
+    # Channel Fz bad: its DE (here absurd) is ignored: the index is that of O1 and O2 alone; confidence is 2/3.
+    f = feats(t, alpha=0.5, good=(True, True, False))
+    f.de[:, 2] = 1e6
+    z = (f.de - profile.mean) / np.maximum(profile.std, 0.05)
+    expected = (z[2, :2].mean() + 0.5 * z[1, :2].mean() - z[3, :2].mean()) / 2.5
+    s = scorer.update(f)
+    assert s.raw == pytest.approx(expected) and s.confidence == pytest.approx(2 / 3)
+    s = scorer.update(feats(t + 2 * HOP, good=(False, False, False)))
+    assert s.state == "poor-signal" and s.value is None and s.confidence == 0.0
+    stale = scorer.stale(t + 10)
+    assert stale.state == "stale" and stale.value is None and stale.t == t + 10
+
+
+def test_a_gap_halves_the_confidence() -> None:
+    scorer, t = calibrated()
+    assert scorer.update(feats(t, gap_s=0.4)).confidence == 0.5
+
+
+def test_channels_bad_during_the_whole_baseline_stay_excluded() -> None:
+    scorer = RelaxationScorer(ScoreConfig(baseline_s=2.0, smoothing_s=0.0), BANDS, CHANNELS)
+    t = 0.0
+    while scorer.calibrating:
+        scorer.update(feats(t, jitter=0.2, good=(True, True, False), seed=int(t * 4)))
+        t += HOP
+    s = scorer.update(feats(t, alpha=1.0))  # Fz good now, but it has no baseline statistics
+    assert s.confidence == pytest.approx(2 / 3) and s.state == "scoring"
+
+
+def test_no_good_channel_during_the_baseline_keeps_calibrating() -> None:
+    scorer = RelaxationScorer(ScoreConfig(baseline_s=1.0), BANDS, CHANNELS)
+    for i in range(20):
+        assert scorer.update(feats(i * HOP, good=(False, False, False))).state == "calibrating"
+    assert scorer.calibrating
+    assert len(scorer._baseline) <= 5  # only the latest baseline_s is kept while waiting for signal
+    for i in range(20, 25):
+        scorer.update(feats(i * HOP, jitter=0.2, seed=i))
+    assert not scorer.calibrating  # calibrated from the good windows of the last baseline_s
+
+
+def test_smoothing_option_slows_the_response() -> None:
+    def after_step(smoothing_s: float) -> float:
+        scorer, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=smoothing_s))
+        scorer.update(feats(t))
+        value = scorer.update(feats(t + HOP, alpha=1.0)).value
+        assert value is not None
+        return value
+
+    assert after_step(0.0) > after_step(1.0) > after_step(5.0) > 0.5
+
+
+def test_gain_option_steepens_the_squashing() -> None:
+    def value(gain: float) -> float:
+        scorer, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0, gain=gain))
+        v = scorer.update(feats(t, alpha=0.2)).value
+        assert v is not None
+        return v
+
+    assert value(3.0) > value(1.0) > 0.5
+
+
+def test_weights_and_std_floor_options_change_the_index() -> None:
+    a, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0, weights={"beta": -1.0}))
+    assert a.update(feats(t, alpha=1.0)).raw == pytest.approx(a.update(feats(t + HOP)).raw)  # alpha no longer counts
+    b, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0, std_floor=10.0))
+    raw = b.update(feats(t, alpha=1.0)).raw
+    assert raw is not None and abs(raw) < 0.05  # every std floored at 10 nats: tiny z
+
+
+def test_min_baseline_windows_option() -> None:
+    scorer = RelaxationScorer(ScoreConfig(baseline_s=1.0, min_baseline_windows=8), BANDS, CHANNELS)
+    for i in range(6):  # 0 .. 1.25 s: over baseline_s but only 6 windows
+        scorer.update(feats(i * HOP, jitter=0.2, seed=i))
+    assert scorer.calibrating
+    scorer.update(feats(6 * HOP, jitter=0.2, seed=6))
+    scorer.update(feats(7 * HOP, jitter=0.2, seed=7))
+    assert not scorer.calibrating
+
+
+def test_profile_round_trip_skips_calibration(tmp_path: Path) -> None:
+    scorer, _ = calibrated()
+    profile = scorer.profile
+    assert profile is not None
+    path = tmp_path / "me" / "profile.json"
+    profile.save(path)
+    loaded = ScoreProfile.load(path)
+    np.testing.assert_allclose(loaded.mean, profile.mean)
+    np.testing.assert_allclose(loaded.std, profile.std)
+    assert loaded.channel_names == CHANNELS and loaded.band_names == BANDS
+    config = ScoreConfig(baseline_s=5.0, profile=path)
+    fresh = RelaxationScorer(config, BANDS, CHANNELS)
+    assert not fresh.calibrating
+    s = fresh.update(feats(0.0, alpha=0.4))
+    assert s.state == "scoring" and s.value is not None and s.value > 0.5
+
+
+def test_a_profile_matches_channels_by_name(tmp_path: Path) -> None:
+    scorer, _ = calibrated()
+    assert scorer.profile is not None
+    scorer.profile.save(tmp_path / "p.json")
+    other = RelaxationScorer(ScoreConfig(profile=tmp_path / "p.json"), BANDS, ("Fz", "Cz"))
+    s = other.update(Features(0.0, np.full((5, 2), 2.0), BANDS, ("Fz", "Cz"), np.array([True, True]), ("", "")))
+    assert s.confidence == 0.5  # Cz has no statistics in the profile
+    with pytest.raises(DataError, match="no channel in common"):
+        RelaxationScorer(ScoreConfig(profile=tmp_path / "p.json"), BANDS, ("T7", "T8"))
+
+
+def test_broken_profiles_are_data_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        ScoreProfile.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="not readable JSON"):
+        ScoreProfile.load(tmp_path / "bad.json")
+    (tmp_path / "short.json").write_text(json.dumps({"band_names": ["alpha"], "channel_names": ["O1"], "mean": [[1]]}))
+    with pytest.raises(DataError, match="malformed"):
+        ScoreProfile.load(tmp_path / "short.json")
+    doc = {"band_names": ["alpha"], "channel_names": ["O1"], "mean": [[1, 2]], "std": [[1]], "n_windows": 3}
+    (tmp_path / "shape.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="malformed"):
+        ScoreProfile.load(tmp_path / "shape.json")
+
+
+def test_bad_score_configuration() -> None:
+    with pytest.raises(ConfigError, match="weights names band"):
+        RelaxationScorer(ScoreConfig(weights={"mu": 1.0}), BANDS, CHANNELS)
+    with pytest.raises(ConfigError, match="baseline_s"):
+        load_config(None, {"score.baseline_s": 0})
+    with pytest.raises(ConfigError, match="non-zero weight"):
+        load_config(None, {"score.weights": {"alpha": 0.0}})
+    config = load_config(None, {"score.weights": {"alpha": 2}, "score.smoothing_s": 3})
+    assert config.score.weights == {"alpha": 2.0} and config.score.smoothing_s == 3.0
+    assert dataclasses.replace(ScoreConfig(), gain=2.0).gain == 2.0
+    with pytest.raises(ValueError, match="shape"):
+        RelaxationScorer(ScoreConfig(), BANDS, CHANNELS).update(
+            Features(0.0, np.zeros((5, 2)), BANDS, ("a", "b"), np.ones(2, bool), ("", ""))
+        )
