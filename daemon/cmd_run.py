@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
+import threading
 
 from neuromusic.daemon.run_options import add_run_arguments, run_overrides
 
@@ -38,7 +40,25 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, run_overrides(args))
     if config.session.output == "json":
         _reserve_stdout_for_json()
-    return asyncio.run(_run(config))
+    code = _run_loop(config)
+    _exit_now_if_threads_linger(code)
+    return code
+
+
+def _run_loop(config: object) -> int:
+    """asyncio.run() without its last step, which joins the default executor's threads: a service's model still
+    importing on one of them would hold the process for many seconds after a clean stop."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_run(config))
+    finally:
+        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 async def _run(config: object) -> int:
@@ -68,3 +88,15 @@ def _reserve_stdout_for_json() -> None:
     json_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = open(json_fd, "w", buffering=1, encoding="utf-8", closefd=True)  # noqa: SIM115 (lives until exit)
+
+
+def _exit_now_if_threads_linger(code: int) -> None:
+    """The session has stopped and every service has cleaned up. A worker thread still busy (a music model halfway
+    through importing torch, an SDK call that never returns) holds nothing worth waiting for, but the interpreter
+    would join it at exit, past the shutdown deadline. So leave now, with the session's exit code."""
+    lingering = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if lingering:
+        logging.getLogger(__name__).info("exiting without waiting for threads: %s", ", ".join(lingering))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

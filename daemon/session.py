@@ -122,6 +122,8 @@ class Session:
                 tasks["signal"] = group.create_task(self._fatal_on_error(self._signal_path()), name="signal")
                 for service in services:
                     name = f"service:{service.name}"
+                    if name in tasks:  # two services of one name: each still needs its own task to stop
+                        name = f"{name}#{sum(key.startswith(name) for key in tasks) + 1}"
                     tasks[name] = group.create_task(self._guard(service), name=name)
                 group.create_task(self._supervise(tasks, started), name="supervisor")
         except* NeuromusicError as errors:

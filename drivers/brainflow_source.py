@@ -42,6 +42,8 @@ def board_shim() -> Any:
         warnings.simplefilter("ignore", DeprecationWarning)
         import brainflow.board_shim
 
+        # The native library loads on first use, through pkg_resources (its warnings again): load it here.
+        brainflow.board_shim.BoardControllerDLL.get_instance()
     return brainflow.board_shim
 
 

@@ -75,12 +75,21 @@ class BurstDetector:
             hist = np.stack(self._history)  # (hops, channels)
             known = np.isfinite(hist).sum(axis=0) >= _MIN_HISTORY
             if known.any():
-                median = np.nanmedian(hist[:, known], axis=0)
+                median = _nanmedian(hist[:, known])
                 burst[known] = valid[known] & (rms[known] > self.ratio * np.maximum(median, 1e-9))
                 # A burst enters the history as the median, so a long artifact cannot become the new normal.
                 stored[known] = np.where(burst[known], median, stored[known])
         self._history.append(stored)
         return burst
+
+
+def _nanmedian(a: FloatArray) -> FloatArray:
+    """Median over axis 0 ignoring NaN (each column has a finite value). np.nanmedian takes ~8x longer on arrays this
+    small (it goes through masked arrays), which mattered for the per-hop budget."""
+    n = np.isfinite(a).sum(axis=0)
+    ordered = np.sort(a, axis=0)  # NaN sort last
+    cols = np.arange(a.shape[1])
+    return np.asarray(0.5 * (ordered[(n - 1) // 2, cols] + ordered[n // 2, cols]))
 
 
 def judge(

@@ -30,7 +30,7 @@ from neuromusic.models.messages import Controls, Score
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import ControlGuard, clamp_controls
 from neuromusic.policies.config import PolicyConfig
-from neuromusic.policies.gp import FloatArray, posterior, thompson_sample
+from neuromusic.policies.gp import FloatArray, Kernel, posterior, thompson_sample
 
 STATE_VERSION = 1
 Observation = tuple[float, float, float, float, float]  # tempo, valence, energy, reward, noise variance
@@ -79,27 +79,29 @@ class BanditPolicy:
             self._arrived_t = None
             return self.guard.hold()
         if self._arm is None:
-            self._choose()
+            self._choose(t)
         assert self._arm is not None
         if self._arrived_t is None:
             if self._at_arm() or self._ramp_bars > 32:
                 self._arrived_t = t
-                self._window = Window(self._arm, t)
+                if self._window is None:
+                    self._window = Window(self._arm, t)
             self._ramp_bars += 1
         elif t - self._arrived_t >= self.cfg.dwell_s:
             if self._window is not None:
                 self._window.t_end = t
                 self._closed.append(self._window)
                 self._window = None
-            self._choose()
+            self._choose(t)
             assert self._arm is not None
-            if self._arrived_t is None and self._at_arm():  # chose to stay: a new window starts at once
+            if self._at_arm():  # chose to stay: the dwell starts again at once
                 self._arrived_t = t
-                self._window = Window(self._arm, t)
         arm = self._arm
         return self.guard.apply(arm.tempo, arm.valence, arm.energy)
 
     def set_bounds(self, bounds: ControlBounds) -> None:
+        if bounds == self.guard.bounds:
+            return  # the player calls this on every control change (pause, target, ...): nothing to redo
         self.guard.set_bounds(bounds)
         self._arm = None  # choose again inside the new bounds
         self._window = None
@@ -178,18 +180,16 @@ class BanditPolicy:
         )
         return np.stack([g.ravel() for g in grid], axis=1)
 
+    def _unit(self, controls: FloatArray) -> FloatArray:
+        """Controls (n, 3) centred on the bounds' middle, in units of each control's range."""
+        b = self.guard.bounds
+        low = np.array([b.tempo_min, b.valence_min, b.energy_min])
+        return (controls - low) / self._scale() - 0.5
+
     def posterior(self, arms: FloatArray, extra: list[Observation] | None = None) -> tuple[FloatArray, FloatArray]:
-        scale = self._scale()
         obs = np.array(self.observations + (extra or []), dtype=float).reshape(-1, 5)
-        return posterior(
-            obs[:, :3] / scale,
-            obs[:, 3],
-            obs[:, 4],
-            arms / scale,
-            self.cfg.length_scale,
-            self.cfg.prior_var,
-            self.cfg.additive,
-        )
+        kernel = Kernel(self.cfg.length_scale, self.cfg.prior_var, self.cfg.additive, self.cfg.quadratic_var)
+        return posterior(self._unit(obs[:, :3]), obs[:, 3], obs[:, 4], self._unit(arms), kernel)
 
     def best_arm(self) -> Controls:
         """The setting with the highest posterior mean (what the bandit believes is best now)."""
@@ -197,11 +197,11 @@ class BanditPolicy:
         mean, _ = self.posterior(arms)
         return clamp_controls(self.guard.bounds, *arms[int(np.argmax(mean))])
 
-    def _choose(self) -> None:
+    def _choose(self, t: float) -> None:
         arms = self.arms()
         if self._exploit_first:
             self._exploit_first = False
-            self._set_arm(self.best_arm())
+            self._set_arm(self.best_arm(), t)
             return
         current = np.array([self.guard.current.tempo, self.guard.current.valence, self.guard.current.energy])
         distance = np.sqrt((((arms - current) / self._scale()) ** 2).sum(axis=1))
@@ -218,7 +218,7 @@ class BanditPolicy:
             stay = int(np.argmin(here))
             if here[stay] < 1e-6 and draw[best] - draw[stay] < self.cfg.switch_margin:
                 best = stay
-        self._set_arm(clamp_controls(self.guard.bounds, *candidates[best]))
+        self._set_arm(clamp_controls(self.guard.bounds, *candidates[best]), t)
 
     def _provisional(self) -> list[Observation]:
         """Rewards of windows whose lag has not passed yet, measured from the scores so far (noisier, and weighed
@@ -234,12 +234,14 @@ class BanditPolicy:
                 out.append((a.tempo, a.valence, a.energy, measured[0], measured[1]))
         return out
 
-    def _set_arm(self, arm: Controls) -> None:
+    def _set_arm(self, arm: Controls, t: float) -> None:
         if arm != self._arm:
             self.choices += 1
         self._arm = arm
         self._arrived_t = None
         self._ramp_bars = 0
+        # with measure_ramp the window opens now, so the bars spent ramping toward the choice are measured too
+        self._window = Window(arm, t) if self.cfg.measure_ramp or self._at_arm() else None
 
     def _at_arm(self) -> bool:
         assert self._arm is not None

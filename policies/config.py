@@ -90,6 +90,7 @@ class BanditConfig:
     """Gaussian-process Thompson sampling over a grid of control settings (docs/policies.md explains each)."""
 
     dwell_s: float = 20.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
+    measure_ramp: bool = True  # measure a choice from the moment it is made, ramp included (else from arrival)
     switch_margin: float = 0.02  # stay with the current choice unless a Thompson draw favours another by this much
     lag_s: float = 6.0  # how long after the music changes its effect shows in the score
     response_tau_s: float = 40.0  # assumed time constant of the listener, to extrapolate the change in score
@@ -98,7 +99,8 @@ class BanditConfig:
     energy_points: int = 5
     length_scale: float = 0.4  # GP kernel length scale, in units of each control's range
     additive: float = 0.7  # weight of the additive (one kernel per control) part of the GP kernel, 0..1
-    prior_var: float = 0.04  # GP prior variance of the reward
+    prior_var: float = 0.04  # GP prior variance of the reward (its smooth, non-quadratic part)
+    quadratic_var: float = 0.0  # prior variance of each coefficient of the quadratic part of the GP (0: none)
     noise_var: float = 0.002  # variance of a window's score level; a reward's noise is this / (1 - exp(-T/tau))^2
     explore: float = 1.0  # scale of the posterior spread in each Thompson draw: < 1 explores less, exploits sooner
     max_jump: float = 0.6  # largest distance (in control-range units) from the current controls to a new choice
@@ -126,6 +128,8 @@ class BanditConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"bandit.{name} must be positive")
         _check_unit("bandit", additive=self.additive)
+        if self.quadratic_var < 0:
+            raise ValueError("bandit.quadratic_var must be >= 0")
         if self.max_observations < 1:
             raise ValueError("bandit.max_observations must be at least 1")
 

@@ -1,12 +1,14 @@
 """A small Gaussian-process regression over control settings, for the bandit's Thompson sampling.
 
-Inputs are controls scaled to units of each control's range; the kernel is squared-exponential with one length
-scale; each observation carries its own noise variance (observations carried over from an earlier session count as
-noisier). The prior mean is the mean of the observed rewards, so an unexplored setting is "average, uncertain".
+Inputs are controls centred and scaled to units of each control's range (see `Kernel`); each observation carries
+its own noise variance (observations carried over from an earlier session count as noisier). The prior mean is the
+mean of the observed rewards, so an unexplored setting is "average, uncertain".
 Sizes here are small (<= a few hundred observations, ~100 candidates): plain numpy Cholesky is fast enough.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -14,20 +16,38 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
-def rbf(a: FloatArray, b: FloatArray, length_scale: float, variance: float, additive: float = 0.0) -> FloatArray:
-    """(len(a), len(b)) kernel matrix between points of shape (n, d).
+@dataclass(frozen=True)
+class Kernel:
+    """The reward's prior covariance between two settings (inputs centred and in units of each control's range).
 
-    A mix of a full squared-exponential kernel and an additive one (a sum of one-axis kernels) with weight
-    `additive`. The additive part learns each control's effect from few observations (a listener's liking of
-    tempo, mode and energy combine roughly independently); the full part keeps interactions possible.
+    variance * [(1 - additive) * full SE + additive * mean of one-axis SEs]  +  quadratic_var * phi(x) . phi(x')
+
+    The additive part learns each control's effect from few observations (a listener's liking of tempo, mode and
+    energy combine roughly independently); the full part keeps interactions possible. The quadratic part (a
+    Bayesian quadratic surface, phi = x_i, 2 x_i^2, 2 x_i x_j) models a single preferred setting with a smooth
+    fall-off, which lets a handful of observations point toward the best setting well before it has been tried.
     """
-    diff2 = (a[:, None, :] - b[None, :, :]) ** 2  # (n, m, d)
-    scaled = -0.5 * diff2 / (length_scale * length_scale)
-    full = np.exp(scaled.sum(axis=-1))
-    if additive <= 0.0:
-        return variance * full
-    per_axis = np.exp(scaled).mean(axis=-1)
-    return variance * ((1.0 - additive) * full + additive * per_axis)
+
+    length_scale: float
+    variance: float
+    additive: float = 0.0
+    quadratic_var: float = 0.0
+
+    def __call__(self, a: FloatArray, b: FloatArray) -> FloatArray:
+        diff2 = (a[:, None, :] - b[None, :, :]) ** 2  # (n, m, d)
+        scaled = -0.5 * diff2 / (self.length_scale * self.length_scale)
+        full = np.exp(scaled.sum(axis=-1))
+        out = self.variance * ((1.0 - self.additive) * full + self.additive * np.exp(scaled).mean(axis=-1))
+        if self.quadratic_var > 0.0:
+            out = out + self.quadratic_var * (quadratic_features(a) @ quadratic_features(b).T)
+        return np.asarray(out)
+
+
+def quadratic_features(x: FloatArray) -> FloatArray:
+    """(n, d + d + d(d-1)/2): linear, square and cross terms."""
+    d = x.shape[1]
+    cross = [2.0 * x[:, i] * x[:, j] for i in range(d) for j in range(i + 1, d)]
+    return np.column_stack([x, 2.0 * x * x, *cross]) if cross else np.column_stack([x, 2.0 * x * x])
 
 
 def posterior(
@@ -35,17 +55,15 @@ def posterior(
     y_obs: FloatArray,  # (n,)
     noise: FloatArray,  # (n,) noise variance per observation
     x_new: FloatArray,  # (m, d)
-    length_scale: float,
-    prior_var: float,
-    additive: float = 0.0,
+    kernel: Kernel,
 ) -> tuple[FloatArray, FloatArray]:
     """Posterior mean (m,) and covariance (m, m) of the reward at x_new."""
-    k_new = rbf(x_new, x_new, length_scale, prior_var, additive)  # (m, m)
+    k_new = kernel(x_new, x_new)  # (m, m)
     if len(y_obs) == 0:
         return np.full(len(x_new), 0.5), k_new
     mean0 = float(np.mean(y_obs))
-    k_obs = rbf(x_obs, x_obs, length_scale, prior_var, additive) + np.diag(noise)  # (n, n)
-    k_cross = rbf(x_new, x_obs, length_scale, prior_var, additive)  # (m, n)
+    k_obs = kernel(x_obs, x_obs) + np.diag(noise)  # (n, n)
+    k_cross = kernel(x_new, x_obs)  # (m, n)
     chol = np.linalg.cholesky(k_obs + 1e-9 * np.eye(len(y_obs)))
     alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y_obs - mean0))  # (n,)
     v = np.linalg.solve(chol, k_cross.T)  # (n, m)

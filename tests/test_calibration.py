@@ -141,6 +141,7 @@ def test_bad_protocols_are_config_errors() -> None:
         load_config(overrides={"calibration.min_accuracy": 0.2})
 
 
+@pytest.mark.slow  # calibrate + run subprocesses: about 20-30 s here, most of it run start-up
 def test_cli_saves_a_profile_that_run_uses(tmp_path: Path) -> None:
     profile = tmp_path / "alice.json"
     command = [*CLI, "calibrate", "--board", "simulated", "--fast", "--protocol", SHORT, "--profile", str(profile)]

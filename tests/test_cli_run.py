@@ -94,8 +94,21 @@ def test_simulated_listener_and_profile_round_trip(tmp_path: Path) -> None:
     assert "calibrating" not in states and "scoring" in states
 
 
-def test_not_a_tty_and_no_json_prints_nothing_on_stdout(tmp_path: Path) -> None:
-    done = run_cli(tmp_path, "--board", "synthetic", "--duration", "0.5", *SPINE_ONLY)
+def test_not_a_tty_prints_nothing_and_the_score_path_never_imports_torch(tmp_path: Path) -> None:
+    # The player loads torch lazily on its own thread; without it, nothing on the way to a score may import it.
+    code = (
+        "import sys; from neuromusic.daemon import cli; "
+        "code = cli.main(['run', '--board', 'synthetic', '--duration', '0.5', '--without', 'player']); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'; sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=environment(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
 
@@ -145,14 +158,18 @@ def test_unknown_board_lists_the_valid_names(capsys: pytest.CaptureFixture[str])
 
 
 def test_headset_not_found_is_a_clear_message_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = main_in_process(capsys, "--board", "cyton", "--serial-port", "/dev/ttyNOPE", "--duration", "5")
+    code, out, err = main_in_process(
+        capsys, "--board", "cyton", "--serial-port", "/dev/ttyNOPE", "--duration", "5", *SPINE_ONLY
+    )
     assert code == 4, err
     assert "/dev/ttyNOPE" in err and "neuromusic: error:" in err
     assert "Traceback" not in err and out == ""
 
 
 def test_lsl_stream_not_found(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = main_in_process(capsys, "--board", "lsl", "--lsl-name", "nobody-here", "--resolve-timeout", "1")
+    code, _, err = main_in_process(
+        capsys, "--board", "lsl", "--lsl-name", "nobody-here", "--resolve-timeout", "1", *SPINE_ONLY
+    )
     assert code == 4, err
     assert "nobody-here" in err and "Traceback" not in err
 
@@ -160,7 +177,9 @@ def test_lsl_stream_not_found(capsys: pytest.CaptureFixture[str]) -> None:
 def test_broken_profile_is_refused_and_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     profile = tmp_path / "me.json"
     profile.write_text("{not json")
-    code, _, err = main_in_process(capsys, "--board", "synthetic", "--duration", "1", "--profile", str(profile))
+    code, _, err = main_in_process(
+        capsys, "--board", "synthetic", "--duration", "1", "--profile", str(profile), *SPINE_ONLY
+    )
     assert code == 2
     assert str(profile) in err and "Traceback" not in err
     assert profile.read_text() == "{not json"  # nothing the listener built up is overwritten

@@ -102,3 +102,19 @@ def test_ring_buffer_push_larger_than_capacity_and_bad_shapes() -> None:
         ring.push(np.zeros((2, 3)), np.zeros(3))
     with pytest.raises(ValueError, match="capacity"):
         RingBuffer(1, 0)
+
+
+@pytest.mark.parametrize(("sfreq", "order"), [(250.0, 4), (1000.0, 4), (1000.0, 8), (4000.0, 4)])
+def test_fast_transfer_function_path_matches_second_order_sections(sfreq: float, order: int) -> None:
+    x = np.random.default_rng(4).standard_normal((2, int(5 * sfreq))) * 20 + 300.0
+    bank = FilterBank(BANDS, sfreq, 2, order=order)
+    out, _ = bank(x)
+    for i, band in enumerate(bank.bands):
+        zi = signal.sosfilt_zi(band.sos)[:, np.newaxis, :] * x[np.newaxis, :, 0, np.newaxis]
+        reference, _ = signal.sosfilt(band.sos, x, axis=-1, zi=zi)
+        scale = np.abs(reference).max()
+        np.testing.assert_allclose(out[i], reference, atol=1e-5 * scale, rtol=0)
+    if sfreq == 4000.0:
+        assert not bank.bands[0].as_tf  # delta at 4 kHz: poles too close to z = 1 for the fast form
+    if sfreq == 250.0:
+        assert all(b.as_tf for b in bank.bands)

@@ -7,7 +7,6 @@ from fractions import Fraction as F
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from neuromusic.models.messages import Controls
 from neuromusic.models.music import abc, bars
 from neuromusic.models.music.controls import density_level, energy_level, tempo_level, tokens_for, valence_level

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from neuromusic.daemon.cli import main
 from neuromusic.models.errors import ModelError
 from neuromusic.models.messages import Controls
@@ -18,6 +17,7 @@ from neuromusic.models.music.composer import Composer, filter_logits
 from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.music.model import load_checkpoint
 from neuromusic.models.music.tokens import MusicTokenizer
+
 from tests.music_fixtures import TINY_TRAIN, write_tunes
 
 CALM = Controls(tempo=70, valence=0.8, energy=0.2)

@@ -208,3 +208,48 @@ def test_cli_sessions_lists_a_cut_short_session(tmp_path: Path) -> None:
     first = json.loads(as_json.stdout.splitlines()[0])
     assert first["markers"] == 1 and first["bars"] == 5 and first["duration_s"] == pytest.approx(10.0)
     writer.close()
+
+
+def _service_context(tmp_path: Path, **recording: object) -> object:
+    from neuromusic.daemon.context import SessionContext
+    from neuromusic.daemon.control import SessionControl
+    from neuromusic.daemon.hub import Hub
+    from neuromusic.models.clock import VirtualClock
+    from neuromusic.policies.base import ControlBounds
+
+    overrides = {f"recording.{k}": v for k, v in recording.items()}
+    config = load_config(overrides={"recording.root": str(tmp_path), **overrides})
+    clock = VirtualClock(50.0)
+    hub = Hub()
+    control = SessionControl(clock, hub.publish, "mapping", ControlBounds())
+    return SessionContext(config, hub, clock, control, "svc-test")
+
+
+def _chunk(k: int) -> object:
+    from neuromusic.models.messages import Chunk
+
+    return Chunk(np.full((2, 10), float(k)), np.arange(10) / 100.0 + k / 10, ("A", "B"), 100.0)
+
+
+async def test_service_flushes_on_its_interval_and_counts_drops(tmp_path: Path) -> None:
+    import asyncio
+
+    ctx = _service_context(tmp_path, flush_interval_s=0.05, queue_size=16)
+    service = create(ctx)  # type: ignore[arg-type]
+    assert service is not None
+    folder = service.folder
+    assert folder.parent == tmp_path and folder.name.endswith("-svc-test")
+    task = asyncio.create_task(service.run())
+    await asyncio.sleep(0.05)
+    for k in range(5):
+        ctx.hub.publish(_chunk(k))  # type: ignore[attr-defined]
+    await asyncio.sleep(0.2)  # more than one flush interval, no shutdown: the data must already be on disk
+    assert SessionReader(folder).eeg().n_samples == 50
+    for k in range(100):  # a burst larger than queue_size without yielding: the oldest are dropped and counted
+        ctx.hub.publish(_chunk(k))  # type: ignore[attr-defined]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    reader = SessionReader(folder)
+    assert reader.clean_exit and reader.manifest["dropped"] == 100 - 16
+    assert reader.eeg().n_samples == 50 + 16 * 10
+    assert reader.eeg().data[0, -1] == 99.0  # the newest were kept

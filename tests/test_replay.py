@@ -112,10 +112,14 @@ def _replayed(session: Path, out: Path) -> tuple[list[tuple[float, float | None]
     return scores, [(f["t"], f["de"]) for f in reader.features()]
 
 
+@pytest.mark.slow  # two `neuromusic run` subprocesses: about 25 s here, most of it run start-up
 def test_run_board_replay_is_deterministic(session: Path, tmp_path: Path) -> None:
     first, first_features = _replayed(session, tmp_path / "a")
     second, second_features = _replayed(session, tmp_path / "b")
-    assert len(first) > 10 and first == second
-    assert len(first_features) > 15 and first_features == second_features
+    # Each run replays as much as its 2 s allow (a loaded machine may get less far): compare what both reached.
+    n, m = min(len(first), len(second)), min(len(first_features), len(second_features))
+    assert n >= 8 and first[:n] == second[:n]
+    assert m >= 12 and first_features[:m] == second_features[:m]
     # The replayed session recorded the same EEG again.
-    np.testing.assert_array_equal(SessionReader(tmp_path / "a").eeg().data, SessionReader(session).eeg().data)
+    replayed = SessionReader(tmp_path / "a").eeg().data
+    np.testing.assert_array_equal(replayed, SessionReader(session).eeg().data[:, : replayed.shape[1]])

@@ -98,7 +98,7 @@ async def test_shutdown_deadline_cancels_what_is_left_and_exits_9() -> None:
     result = await asyncio.wait_for(session.run(), timeout=15)
     assert result.exit_code == EXIT_SHUTDOWN_TIMEOUT
     assert time.monotonic() - started < 1.0 + 0.5 + 2.0
-    assert probe[0].cleaned  # interrupted in its clean-up, which still ran its `finally`
+    assert not probe[0].cleaned  # its 30 s clean-up was cut short
 
 
 def test_services_registry_resolves_lazily_and_names_mistakes() -> None:

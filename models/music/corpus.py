@@ -187,7 +187,8 @@ def midi_bars(path: Path) -> tuple[list[abc.ParsedBar], float | None]:
             notes.append(abc.AbcNote(None, beats - cursor))
         if any(n.pitch is not None for n in notes):
             bars.append(abc.ParsedBar(notes, meter, beats))
-    tempo = 60.0 / pm.get_tempo_changes()[1][0] * 60 if len(pm.get_tempo_changes()[1]) else None
+    _, tempi = pm.get_tempo_changes()  # BPM in quarter notes
+    tempo = float(tempi[0]) if len(tempi) else None
     return bars, tempo
 
 
