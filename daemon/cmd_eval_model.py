@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from neuromusic.models.music.composer import Composer
     from neuromusic.models.music.config import ComposerConfig
     from neuromusic.models.music.evaluate import Report, adherence, real_statistics
-    from neuromusic.models.music.train import Sampler, evaluate_loss, load_tunes
+    from neuromusic.models.music.train import Sampler, evaluate_loss, validation_tunes
     from rich.console import Console
     from rich.table import Table
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     config = ComposerConfig(checkpoint=args.checkpoint, threads=args.threads, **overrides)
     composer = Composer.load(config)
     report = Report()
-    valid = load_tunes(args.data, composer.tokenizer, "valid", 1.0)
+    valid = validation_tunes(args.data, composer.tokenizer)
     sampler = Sampler(valid, composer.tokenizer, composer.n_ctx, 12345)
     report.perplexity = math.exp(
         evaluate_loss(composer.model, [sampler.batch(8, torch.device("cpu")) for _ in range(4)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -40,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, run_overrides(args))
     if config.session.output == "json":
         _reserve_stdout_for_json()
+    before = set(threading.enumerate())
     code = _run_loop(config)
-    _exit_now_if_threads_linger(code)
+    _exit_now_if_threads_linger(code, before)
     return code
 
 
@@ -90,13 +92,15 @@ def _reserve_stdout_for_json() -> None:
     sys.stdout = open(json_fd, "w", buffering=1, encoding="utf-8", closefd=True)  # noqa: SIM115 (lives until exit)
 
 
-def _exit_now_if_threads_linger(code: int) -> None:
+def _exit_now_if_threads_linger(code: int, before: set[threading.Thread]) -> None:
     """The session has stopped and every service has cleaned up. A worker thread still busy (a music model halfway
     through importing torch, an SDK call that never returns) holds nothing worth waiting for, but the interpreter
     would join it at exit, past the shutdown deadline. So leave now, with the session's exit code."""
-    lingering = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    # Only threads this run started: run() may be called from a program (or a test) with threads of its own.
+    lingering = [t.name for t in threading.enumerate() if t not in before and not t.daemon]
     if lingering:
         logging.getLogger(__name__).info("exiting without waiting for threads: %s", ", ".join(lingering))
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(ValueError, OSError):  # stdout may be closed already (the JSON reader left)
+                stream.flush()
         os._exit(code)

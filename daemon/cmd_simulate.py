@@ -12,6 +12,12 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: the command imports nothing heavy at module level
+    from neuromusic.daemon.config import Config
+    from neuromusic.daemon.simulation import FixedBest, Listener, SessionTrace
+    from rich.table import Table
 
 EPILOG = """\
 examples:
@@ -41,22 +47,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="model: the GPT-2 composer; sketch: the rule-based one; auto (default): the model if a checkpoint loads",
     )
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=1,
+        help="consecutive sessions per seed, each policy starting from what the previous one learned (as with "
+        "--profile); the table shows the last",
+    )
     parser.add_argument("--plot", type=Path, metavar="PNG", help="write the hidden state, score and controls of seed 0")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from neuromusic.daemon.config import load_config
-    from neuromusic.daemon.simulation import best_fixed, load_listener, make_composer, run_session
+    from neuromusic.daemon.simulation import best_fixed, load_listener
     from neuromusic.models.errors import ConfigError
     from neuromusic.policies.registry import policy_names
+    from rich.console import Console
 
     config = load_config(args.config, {"policy.target": args.target})
     names = _policies(args, config.policy.name)
     unknown = [n for n in names if n not in policy_names()]
     if unknown:
         raise ConfigError(f"unknown policy {unknown[0]!r}; choose from: {', '.join(policy_names())}")
+    if args.sessions < 1:
+        raise ConfigError(f"--sessions must be at least 1, got {args.sessions}")
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     if not (args.minutes > 0 and math.isfinite(args.minutes)):
@@ -65,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds))
     console = Console()
     results: dict[str, list[PolicyRow]] = {}
-    traces = []
+    traces: list[tuple[str, FixedBest, SessionTrace]] = []
     started = time.perf_counter()
     for listener in listeners:
         best = best_fixed(listener.response, config.policy.bounds, args.minutes, seeds)
@@ -73,15 +87,15 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             sessions = []
             for seed in seeds:
-                composer, composer_name = make_composer(args.composer, config, seed)
-                sessions.append(run_session(config, listener, name, args.minutes, seed, composer, composer_name))
+                sessions.append(_sessions(config, listener, name, args, seed))
             traces.append((listener.name, best, sessions[0]))
             rows.append(PolicyRow.of(name, sessions, best.mean_relaxation))
         results[listener.name] = rows
-        console.print(_table(listener.name, best, rows, args.minutes))
+        console.print(_table(listener.name, best, rows))
     elapsed = time.perf_counter() - started
-    console.print(f"{len(listeners) * len(names) * len(seeds)} sessions of {args.minutes:g} simulated minutes in "
-                  f"{elapsed:.1f} s")
+    console.print(
+        f"{len(listeners) * len(names) * len(seeds)} sessions of {args.minutes:g} simulated minutes in {elapsed:.1f} s"
+    )
     if args.plot is not None:
         from neuromusic.daemon.simulation_plot import plot_traces
 
@@ -90,18 +104,49 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sessions(
+    config: Config, listener: Listener, policy_name: str, args: argparse.Namespace, seed: int
+) -> SessionTrace:
+    """`args.sessions` sessions in a row for one seed; each new policy loads the previous one's state_dict (what
+    `--profile` does between real sessions). Later sessions get fresh listener noise. Returns the last."""
+    from neuromusic.daemon.simulation import make_composer, run_session, seeded_policy
+
+    trace = None
+    state: dict[str, Any] | None = None
+    for k in range(args.sessions):
+        session_seed = seed + 1000 * k
+        composer, composer_name = make_composer(args.composer, config, session_seed)
+        policy = seeded_policy(config, policy_name, session_seed)
+        if state is not None:
+            policy.load_state_dict(state)
+        trace = run_session(
+            config, listener, policy_name, args.minutes, session_seed, composer, composer_name, policy=policy
+        )
+        state = trace.policy_state
+    assert trace is not None
+    return trace
+
+
 class PolicyRow:
     """One policy on one listener, medians over the seeds."""
 
-    def __init__(self, name: str, reach_min: float, mean: float, regret: float, changes: float, wall_s: float,
-                 minutes: float, composer: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        reach_min: float,
+        mean: float,
+        regret: float,
+        changes: float,
+        wall_s: float,
+        minutes: float,
+        composer: str,
+    ) -> None:
         self.name, self.reach_min, self.mean, self.regret = name, reach_min, mean, regret
         self.changes, self.wall_s, self.minutes, self.composer = changes, wall_s, minutes, composer
 
     @classmethod
-    def of(cls, name: str, sessions: list, best_mean: float) -> PolicyRow:  # type: ignore[type-arg]
+    def of(cls, name: str, sessions: list[SessionTrace], best_mean: float) -> PolicyRow:
         import numpy as np
-
         from neuromusic.daemon.simulation import REACH_FRACTION
 
         reach = [s.time_to_reach(REACH_FRACTION * best_mean) for s in sessions]
@@ -118,7 +163,7 @@ class PolicyRow:
         )
 
 
-def _table(listener: str, best, rows: list[PolicyRow], minutes: float):  # type: ignore[no-untyped-def]
+def _table(listener: str, best: FixedBest, rows: list[PolicyRow]) -> Table:
     from rich.table import Table
 
     c = best.controls
@@ -127,14 +172,30 @@ def _table(listener: str, best, rows: list[PolicyRow], minutes: float):  # type:
         f"{c.energy:.1f} -> mean relaxation {best.mean_relaxation:.3f}",
         title_justify="left",
     )
-    for header in ("policy", "time to 90 % of best", "mean relaxation", "regret", "changes/min", "s/session",
-                   "speed-up", "composer"):
+    for header in (
+        "policy",
+        "time to 90 % of best",
+        "mean relaxation",
+        "regret",
+        "changes/min",
+        "s/session",
+        "speed-up",
+        "composer",
+    ):
         table.add_column(header, justify="left" if header in ("policy", "composer") else "right")
     for row in rows:
         reach = "never" if math.isinf(row.reach_min) else f"{row.reach_min:.1f} min"
         speed = row.minutes * 60.0 / row.wall_s if row.wall_s > 0 else math.inf
-        table.add_row(row.name, reach, f"{row.mean:.3f}", f"{row.regret:+.3f}", f"{row.changes:.1f}",
-                      f"{row.wall_s:.1f}", f"{speed:.0f}x", row.composer)
+        table.add_row(
+            row.name,
+            reach,
+            f"{row.mean:.3f}",
+            f"{row.regret:+.3f}",
+            f"{row.changes:.1f}",
+            f"{row.wall_s:.1f}",
+            f"{speed:.0f}x",
+            row.composer,
+        )
     return table
 
 

@@ -12,19 +12,38 @@ source's clock; `controls` (tempo, valence, energy) once a player publishes them
 
 cmd_run points stdout at the original file descriptor and sends fd 1 to stderr, so C libraries that print (liblsl,
 BrainFlow) cannot corrupt the stream: stdout carries these lines and nothing else.
+
+A slow reader must never stall the session (a blocking write would freeze the event loop, and the music with it):
+into a pipe or socket the lines go through a non-blocking asyncio transport, and while more than MAX_BUFFERED bytes
+wait unread, new lines are dropped and counted (`dropped`). Files and terminals are written directly. A reader that
+goes away (`neuromusic run --json | head`) stops the session cleanly.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import math
+import os
+import stat
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from neuromusic.daemon.context import SessionContext
 from neuromusic.models.messages import Controls, Features, Score, SourceStatus
 
 ROUND = 4
+MAX_BUFFERED = 1 << 20  # bytes waiting for a slow reader before lines are dropped (over a minute of 16 channels)
+
+
+class _ReaderGone(asyncio.Protocol):
+    def __init__(self, on_lost: Callable[[], None]) -> None:
+        self._on_lost = on_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost()
 
 
 class JsonOutput:
@@ -33,13 +52,16 @@ class JsonOutput:
     def __init__(self, ctx: SessionContext, stream: TextIO | None = None) -> None:
         self._ctx = ctx
         self._stream = stream if stream is not None else sys.stdout
+        self._transport: asyncio.WriteTransport | None = None
         self._features: Features | None = None
         self._source = "connecting"
         self._controls: Controls | None = None
         self.lines = 0
+        self.dropped = 0
 
     async def run(self) -> None:
         subscription = self._ctx.hub.subscribe(Score, Features, SourceStatus, Controls, maxsize=4096)
+        self._transport = await self._pipe_transport()
         try:
             async for message in subscription:
                 if isinstance(message, Features):
@@ -52,6 +74,24 @@ class JsonOutput:
                     return
         finally:
             subscription.close()
+            if self._transport is not None:
+                self._transport.close()  # flushes what the reader has not taken yet, without waiting for it
+
+    async def _pipe_transport(self) -> asyncio.WriteTransport | None:
+        try:
+            mode = os.fstat(self._stream.fileno()).st_mode
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return None  # not a real file (a test's StringIO): write directly
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            return None  # a file never blocks for long; a terminal shares its mode flags with stderr: leave both be
+        self._stream.flush()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_write_pipe(lambda: _ReaderGone(self._reader_gone), self._stream)
+        return transport
+
+    def _reader_gone(self) -> None:
+        if not self._ctx.control.stop_requested.is_set():
+            self._ctx.control.stop("stdout closed")
 
     def line(self, score: Score) -> dict[str, Any]:
         features = self._features
@@ -80,8 +120,19 @@ class JsonOutput:
         return document
 
     def _write(self, score: Score) -> bool:
+        text = json.dumps(self.line(score), allow_nan=False, separators=(",", ":")) + "\n"
+        if self._transport is not None:
+            if self._transport.is_closing():
+                self._reader_gone()
+                return False
+            if self._transport.get_write_buffer_size() > MAX_BUFFERED:
+                self.dropped += 1  # the reader is behind: drop this line rather than grow without bound
+                return True
+            self._transport.write(text.encode())
+            self.lines += 1
+            return True
         try:
-            self._stream.write(json.dumps(self.line(score), allow_nan=False, separators=(",", ":")) + "\n")
+            self._stream.write(text)
             self._stream.flush()
         except BrokenPipeError:
             # The consumer went away (`neuromusic run --json | head`): nobody reads the session any more; stop it.

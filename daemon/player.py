@@ -81,7 +81,7 @@ class Player:
         self._last_bar: Bar | None = None
         self.scheduler: Scheduler | None = None
         self.bars: list[ArrangedBar] = []  # what was played, newest last (kept short: see _remember)
-        self.stats: dict[str, Any] = {"bars": 0, "starved": 0, "fallbacks": 0, "min_lead_bars": None}
+        self.stats: dict[str, Any] = {"bars": 0, "starved": 0, "fallbacks": 0, "min_lead_bars": None, "lead_bars": None}
         self.first_note_at: float | None = None
 
     # -- the service -------------------------------------------------------------------------------------------
@@ -122,12 +122,13 @@ class Player:
         control = self.ctx.control
         t_next = self._clock.now() + cfg.start_delay_s
         self._programs(self._clock.now())
-        index = 0
+        index, first = 0, True
         while True:
             if control.paused:
                 await control.wait_running()
                 t_next = self._clock.now() + cfg.start_delay_s
                 self._programs(self._clock.now())
+                first = True
                 continue
             controls = self._controls(index, self._clock.now())
             bar = await self._compose(worker, controls, index)
@@ -143,9 +144,12 @@ class Player:
             self.scheduler.notes(arranged.events)
             if self.first_note_at is None and arranged.events:
                 self.first_note_at = arranged.events[0].t - started
-            lead = (t_next - now) / arranged.duration
-            low = self.stats["min_lead_bars"]
-            self.stats["min_lead_bars"] = lead if low is None else min(low, lead)
+            if not first:  # the first bar after a start or resume has only the start delay as lead
+                lead = (t_next - now) / arranged.duration
+                low = self.stats["min_lead_bars"]
+                self.stats["min_lead_bars"] = lead if low is None else min(low, lead)
+                self.stats["lead_bars"] = lead
+            first = False
             self.stats["bars"] += 1
             self._remember(arranged)
             self.ctx.hub.publish(bar.controls)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from neuromusic.drivers.sinks.base import Sink
 from neuromusic.drivers.sinks.factory import close_quietly
-from neuromusic.models.clock import Clock
+from neuromusic.models.clock import Clock, VirtualClock
 from neuromusic.models.messages import NoteEvent
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ class Scheduler:
         self._clock = clock
         self.sinks: list[Sink] = sorted(sinks, key=lambda s: not s.live)
         self._on_failure = on_failure
-        self._spin_s = spin_s
+        # A virtual clock only moves when slept on: sleep to the event itself, a spin would never end.
+        self._spin_s = 0.0 if isinstance(clock, VirtualClock) else spin_s
         self._heap: list[_Action] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()

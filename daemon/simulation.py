@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -135,6 +135,11 @@ def make_composer(choice: ComposerChoice, config: Config, seed: int) -> tuple[Ba
     return SketchComposer(seed=seed), "sketch"
 
 
+def seeded_policy(config: Config, name: str, seed: int) -> Policy:
+    """A fresh policy whose own randomness (the bandit's draws) is seeded by the session seed, so seeds differ."""
+    return make_policy(name, replace(config.policy, bandit=replace(config.policy.bandit, seed=seed)))
+
+
 def run_session(
     config: Config,
     listener: Listener,
@@ -157,7 +162,8 @@ def run_session(
     bands = tuple(config.features.bands)
     pipeline = FeaturePipeline(config.features, info.sfreq, info.channel_names)
     scorer = RelaxationScorer(config.score, bands, info.channel_names)
-    policy = policy if policy is not None else make_policy(policy_name, config.policy)
+    if policy is None:
+        policy = seeded_policy(config, policy_name, seed)
     arranger = Arranger()
     score_t: list[float] = []
     score_v: list[float] = []

@@ -2,17 +2,20 @@
 
 Redrawn 4 times a second from what the Hub carried since the last frame; it never slows the signal path (its
 subscription drops the oldest messages if it falls behind). Later stages add lines without touching this module:
-`view.add_panel(render)` with a function returning any rich renderable, and Controls / Bar messages, once a player
-publishes them, show up as a "music" line by themselves.
+Controls / Bar messages show up as a "music" line by themselves; any service can publish
+`Event(kind="view", text=..., data={"panel": "policy"})` to keep one line per panel name up to date; code that holds
+the view can `view.add_panel(render)` with a function returning any rich renderable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from neuromusic.daemon.context import SessionContext
 from neuromusic.models.messages import Bar, Controls, Event, Features, Score, SourceStatus
@@ -51,6 +54,7 @@ class TerminalView:
         self.bar: Bar | None = None
         self.events: deque[Event] = deque(maxlen=5)
         self._panels: list[Callable[[], RenderableType]] = []
+        self.lines: dict[str, str] = {}  # panel name -> its latest line, from Event(kind="view")
 
     def add_panel(self, render: Callable[[], RenderableType]) -> None:
         """The hook for later stages: `render()` is called every frame, below the built-in sections."""
@@ -59,7 +63,8 @@ class TerminalView:
     async def run(self) -> None:
         subscription = self._ctx.hub.subscribe(Score, Features, SourceStatus, Event, Controls, Bar, maxsize=1024)
         try:
-            with Live(self.render(), console=self.console, refresh_per_second=1 / REFRESH_S, transient=False) as live:
+            live = Live(self.render(), console=self.console, refresh_per_second=1 / REFRESH_S, transient=False)
+            with live, _logs_above_the_view():
                 while True:
                     await asyncio.sleep(REFRESH_S)
                     while not subscription.queue.empty():
@@ -79,6 +84,8 @@ class TerminalView:
             self.features = message
         elif isinstance(message, SourceStatus):
             self.source = message
+        elif isinstance(message, Event) and message.kind == "view":
+            self.lines[str(message.data.get("panel", ""))] = message.text
         elif isinstance(message, Event):
             self.events.append(message)
         elif isinstance(message, Controls):
@@ -93,6 +100,7 @@ class TerminalView:
             parts.append(self._bands(self.features))
         if self.controls is not None or self.bar is not None:
             parts.append(self._music())
+        parts.extend(Text(f"{panel} {text}" if panel else text) for panel, text in self.lines.items())
         parts.extend(render() for render in self._panels)
         if self.events:
             parts.append(Text("\n".join(f"• {e.kind}: {e.text}" for e in self.events), style="dim"))
@@ -157,6 +165,22 @@ class TerminalView:
         if self.bar is not None:
             text.append(f"\nbar {self.bar.index} ({self.bar.key} {self.bar.meter}): {self.bar.abc}", style="dim")
         return text
+
+
+@contextlib.contextmanager
+def _logs_above_the_view() -> Iterator[None]:
+    """Live swaps sys.stderr for a proxy that prints above the view; logging handlers hold the original stream and
+    would scribble over the view, so point them at the proxy while it is shown."""
+    handlers = [
+        h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler and h.stream is sys.__stderr__
+    ]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.setStream(sys.__stderr__)
 
 
 def _power(de: float) -> str:

@@ -104,12 +104,17 @@ def voice_chord(chord: Chord, center: float, previous: Sequence[int] | None = No
             voicing = tones[inversion:] + [p + 12 for p in tones[:inversion]]
             candidates.append(tuple(voicing))
 
-    def cost(voicing: tuple[int, ...]) -> float:
-        mean = sum(voicing) / len(voicing)
-        movement = sum(abs(a - b) for a, b in zip(voicing, previous, strict=False)) if previous else 0.0
-        return abs(mean - center) + 0.5 * movement
+    def spread(voicing: tuple[int, ...]) -> float:
+        return abs(sum(voicing) / len(voicing) - center)
 
-    return min(candidates, key=cost)
+    # Voice leading among the voicings near the register asked for: the register leads, the voices follow closely.
+    near = [v for v in candidates if spread(v) <= 4.0] or candidates
+
+    def cost(voicing: tuple[int, ...]) -> float:
+        movement = sum(abs(a - b) for a, b in zip(voicing, previous, strict=False)) if previous else 0.0
+        return spread(voicing) + 0.5 * movement
+
+    return min(near, key=cost)
 
 
 def bass_note(chord: Chord, low: int = 36) -> int:

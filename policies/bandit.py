@@ -210,7 +210,11 @@ class BanditPolicy:
             near[int(np.argmin(distance))] = True
         candidates = arms[near]
         mean, cov = self.posterior(candidates, self._provisional())
-        draw = thompson_sample(mean, cov * self.cfg.explore**2, self.rng)
+        spread = self.cfg.explore
+        if self.cfg.explore_halving > 0:
+            # exploration narrows as evidence accumulates: the spread halves after explore_halving * 3 observations
+            spread /= math.sqrt(1.0 + len(self.observations) / self.cfg.explore_halving)
+        draw = thompson_sample(mean, cov * spread**2, self.rng)
         best = int(np.argmax(draw))
         if self._arm is not None:
             # moving costs bars of ramp with nothing measured: stay unless another arm looks better by a margin

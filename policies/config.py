@@ -97,13 +97,14 @@ class BanditConfig:
     tempo_points: int = 5  # grid of arms per axis
     valence_points: int = 5
     energy_points: int = 5
-    length_scale: float = 0.4  # GP kernel length scale, in units of each control's range
+    length_scale: float = 0.35  # GP kernel length scale, in units of each control's range
     additive: float = 0.7  # weight of the additive (one kernel per control) part of the GP kernel, 0..1
     prior_var: float = 0.04  # GP prior variance of the reward (its smooth, non-quadratic part)
-    quadratic_var: float = 0.0  # prior variance of each coefficient of the quadratic part of the GP (0: none)
+    quadratic_var: float = 0.3  # prior variance of each coefficient of the quadratic part of the GP (0: none)
     noise_var: float = 0.002  # variance of a window's score level; a reward's noise is this / (1 - exp(-T/tau))^2
-    explore: float = 1.0  # scale of the posterior spread in each Thompson draw: < 1 explores less, exploits sooner
-    max_jump: float = 0.6  # largest distance (in control-range units) from the current controls to a new choice
+    explore: float = 0.5  # scale of the posterior spread in each Thompson draw: < 1 explores less, exploits sooner
+    explore_halving: float = 0.0  # > 0: the spread shrinks as 1/sqrt(1 + observations / this) (0: constant)
+    max_jump: float = 0.45  # largest distance (in control-range units) from the current controls to a new choice
     max_observations: int = 200  # newest observations kept (and saved in the profile)
     carry_noise_factor: float = 2.0  # observations from an earlier session count as this much noisier
     seed: int = 0
@@ -113,7 +114,7 @@ class BanditConfig:
             raise ValueError("bandit.dwell_s must be positive")
         if min(self.tempo_points, self.valence_points, self.energy_points) < 1:
             raise ValueError("bandit grid points must be at least 1 per axis")
-        for name in ("lag_s", "switch_margin"):
+        for name in ("lag_s", "switch_margin", "explore_halving"):
             if getattr(self, name) < 0:
                 raise ValueError(f"bandit.{name} must be >= 0")
         for name in (

@@ -15,6 +15,7 @@ from neuromusic.daemon.context import SessionContext
 from neuromusic.daemon.control import SessionControl
 from neuromusic.daemon.hub import Hub
 from neuromusic.models.clock import MonotonicClock, VirtualClock
+from neuromusic.models.errors import SinkError
 from neuromusic.models.messages import Bar, Controls, Note
 
 
@@ -98,3 +99,38 @@ def melody_bar(
     """A 4/4 bar of equal notes."""
     notes = tuple(Note(p, i * length, length, 80) for i, p in enumerate(pitches))
     return Bar(index, "", notes, 4.0, "4/4", key, controls or Controls(70.0, 0.6, 0.4))
+
+
+class BreakingSink:
+    """A sink whose device vanishes after `after` calls (a test double: unplugging a port on cue is not possible)."""
+
+    live = True
+
+    def __init__(self, after: int) -> None:
+        self.name = "breaking"
+        self.calls = 0
+        self.after = after
+        self.closed = False
+
+    def _call(self) -> None:
+        self.calls += 1
+        if self.calls > self.after:
+            raise SinkError("device vanished")
+
+    def program(self, channel: int, program: int, t: float) -> None:
+        self._call()
+
+    def note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        self._call()
+
+    def note_off(self, channel: int, pitch: int, t: float) -> None:
+        self._call()
+
+    def tempo(self, bpm: float, t: float) -> None:
+        pass
+
+    def all_notes_off(self, t: float) -> None:
+        self._call()
+
+    def close(self, t: float) -> None:
+        self.closed = True

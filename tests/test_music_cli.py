@@ -57,7 +57,12 @@ def test_corrupt_and_non_music_files_are_skipped_and_counted(built: tuple[Path, 
     assert sum(v for k, v in skipped.items() if k.startswith("unreadable MIDI")) == 1
     records = [json.loads(line) for line in (built[0] / "corpus.jsonl").read_text().splitlines()]
     midi = next(r for r in records if r["id"] == "melody.mid")
-    assert midi["minor"] and midi["meter"] == "4/4" and len(midi["bars"]) == 8 and midi["tempo"] == pytest.approx(90, abs=0.01)
+    assert (
+        midi["minor"]
+        and midi["meter"] == "4/4"
+        and len(midi["bars"]) == 8
+        and midi["tempo"] == pytest.approx(90, abs=0.01)
+    )
 
 
 def test_limit_and_deterministic_split(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ the watchdog, the JSON lines, the terminal view, the profile store, the backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -88,6 +89,15 @@ async def test_services_run_and_clean_up_in_order_and_a_failing_one_is_contained
             texts.append(event.text)
     assert any("probe broke" in text for text in texts)
     assert session.ctx.session_dir == tmp_path and session.ctx.started.is_set()
+
+
+def test_reconnect_options_reach_the_acquisition() -> None:
+    config = simulated_config(
+        **{"session.reconnect_after_s": 7.0, "session.reconnect_base_s": 0.25, "session.reconnect_max_s": 3.0}
+    )
+    acquisition = Session(config).acquisition
+    assert (acquisition.reconnect_after_s, acquisition.reconnect_base_s, acquisition.reconnect_max_s) == (7, 0.25, 3)
+    assert acquisition.stale_after_s == config.source.stale_after_s
 
 
 async def test_shutdown_deadline_cancels_what_is_left_and_exits_9() -> None:
@@ -237,10 +247,44 @@ def test_terminal_view_renders_score_bands_quality_state_and_extra_panels() -> N
         view.take(Score(t=1.0, value=value, confidence=0.8, state="scoring"))
     view.take(Controls(tempo=64.0, valence=0.6, energy=0.3))
     view.take(Event(t=1.0, kind="reconnect", text="reconnected to LSL"))
+    view.take(Event(t=1.0, kind="view", text="arm 3 of 125", data={"panel": "bandit"}))
+    view.take(Event(t=2.0, kind="view", text="arm 4 of 125", data={"panel": "bandit"}))
     console.print(view.render())
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "0.90 scoring" in text and "streaming" in text and "quality 50%" in text
     assert "alpha" in text and "C3" in text and "railed" in text and "█" in text  # 0.9 draws a full block
     assert "tempo 64 BPM" in text and "policy panel: bandit" in text and "reconnected to LSL" in text
+    assert "bandit arm 4 of 125" in text and "arm 3" not in text
+    assert "score 30 s" in text  # session.view_history_s
     # alpha DE 1.0 nats -> σ² = e² / (2πe) = e / (2π) ≈ 0.433 µV²
     assert "0.433" in text
+
+
+async def test_json_output_never_blocks_on_a_reader_that_does_not_read() -> None:
+    read_fd, write_fd = os.pipe()
+    stream = open(write_fd, "w", encoding="utf-8")  # noqa: SIM115 (the transport closes it)
+    session = Session(simulated_config(**{"session.output": "json"}))
+    output = JsonOutput(session.ctx, stream)
+    task = asyncio.create_task(output.run())
+    await asyncio.sleep(0.01)
+    session.hub.publish(features())
+    total = 0
+    started = time.monotonic()
+    for _ in range(12):  # ~3 MB of lines into a pipe nobody reads
+        for _ in range(800):
+            session.hub.publish(Score(t=1.0, value=0.5, confidence=1.0, state="scoring"))
+            total += 1
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert output.lines + output.dropped == total and output.dropped > 0
+    assert time.monotonic() - started < 5
+    assert not session.control.stop_requested.is_set()
+    os.close(read_fd)  # the reader goes away: the session is asked to stop
+    session.hub.publish(Score(t=2.0, value=0.5, confidence=1.0, state="scoring"))
+    await asyncio.sleep(0.2)
+    session.hub.publish(Score(t=2.0, value=0.5, confidence=1.0, state="scoring"))
+    await asyncio.sleep(0.1)
+    assert session.control.stop_requested.is_set() and session.control.stop_reason == "stdout closed"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -104,7 +104,7 @@ def test_midi_file_holds_the_notes_at_their_times_with_tempo_changes(tmp_path: P
     sink = MidiFileSink(tmp_path / "s.mid", t0=5.0)
     sent = []
     t = 5.0
-    for index, tempo in enumerate([60.0, 80.0, 80.0]):
+    for index, tempo in enumerate([60.0, 80.0, 80.0, 80.0]):
         arranged = arranger.arrange_bar(melody_bar([60, 62, 64, 65], index, controls=Controls(tempo, 0.5, 0.5)), t)
         for bt, bpm in arranged.tempi:
             sink.tempo(bpm, bt)
@@ -167,8 +167,10 @@ def test_synth_none_midi_file_and_wav_paths(tmp_path: Path) -> None:
     assert sinks == []
 
 
-def test_unknown_midi_port_is_a_clear_error_here() -> None:
-    # No ALSA sequencer and no JACK server in this environment: the error says what MIDI ports need.
+def test_without_alsa_or_jack_a_midi_port_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No ALSA sequencer here, and a JACK server name nobody runs: the error says what MIDI ports need.
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "neuromusic-test-no-such-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     with pytest.raises(SinkError, match=r"ALSA sequencer.*JACK server"):
         open_sinks(SinkConfig(synth="none", midi_out="nonexistent"), None, 0.0)
 

@@ -91,13 +91,11 @@ class MidiFileSink:
         midi.tracks.append(tempo_track)
         for channel in sorted({m.channel for _, _, m in self._events}):
             track = mido.MidiTrack()
-            # note-offs before note-ons at the same tick, so a repeated pitch is not cut by its predecessor's off
+            # at one tick, the order the scheduler sent them in (it sends note-offs before note-ons)
             events = sorted(
-                (self.ticks(tt), message.type == "note_on", order, message)
-                for tt, order, message in self._events
-                if message.channel == channel
+                (self.ticks(tt), order, message) for tt, order, message in self._events if message.channel == channel
             )
-            _append_delta(track, [(tick, message) for tick, _, _, message in events])
+            _append_delta(track, [(tick, message) for tick, _, message in events])
             midi.tracks.append(track)
         try:
             midi.save(str(self.path))

@@ -5,8 +5,10 @@ Each `next_bar(controls)`:
 2. copies that cache `candidates` times and samples that many bar bodies in one batch, only BPE body tokens
    allowed (controls and structure tokens are masked), until each candidate has closed its bar with `|`;
 3. parses every candidate, keeps the one that best fits the requested mode, energy and bar length
-   (rejection sampling, bars.misfit), repairs it to the meter's length if needed;
-4. feeds the kept bar (as it will be played) into the batch-1 cache, so the next bar follows what was heard.
+   (rejection sampling, bars.misfit); when none fits well, samples another batch (up to `rounds` batches);
+   repairs the kept bar to the meter's length if needed;
+4. keeps the bar (as it will be played) in the context, so the next bar follows what was heard; its tokens go
+   through the model together with the next bar's control tokens, one forward pass for both.
 When the context would overflow, it is rebuilt from the most recent whole bars (half the context).
 Any internal failure gives a fallback bar (flagged `repaired`) and a rebuilt context; next_bar never raises.
 """
@@ -31,6 +33,7 @@ from neuromusic.models.music.tokens import MusicTokenizer
 from transformers import DynamicCache, GPT2LMHeadModel
 
 log = logging.getLogger(__name__)
+GOOD_ENOUGH = 0.75  # a misfit below this (right length and energy, mostly in mode) ends the search early
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -78,6 +81,7 @@ class Composer:
         self.history: list[int] = [self.tokenizer.bos_id]
         self.bar_starts: list[int] = []
         self.cache: DynamicCache | None = None
+        self.pending: list[int] = []  # tokens in history but not yet in the cache (the last bar's body)
         self.raw_parsed = 0  # candidates kept without repair, for evaluation
         self._feed(self.history)
 
@@ -96,7 +100,7 @@ class Composer:
         tail = self.history[start:]
         self.history = [self.tokenizer.bos_id, *tail]
         self.bar_starts = [s - start + 1 for s in keep]
-        self.cache = None
+        self.cache, self.pending = None, []
         self._feed(self.history)
 
     def next_bar(self, controls: Controls) -> Bar:
@@ -105,13 +109,13 @@ class Composer:
         energy = energy_level(controls.energy)
         try:
             notes, repaired = self._compose(controls, minor, energy)
-        except Exception:
+        except Exception:  # the player must always get a bar: log the failure loudly, play a safe bar
             log.exception("composer failed on bar %d; playing a fallback bar and rebuilding the context", self.index)
             notes, repaired = barlib.fallback(self.beats, minor, energy), True
-            self.cache = None
+            self.cache, self.pending = None, []
             try:
                 self._rebuild()
-            except Exception:
+            except Exception:  # a model that cannot even rebuild gets a fresh context next bar
                 log.exception("context rebuild failed; starting a fresh context")
                 self.history, self.bar_starts = [self.tokenizer.bos_id], []
         bar = barlib.to_bar(
@@ -136,24 +140,26 @@ class Composer:
             self._rebuild()
         self.bar_starts.append(len(self.history))
         self.history += control_ids
-        logits = self._feed(control_ids)  # (1, vocab)
-        candidates = self._sample(logits)
+        logits = self._feed(self.pending + control_ids)  # (1, vocab)
+        self.pending = []
         best: tuple[float, list[AbcNote]] | None = None
-        for ids in candidates:
-            notes = self._parse(ids)
-            if notes is None:
-                continue
-            score = barlib.misfit(notes, self.beats, minor, energy)
-            if best is None or score < best[0]:
-                best = (score, notes)
+        for _ in range(cfg.rounds):
+            for ids in self._sample(logits):
+                notes = self._parse(ids)
+                if notes is None:
+                    continue
+                score = barlib.misfit(notes, self.beats, minor, energy)
+                if best is None or score < best[0]:
+                    best = (score, notes)
+            if best is not None and best[0] < GOOD_ENOUGH:
+                break
         if best is None:
             notes, repaired = barlib.fallback(self.beats, minor, energy), True
         else:
             notes, repaired = barlib.repair(best[1], self.beats)
             self.raw_parsed += not repaired
-        bar_ids = [*self.tokenizer.encode_body(format_bar(notes)), self.tokenizer.bar_id]
-        self.history += bar_ids
-        self._feed(bar_ids)
+        self.pending = [*self.tokenizer.encode_body(format_bar(notes)), self.tokenizer.bar_id]
+        self.history += self.pending
         return notes, repaired
 
     def _sample(self, logits: torch.Tensor) -> list[list[int]]:

@@ -18,6 +18,7 @@ class ComposerConfig:
     seed: int | None = None  # None = a fresh random seed per session; an int makes the music reproducible
     threads: int = 1  # torch CPU threads for the forward pass (the daemon composes on one worker thread)
     candidates: int = 4  # bars sampled per step; the one whose measured mode/density/length fit best is kept
+    rounds: int = 2  # when no candidate fits (wrong length or energy level), sample up to this many batches
     meter: str = "4/4"  # one of controls.METERS
     tonic: str = "D"  # the key the music is played in: major bars in "D", minor bars in "Dm"
     max_bar_tokens: int = 24  # a sampled bar longer than this is cut off and repaired
@@ -29,8 +30,8 @@ class ComposerConfig:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be within (0, 1], got {self.top_p}")
-        if self.threads < 1 or self.candidates < 1 or self.max_bar_tokens < 2:
-            raise ValueError("threads and candidates must be >= 1 and max_bar_tokens >= 2")
+        if min(self.threads, self.candidates, self.rounds) < 1 or self.max_bar_tokens < 2:
+            raise ValueError("threads, candidates and rounds must be >= 1 and max_bar_tokens >= 2")
         if self.meter not in METERS:
             raise ValueError(f"meter {self.meter!r} is not one the model knows; choose one of: {', '.join(METERS)}")
         try:

@@ -233,7 +233,7 @@ def _records_from(kind: str, path: Path, root: Path, stats: BuildStats) -> Itera
     if kind == "midi":
         try:
             bars, tempo = midi_bars(path)
-        except Exception as error:
+        except Exception as error:  # pretty_midi/mido raise many types for a corrupt file: count it, go on
             stats.skipped[f"unreadable MIDI ({type(error).__name__})"] += 1
             return
         record, reason = label_bars(bars, tempo, path.relative_to(root).as_posix(), source)

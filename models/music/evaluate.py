@@ -71,7 +71,9 @@ def scale_consistency(pitches: list[int]) -> float:
 def real_statistics(data: Path, bars: int, limit: int = 400) -> tuple[float, float]:
     """Mean pitch-class entropy and scale consistency of the first `bars` bars of held-out tunes."""
     entropies, consistencies = [], []
-    for record in [r for r in read_corpus(data / "corpus.jsonl") if r["split"] == "valid"][:limit]:
+    records = read_corpus(data / "corpus.jsonl")
+    held_out = [r for r in records if r["split"] == "valid"] or records  # a tiny corpus may hold none out
+    for record in held_out[:limit]:
         pitches = [n.pitch for body in record["bars"][:bars] for n in parse_bar(body, record["meter"]).notes if n.pitch]
         if pitches:
             entropies.append(pitch_class_entropy(pitches))
@@ -88,7 +90,7 @@ def music21_view(bars: list[Bar]) -> tuple[Any, list[float]] | None:
     text = format_tune(tune, bars[0].meter, bars[0].controls.tempo)
     try:
         score = music21.converter.parse(text, format="abc")
-    except Exception:
+    except Exception:  # any music21 failure is a parse failure, counted by the caller
         return None
     measures = list(score.recurse().getElementsByClass("Measure"))
     if len(measures) != len(bars):

@@ -81,6 +81,15 @@ def load_tunes(data: Path, tokenizer: MusicTokenizer, split: str, minor_weight: 
     return tunes
 
 
+def validation_tunes(data: Path, tokenizer: MusicTokenizer, train_tunes: list[Tune] | None = None) -> list[Tune]:
+    """Held-out tunes; a corpus of a few tunes may hold none out: then the training tunes, with a warning."""
+    tunes = load_tunes(data, tokenizer, "valid", 1.0)
+    if not tunes:
+        log.warning("%s has no validation tunes; the validation loss is measured on training tunes", data)
+        tunes = train_tunes if train_tunes is not None else load_tunes(data, tokenizer, "train", 1.0)
+    return tunes
+
+
 class Sampler:
     """Draws training sequences of n_ctx tokens from joined tune segments."""
 
@@ -138,10 +147,7 @@ def train(config: TrainConfig, progress: Callable[[int, dict[str, float]], None]
     tokenizer_path = config.data / "tokenizer.json"
     tokenizer = MusicTokenizer.load(tokenizer_path)
     train_tunes = load_tunes(config.data, tokenizer, "train", config.minor_weight)
-    valid_tunes = load_tunes(config.data, tokenizer, "valid", 1.0)
-    if not valid_tunes:  # a corpus of a few tunes may hold none out; validate on training tunes and say so
-        log.warning("%s has no validation tunes; the validation loss is measured on training tunes", config.data)
-        valid_tunes = train_tunes
+    valid_tunes = validation_tunes(config.data, tokenizer, train_tunes)
     info: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "history": [], "spec": asdict(config.spec)}
     if config.resume and (config.out / "state.json").is_file():
         model, saved_tokenizer = load_checkpoint(config.out)

@@ -1,0 +1,237 @@
+"""The player service on a discrete-event virtual clock: the closed loop on a simulated listener, pause, override,
+composer failures, sink failures, its options. Composition runs inline on a virtual clock (no threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import mido
+import pytest
+from neuromusic.daemon.config import Config, load_config
+from neuromusic.daemon.player import Player, create
+from neuromusic.daemon.services import SERVICES, resolve
+from neuromusic.drivers.listener_profile import load_profile
+from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
+from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
+from neuromusic.models.errors import ModelError
+from neuromusic.models.messages import Bar, Controls, Event, Score
+from neuromusic.models.pipeline import FeaturePipeline
+from neuromusic.models.score import RelaxationScorer
+from neuromusic.models.sketch_composer import SketchComposer
+
+from tests.playback_fixtures import BreakingSink, WorldClock, make_ctx
+
+
+def drain(subscription: object) -> list[object]:
+    out = []
+    while not subscription.queue.empty():  # type: ignore[attr-defined]
+        out.append(subscription.get_nowait())  # type: ignore[attr-defined]
+    return out
+
+
+async def play(player: Player, clock: WorldClock, until: float) -> None:
+    task = asyncio.create_task(player.run())
+    await clock.drive(until)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def midi_messages(path: Path) -> list[tuple[float, str, int, int]]:
+    now, out = 0.0, []
+    for message in mido.MidiFile(path):
+        now += message.time
+        if message.type == "note_on":
+            out.append((now, "on", message.channel, message.note))
+        elif message.type == "control_change":
+            out.append((now, "cc", message.channel, message.control))
+    return out
+
+
+def closed_loop_config() -> Config:
+    # A quick calibration and a responsive target policy, so the test is about the player's latency, not tuning.
+    return load_config(
+        overrides={
+            "score.baseline_s": 20.0,
+            "policy.name": "target",
+            "policy.target": 0.45,
+            "policy.guard.smoothing_s": 1.0,
+            "policy.guard.tempo_deadband": 0.2,
+            "policy.guard.energy_deadband": 0.01,
+            "policy.target_controller.gain": 1.0,
+            "sinks.synth": "none",
+        }
+    )
+
+
+async def test_closed_loop_stress_makes_the_music_slower_and_softer_within_two_bars() -> None:
+    config = closed_loop_config()
+    scores: list[Score] = []
+    clock = WorldClock()
+    ctx = make_ctx(config, clock)
+    listener = SimulatedListener(load_profile(None), ScriptedState("calm:45,stress:45", start=0.0), clock, seed=2)
+    info = listener.open()
+    pipeline = FeaturePipeline(config.features, info.sfreq, info.channel_names)
+    scorer = RelaxationScorer(config.score, tuple(config.features.bands), info.channel_names)
+    emitted = 0
+
+    def world(t: float) -> None:  # the listener's EEG up to t, scored and published before time reaches t
+        nonlocal emitted
+        n = int(t * info.sfreq) - emitted
+        if n > 0:
+            emitted += n
+            for features in pipeline.push(listener.generate(n)):
+                score = scorer.update(features)
+                scores.append(score)
+                ctx.hub.publish(score)
+
+    clock.on_advance = world
+    bars = ctx.hub.subscribe(Bar)
+    player = Player(ctx, sinks=[])
+    await play(player, clock, 90.0)
+    played = {a.index: a for a in player.bars}
+    controls = {b.index: b.controls for b in drain(bars) if isinstance(b, Bar)}
+    valid = [s for s in scores if s.value is not None]
+    crossing = next(s.t for s in valid if s.t > 45.0 and s.value is not None and s.value < config.policy.target)
+    assert any(s.value is not None and s.value > config.policy.target for s in valid if 20.0 < s.t < 45.0)
+
+    def playing(t: float) -> int:
+        return max(i for i, a in played.items() if a.t0 <= t)
+
+    before = controls[playing(crossing)]
+    bar_s = played[playing(crossing)].duration
+    after = controls[playing(crossing + (1.0 + config.sinks.lead_bars) * bar_s)]
+    assert after.tempo < before.tempo and after.energy < before.energy
+    end = controls[max(controls)]
+    assert end.tempo < before.tempo - 5.0 and end.energy < before.energy - 0.1  # and it keeps calming
+    assert player.stats["starved"] == 0
+
+
+async def test_pause_silences_at_once_and_resume_goes_on(tmp_path: Path) -> None:
+    clock = WorldClock()
+    ctx = make_ctx(Config(), clock)
+    sink = MidiFileSink(tmp_path / "p.mid", 0.0)
+    player = Player(ctx, sinks=[sink])
+    task = asyncio.create_task(player.run())
+    await clock.drive(6.0)
+    ctx.control.pause()
+    await clock.drive(12.0)
+    ctx.control.resume()
+    await clock.drive(20.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    got = midi_messages(tmp_path / "p.mid")
+    offs = [m for m in got if m[1] == "cc" and m[0] == pytest.approx(6.0, abs=0.01)]
+    assert {m[2] for m in offs} == set(range(16))
+    assert any(m[1] == "on" and m[0] < 6.0 for m in got)
+    assert not any(m[1] == "on" and 6.0 <= m[0] < 12.0 for m in got)
+    resumed = [m[0] for m in got if m[1] == "on" and m[0] >= 12.0]
+    assert resumed and resumed[0] == pytest.approx(12.0 + ctx.config.sinks.start_delay_s, abs=0.01)
+    assert got[-1][1] == "cc"  # shutdown: all notes off last
+
+
+async def test_the_operator_override_wins_over_the_policy() -> None:
+    clock = WorldClock()
+    ctx = make_ctx(Config(), clock)
+    bars = ctx.hub.subscribe(Bar)
+    player = Player(ctx, sinks=[])
+    task = asyncio.create_task(player.run())
+    await clock.drive(8.0)
+    override = Controls(55.0, 0.2, 0.1)
+    ctx.control.set_controls(override)
+    await clock.drive(30.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    composed = [b for b in drain(bars) if isinstance(b, Bar)]
+    before = [b for b in composed if b.controls != override]
+    after = composed[len(before) :]
+    assert before and len(after) >= 4 and all(b.controls == override for b in after)
+    assert all(b.key == "Em" for b in after)  # the sketch composer honours valence 0.2
+
+
+class FlakyComposer:
+    """Raises on chosen calls (a test double: the real composer never raises on purpose)."""
+
+    def __init__(self, fail_on: set[int]) -> None:
+        self.calls = 0
+        self.fail_on = fail_on
+        self.inner = SketchComposer(seed=9)
+
+    def next_bar(self, controls: Controls) -> Bar:
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise RuntimeError("sampling blew up")
+        return self.inner.next_bar(controls)
+
+
+async def test_a_composer_exception_gives_a_fallback_bar_and_the_music_goes_on() -> None:
+    clock = WorldClock()
+    ctx = make_ctx(Config(), clock)
+    bars = ctx.hub.subscribe(Bar)
+    events = ctx.hub.subscribe(Event)
+    flaky = FlakyComposer({2, 3})
+    player = Player(ctx, sinks=[], model_loader=lambda: flaky)
+    task = asyncio.create_task(player.run())
+    await asyncio.sleep(0)
+    await asyncio.to_thread(lambda: None)  # let the loader thread hand the composer over
+    await clock.drive(25.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    composed = [b for b in drain(bars) if isinstance(b, Bar)]
+    assert [b.index for b in composed] == list(range(len(composed))) and len(composed) >= 6
+    repaired = [b for b in composed if b.repaired]
+    assert len(repaired) == 2 and repaired[1].notes == repaired[0].notes  # the last good bar, held
+    warnings = [e.text for e in drain(events) if isinstance(e, Event) and e.kind == "warning"]
+    assert sum("composer failed" in w for w in warnings) == 2
+    assert player.stats["fallbacks"] == 2 and flaky.calls >= 4  # it took over once loaded, and kept going
+
+
+async def test_a_model_that_cannot_load_leaves_the_sketch_composer_playing() -> None:
+    clock = WorldClock()
+    ctx = make_ctx(Config(), clock)
+    events = ctx.hub.subscribe(Event)
+
+    def missing() -> SketchComposer:
+        raise ModelError("no checkpoint; run neuromusic train")
+
+    player = Player(ctx, sinks=[], model_loader=missing)
+    task = asyncio.create_task(player.run())
+    await asyncio.to_thread(lambda: None)
+    await clock.drive(10.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    texts = [e.text for e in drain(events) if isinstance(e, Event)]
+    assert any("music model unavailable" in t and "no checkpoint" in t for t in texts)
+    assert player.composer is player.sketch and player.stats["bars"] >= 2
+
+
+async def test_a_failing_sink_is_reported_and_the_music_goes_on(tmp_path: Path) -> None:
+    clock = WorldClock()
+    ctx = make_ctx(Config(), clock)
+    events = ctx.hub.subscribe(Event)
+    good = MidiFileSink(tmp_path / "g.mid", 0.0)
+    player = Player(ctx, sinks=[BreakingSink(after=10), good])
+    await play(player, clock, 15.0)
+    errors = [e for e in drain(events) if isinstance(e, Event) and e.kind == "error"]
+    assert len(errors) == 1 and "sink breaking failed and was dropped: device vanished" in errors[0].text
+    ons = [m[0] for m in midi_messages(tmp_path / "g.mid") if m[1] == "on"]
+    assert max(ons) > 10.0
+
+
+async def test_lead_and_start_delay_options() -> None:
+    for lead, delay in ((1.1, 0.3), (2.0, 1.5)):
+        config = dataclasses.replace(
+            Config(), sinks=dataclasses.replace(Config().sinks, lead_bars=lead, start_delay_s=delay)
+        )
+        clock = WorldClock()
+        player = Player(make_ctx(config, clock), sinks=[])
+        await play(player, clock, 30.0)
+        assert player.bars[0].t0 == pytest.approx(delay)
+        assert player.stats["lead_bars"] == pytest.approx(lead, abs=0.05)  # steady state: composed `lead` bars ahead
+
+
+def test_the_player_is_a_registered_service() -> None:
+    ctx = make_ctx(Config(), WorldClock())
+    assert resolve(SERVICES["player"]) is create
+    assert isinstance(create(ctx), Player)
