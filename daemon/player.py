@@ -62,6 +62,7 @@ class Player:
         model_loader: Callable[[], BarComposer] | None = None,
         policy_factory: Callable[[str], Policy] | None = None,
         sinks: list[Sink] | None = None,
+        notices: list[str] | None = None,
     ) -> None:
         """`model_loader`: makes the main composer on a worker thread (None: the sketch composer only).
         `sinks`: already opened sinks (default: opened from `[sinks]` when the service starts)."""
@@ -71,6 +72,7 @@ class Player:
         self._model_loader = model_loader
         self._policy_factory = policy_factory or _registry_policy(ctx)
         self._given_sinks = sinks
+        self._notices = list(notices or [])  # said once when playback starts (e.g. "no working audio device")
         seed = ctx.config.composer.seed
         self.sketch = SketchComposer(seed=0 if seed is None else seed)
         self.composer: BarComposer = self.sketch
@@ -78,6 +80,8 @@ class Player:
         self.policy = self._policy_factory(ctx.control.policy_name)
         self._policy_name = ctx.control.policy_name
         self._generation = -1
+        self._restart = False  # set by a pause; the bar loop starts a new bar timeline after it
+        self._resumed = asyncio.Event()  # wakes the bar loop when the session resumes
         self._last_bar: Bar | None = None
         self.scheduler: Scheduler | None = None
         self.bars: list[ArrangedBar] = []  # what was played, newest last (kept short: see _remember)
@@ -92,8 +96,9 @@ class Player:
             sinks, notices = await asyncio.to_thread(
                 open_sinks, self.ctx.config.sinks, self.ctx.session_dir, self._clock.now()
             )
-            for notice in notices:
-                self._event("warning", notice)
+            self._notices += notices
+        for notice in self._notices:
+            self._event("warning", notice)
         self.scheduler = Scheduler(self._clock, sinks, on_failure=self._sink_failed)
         worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="composer")
         switch_interval = sys.getswitchinterval()
@@ -124,15 +129,17 @@ class Player:
         self._programs(self._clock.now())
         index, first = 0, True
         while True:
-            if control.paused:
+            if control.paused or self._restart:
                 await control.wait_running()
+                self._restart = False
+                self._resumed.clear()
                 t_next = self._clock.now() + cfg.start_delay_s
                 self._programs(self._clock.now())
                 first = True
                 continue
             controls = self._controls(index, self._clock.now())
             bar = await self._compose(worker, controls, index)
-            if control.paused:
+            if control.paused or self._restart:
                 continue  # paused while composing: this bar is not played
             now = self._clock.now()
             if t_next < now:  # the bar is late (composer or event loop stalled): start it now, and count it
@@ -156,7 +163,16 @@ class Player:
             self.ctx.hub.publish(bar)
             index += 1
             t_next += arranged.duration
-            await self._clock.sleep_until(t_next - cfg.lead_bars * arranged.duration)
+            await self._sleep_unless_resumed(t_next - cfg.lead_bars * arranged.duration)
+
+    async def _sleep_unless_resumed(self, t: float) -> None:
+        sleeper = asyncio.ensure_future(self._clock.sleep_until(t))
+        waker = asyncio.ensure_future(self._resumed.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
 
     async def _compose(self, worker: concurrent.futures.Executor, controls: Controls, index: int) -> Bar:
         composer = self.composer
@@ -231,6 +247,9 @@ class Player:
             async for event in subscription:
                 if event.kind == "control" and event.data.get("what") == "pause" and self.scheduler is not None:
                     self.scheduler.all_notes_off()
+                    self._restart = True  # what was scheduled is gone: after the pause, start afresh
+                elif event.kind == "control" and event.data.get("what") == "resume":
+                    self._resumed.set()
         finally:
             subscription.close()
 
@@ -264,5 +283,9 @@ def _registry_policy(ctx: SessionContext) -> Callable[[str], Policy]:
 
 
 def create(ctx: SessionContext) -> Player:
-    """The session's player: the GPT-2 composer loads in the background while the sketch composer plays."""
-    return Player(ctx, model_loader=lambda: load_model(ctx))
+    """The session's player: the GPT-2 composer loads in the background while the sketch composer plays.
+
+    The sinks open here, before the session starts, so a missing soundfont or an unknown MIDI port stops
+    `neuromusic run` with its message (SinkError, exit code 5) instead of a session without music."""
+    sinks, notices = open_sinks(ctx.config.sinks, ctx.session_dir, ctx.clock.now())
+    return Player(ctx, model_loader=lambda: load_model(ctx), sinks=sinks, notices=notices)

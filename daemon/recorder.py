@@ -282,22 +282,25 @@ class Recorder:
         log.info("recording session to %s", self.folder)
         loop = asyncio.get_running_loop()
         next_flush = loop.time() + self.options.flush_interval_s
+        # One pending get() at a time, waited on with asyncio.wait: unlike wait_for (Python 3.11), it never swallows
+        # the cancellation that ends the session when a message arrives at the same moment.
+        getter: asyncio.Future[Any] = asyncio.ensure_future(subscription.get())
         try:
             while True:
-                timeout = max(0.0, next_flush - loop.time())
-                try:
-                    message = await asyncio.wait_for(subscription.get(), timeout)
-                except TimeoutError:
-                    pass
-                else:
-                    writer.write(message, ctx.clock.now())
+                done, _ = await asyncio.wait({getter}, timeout=max(0.0, next_flush - loop.time()))
+                if done:
+                    writer.write(getter.result(), ctx.clock.now())
                     while not subscription.queue.empty():  # drain what piled up without a wakeup each
                         writer.write(subscription.get_nowait(), ctx.clock.now())
+                    getter = asyncio.ensure_future(subscription.get())
                 if loop.time() >= next_flush:
                     writer.flush()
                     next_flush = loop.time() + self.options.flush_interval_s
         finally:
             # Cancelled at shutdown: write what is still queued, then close cleanly.
+            if getter.done() and not getter.cancelled():
+                writer.write(getter.result(), ctx.clock.now())
+            getter.cancel()
             while not subscription.queue.empty():
                 writer.write(subscription.get_nowait(), ctx.clock.now())
             subscription.close()

@@ -15,7 +15,7 @@ from neuromusic.daemon.services import SERVICES, resolve
 from neuromusic.drivers.listener_profile import load_profile
 from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
 from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
-from neuromusic.models.errors import ModelError
+from neuromusic.models.errors import ModelError, SinkError
 from neuromusic.models.messages import Bar, Controls, Event, Score
 from neuromusic.models.pipeline import FeaturePipeline
 from neuromusic.models.score import RelaxationScorer
@@ -131,6 +131,25 @@ async def test_pause_silences_at_once_and_resume_goes_on(tmp_path: Path) -> None
     assert got[-1][1] == "cc"  # shutdown: all notes off last
 
 
+async def test_a_short_pause_between_two_bars_restarts_the_music_right_after(tmp_path: Path) -> None:
+    clock = WorldClock()
+    ctx = make_ctx(Config(), clock)
+    sink = MidiFileSink(tmp_path / "q.mid", 0.0)
+    player = Player(ctx, sinks=[sink])
+    task = asyncio.create_task(player.run())
+    await clock.drive(6.0)
+    ctx.control.pause()
+    await clock.drive(6.4)  # the bar loop sleeps through the whole pause
+    ctx.control.resume()
+    await clock.drive(15.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    ons = [m[0] for m in midi_messages(tmp_path / "q.mid") if m[1] == "on"]
+    assert not any(6.0 <= t < 6.4 for t in ons)
+    assert min(t for t in ons if t >= 6.4) == pytest.approx(6.4 + ctx.config.sinks.start_delay_s, abs=0.01)
+    assert player.stats["starved"] == 0
+
+
 async def test_the_operator_override_wins_over_the_policy() -> None:
     clock = WorldClock()
     ctx = make_ctx(Config(), clock)
@@ -231,7 +250,12 @@ async def test_lead_and_start_delay_options() -> None:
         assert player.stats["lead_bars"] == pytest.approx(lead, abs=0.05)  # steady state: composed `lead` bars ahead
 
 
-def test_the_player_is_a_registered_service() -> None:
-    ctx = make_ctx(Config(), WorldClock())
+def test_the_player_is_a_registered_service_and_bad_sinks_stop_it_at_creation(tmp_path: Path) -> None:
+    config = load_config(overrides={"sinks.synth": "none", "sinks.midi_file": "m.mid"})
+    ctx = make_ctx(config, WorldClock(), session_dir=tmp_path)
     assert resolve(SERVICES["player"]) is create
-    assert isinstance(create(ctx), Player)
+    player = create(ctx)
+    assert isinstance(player, Player) and [s.name for s in player._given_sinks or []] == [f"midi-file:{tmp_path}/m.mid"]
+    bad = make_ctx(load_config(overrides={"sinks.soundfont": str(tmp_path / "none.sf2")}), WorldClock())
+    with pytest.raises(SinkError, match="soundfont not found"):
+        create(bad)

@@ -71,8 +71,8 @@ def candidate_drivers(given: str) -> list[str]:
         drivers.append("pulseaudio")
     if Path("/dev/snd").is_dir():
         drivers.append("alsa")
-    if any(Path("/dev/shm").glob("jack-*")):
-        drivers.append("jack")
+    # JACK only when asked for (--audio-driver jack): without a server its driver blocks for about 6 s, and
+    # leftover files in /dev/shm cannot tell a running server from a dead one.
     return drivers
 
 
