@@ -268,8 +268,7 @@ class Player:
         self._event("error", f"sink {sink.name} failed and was dropped: {error}", sink=sink.name)
 
     def _event(self, kind: str, text: str, **data: Any) -> None:
-        if kind in ("warning", "error"):
-            log.warning("%s", text)
+        log.log(logging.WARNING if kind in ("warning", "error") else logging.INFO, "%s", text)
         self.ctx.hub.publish(Event(t=self._clock.now(), kind=kind, text=text, data=dict(data)))
 
 

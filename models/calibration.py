@@ -237,6 +237,8 @@ def fit_calibration(
             "independent windows). The EEG did not tell rest from arithmetic apart: check electrode contact, "
             "follow the prompts (eyes closed at rest), and calibrate again"
         )
+        if n_independent < 30:
+            reason += f"; with only {n_independent} independent windows, also use longer or more blocks"
     final = fit_logistic(x, y, config.l2)
     return CalibrationResult(
         final,

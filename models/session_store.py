@@ -106,6 +106,26 @@ def read_eeg_frames(path: Path, n_channels: int) -> tuple[list[tuple[bytes, int,
     return frames, truncated
 
 
+def scan_eeg(path: Path) -> tuple[int, list[float]]:
+    """(samples, receipt time of every frame) in eeg.bin from the frame headers only (fast for long sessions; a
+    partial last frame does not count, and no CRC is checked)."""
+    total = 0
+    received: list[float] = []
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        offset = 0
+        while offset + FRAME_HEADER.size <= size:
+            handle.seek(offset)
+            magic, channels, n, t_received, _ = FRAME_HEADER.unpack(handle.read(FRAME_HEADER.size))
+            end = offset + FRAME_HEADER.size + n * TIME_DTYPE.itemsize + channels * n * EEG_DTYPE.itemsize
+            if magic != FRAME_MAGIC or end > size:
+                break
+            total += n
+            received.append(t_received)
+            offset = end
+    return total, received
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSON-lines stream. A last line cut short by a crash is dropped; damage before it is an error."""
     if not path.exists():
@@ -247,16 +267,17 @@ class SessionReader:
             if stream_times.size:
                 times.extend((float(stream_times.min()), float(stream_times.max())))
         if self.has_eeg and (self.folder / EEG_FILE).exists():
-            eeg = self.eeg()
-            if eeg.n_samples:
-                times.extend((float(eeg.t_received[0]), float(eeg.t_received[-1])))
+            _, received = scan_eeg(self.folder / EEG_FILE)
+            if received:
+                times.extend((received[0], received[-1]))
         if not times:
             return 0.0, 0.0
         return max(0.0, min(times) - self.t0), max(times) - self.t0
 
     def duration_s(self) -> float:
+        """Seconds of EEG (from the frame headers only, so listing long sessions stays fast), else the time span."""
         if self.has_eeg and (self.folder / EEG_FILE).exists():
-            return self.eeg().duration_s
+            return scan_eeg(self.folder / EEG_FILE)[0] / float(self.manifest["eeg"]["sfreq"])
         start, end = self.time_span()
         return end - start
 

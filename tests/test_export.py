@@ -87,3 +87,11 @@ def test_cli_export_and_clear_error(session: tuple[Path, np.ndarray], tmp_path: 
     missing = subprocess.run([*cli, "export", str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode == DataError.exit_code
     assert "no session" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_session_without_eeg_is_a_clear_error(tmp_path: Path) -> None:
+    from neuromusic.daemon.recording_options import RecordingConfig
+
+    write_session(tmp_path / "noraw", options=RecordingConfig(raw_eeg=False))
+    with pytest.raises(DataError, match="holds no EEG"):
+        export_session(tmp_path / "noraw", "fif")
