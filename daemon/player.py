@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import gc
 import logging
 import sys
 import time
@@ -43,12 +44,21 @@ class BarComposer(Protocol):
 
 
 def load_model(ctx: SessionContext) -> BarComposer:
-    """The GPT-2 composer (slow: transformers takes ~8 s to import). Raises ModelError when it cannot load."""
+    """The GPT-2 composer (slow: transformers takes ~8 s to import). Raises ModelError when it cannot load.
+
+    Importing torch and transformers makes millions of objects; the garbage collector's full passes over them hold
+    the GIL for 50-100 ms at a time, which the scheduler would hear as late notes. So the collector is off during the
+    import, and what the import made is frozen (never scanned again) afterwards."""
+    gc.disable()
     try:
-        from neuromusic.models.music.composer import Composer
-    except ModuleNotFoundError as error:
-        raise ModelError(f"the music model is not installed ({error})") from error
-    composer: BarComposer = Composer.load(ctx.config.composer)
+        try:
+            from neuromusic.models.music.composer import Composer
+        except ModuleNotFoundError as error:
+            raise ModelError(f"the music model is not installed ({error})") from error
+        composer: BarComposer = Composer.load(ctx.config.composer)
+    finally:
+        gc.freeze()
+        gc.enable()
     return composer
 
 
@@ -87,6 +97,7 @@ class Player:
         self.bars: list[ArrangedBar] = []  # what was played, newest last (kept short: see _remember)
         self.stats: dict[str, Any] = {"bars": 0, "starved": 0, "fallbacks": 0, "min_lead_bars": None, "lead_bars": None}
         self.first_note_at: float | None = None
+        self.model_ready_at: float | None = None  # clock time the main composer took over
 
     # -- the service -------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -262,6 +273,7 @@ class Player:
             self._event("warning", f"music model unavailable, the sketch composer keeps playing: {error}")
             return
         self.composer = composer
+        self.model_ready_at = self._clock.now()
         self._event("info", f"music model ready after {time.monotonic() - started:.1f} s; it composes from now on")
 
     def _sink_failed(self, sink: Sink, error: BaseException) -> None:

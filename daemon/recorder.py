@@ -59,6 +59,14 @@ def new_session_folder(root: Path, device_id: str) -> Path:
     return folder
 
 
+def check_folder(folder: Path) -> None:
+    """Refuse a folder that already holds a session: recording into it would mix two sessions."""
+    if (folder / store.MANIFEST).exists():
+        raise DataError(f"{folder} already holds a recorded session; choose another --session-dir")
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"session folder {folder} is a file; choose another --session-dir")
+
+
 class SessionWriter:
     """Writes one session folder. Not thread-safe: call `write` and `flush` from one thread (the event loop); the
     fsync runs on the writer's own worker thread."""
@@ -74,10 +82,10 @@ class SessionWriter:
     ) -> None:
         self.folder = folder
         self.options = options
+        check_folder(folder)
         try:
-            folder.mkdir(parents=True, exist_ok=False)
-        except FileExistsError as error:
-            raise DataError(f"session folder {folder} already exists; choose another --session-dir") from error
+            # exist_ok: other services (the player's WAV) may put their outputs into the same folder first
+            folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise DataError(f"cannot create session folder {folder}: {error}") from error
         self.manifest: dict[str, Any] = {
@@ -314,4 +322,5 @@ def create(ctx: SessionContext) -> Recorder | None:
     if not options.enabled:
         return None
     folder = ctx.session_dir or new_session_folder(options.sessions_root(), ctx.device_id)
+    check_folder(folder)  # now, so the session refuses to start rather than run unrecorded
     return Recorder(ctx, folder)

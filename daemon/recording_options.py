@@ -25,7 +25,7 @@ class RecordingConfig:
     enabled: bool = True  # write a session folder for every run
     root: Path | None = None  # folder that holds the session folders; None: the user's data directory
     flush_interval_s: float = 0.25  # append-only files are flushed and fsync'd this often: a crash loses at most this
-    fsync: bool = True  # false trades crash safety (power loss) for less disk traffic; a SIGKILL still loses nothing
+    fsync: bool = True  # false: less disk traffic, but a power loss may lose more (a SIGKILL still loses <= a flush)
     raw_eeg: bool = True  # record the raw EEG samples (false: features, scores, controls and music only)
     queue_size: int = 8192  # messages buffered between the hub and the writer before the oldest are dropped
 

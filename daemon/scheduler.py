@@ -14,6 +14,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,15 +46,19 @@ class TimingStats:
     """Note-on timing error (sent - scheduled), in seconds."""
 
     def __init__(self) -> None:
+        self.times = array.array("d")  # scheduled times
         self.errors = array.array("d")
 
-    def add(self, error: float) -> None:
+    def add(self, t: float, error: float) -> None:
+        self.times.append(t)
         self.errors.append(error)
 
-    def summary(self) -> dict[str, float]:
-        if not self.errors:
+    def summary(self, since: float = -math.inf) -> dict[str, float]:
+        """Error statistics of the note-ons scheduled at or after `since`."""
+        times = np.frombuffer(self.times, dtype=np.float64)
+        values = np.abs(np.frombuffer(self.errors, dtype=np.float64))[times >= since] * 1000.0
+        if not values.size:
             return {"n": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
-        values = np.abs(np.frombuffer(self.errors, dtype=np.float64)) * 1000.0
         return {
             "n": len(values),
             "p50_ms": float(np.percentile(values, 50)),
@@ -156,7 +161,7 @@ class Scheduler:
             calls.extend(self._calls(action))
         first_on = next((a.t for a in group if a.kind == ON), None)
         if first_on is not None:
-            self.stats.add(self._clock.now() - first_on)
+            self.stats.add(first_on, self._clock.now() - first_on)
         for sink in list(self.sinks):
             try:
                 for name, args in calls:

@@ -67,6 +67,7 @@ def test_truncated_tails_are_tolerated(tmp_path: Path) -> None:
     reader = SessionReader(folder)
     cut = reader.eeg()
     assert cut.truncated and cut.n_samples == 250
+    assert reader.duration_s() == pytest.approx(1.0)  # the header-only scan agrees with the full read
     np.testing.assert_array_equal(cut.data, full.data[:, :250])
     assert len(reader.scores()) == 49
 
@@ -105,10 +106,13 @@ def test_not_a_session_and_lookup_by_name(tmp_path: Path) -> None:
         find_session("nope", tmp_path)
 
 
-def test_existing_folder_is_never_overwritten(tmp_path: Path) -> None:
+def test_existing_session_is_never_overwritten(tmp_path: Path) -> None:
     write_session(tmp_path / "s")
-    with pytest.raises(DataError, match="already exists"):
+    with pytest.raises(DataError, match="already holds a recorded session"):
         SessionWriter(tmp_path / "s", {}, RecordingConfig(), 0.0)
+    (tmp_path / "other").mkdir()  # a folder another service made first (the player's WAV) is fine
+    (tmp_path / "other" / "session.wav").write_bytes(b"")
+    SessionWriter(tmp_path / "other", {}, RecordingConfig(), 0.0).close()
 
 
 def test_new_folders_sort_by_time_and_never_collide(tmp_path: Path) -> None:
