@@ -14,6 +14,10 @@ States (published as SourceStatus, with an Event for each reconnect):
 The first `open()` fails fast: a headset that is not there at start is the operator's mistake, reported with its
 exit code. Once a session has streamed, every failure is retried, because a dropped Bluetooth link or a restarted
 LSL outlet usually comes back.
+
+A finite source (a replay, a BrainFlow playback without loop) says so with a true `finished` attribute once it has
+delivered everything. That is not a dropped headset: `run()` waits for the chunks already handed on to be processed
+(`drain`), goes "stopped" and returns, with the reason in `finished_reason`; the session then stops cleanly.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 import queue
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from neuromusic.daemon.hub import Hub
@@ -98,8 +102,11 @@ class Acquisition:
         reconnect_base_s: float,
         reconnect_max_s: float,
         seed: int | None = None,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`drain`: awaited when a finite source has ended, until every chunk handed to on_chunk was processed."""
         self._open_source = open_source
+        self._drain = drain
         self._on_chunk = on_chunk
         self._clock = clock
         self._hub = hub
@@ -114,6 +121,7 @@ class Acquisition:
         self.info: SourceInfo | None = None
         self.reconnects = 0
         self.streaming = asyncio.Event()  # set on the first samples, for SessionContext.started
+        self.finished_reason: str | None = None  # set when a finite source delivered everything and run() returned
 
     async def run(self) -> None:
         worker = WorkerThread("neuromusic-source")
@@ -151,6 +159,12 @@ class Acquisition:
             except asyncio.CancelledError:
                 await self._close(worker, source)
                 raise
+            if self.finished_reason is not None:
+                if self._drain is not None:
+                    await self._drain()
+                await self._close(worker, source)
+                self._set_state("stopped", self.finished_reason)
+                return
             self._set_state("reconnecting", reason)
             self._event("reconnect", f"{reason}; reconnecting")
             await self._close(worker, source)
@@ -169,6 +183,9 @@ class Acquisition:
                 self.streaming.set()
                 self._on_chunk(chunk, info)
                 continue
+            if getattr(source, "finished", False):
+                self.finished_reason = f"{info.name} ended: all its samples were read"
+                return self.finished_reason
             silent = now - last_data
             # "+ poll_s": the next check would come a poll later; declare stale now so it is never late.
             if self.state == "streaming" and silent + self.poll_s >= self.stale_after_s:

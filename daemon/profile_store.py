@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from neuromusic.models.errors import ConfigError
+from neuromusic.models.calibration import RestModel
+from neuromusic.models.errors import ConfigError, DataError
 from neuromusic.models.score import ScoreProfile
 
 PROFILE_VERSION = 1
@@ -106,3 +107,11 @@ def score_profile_from_section(section: Any, path: Path) -> ScoreProfile:
         return ScoreProfile(bands, channels, mean, std, int(section["n_windows"]), float(section["created_unix"]))
     except (KeyError, TypeError, ValueError) as error:
         raise ConfigError(f"profile {path}: its 'score' section is malformed ({error}); remove it") from error
+
+
+def rest_model_from_section(section: Any, path: Path) -> RestModel:
+    """The "calibration" section as a scoring model (`neuromusic calibrate` wrote it)."""
+    try:
+        return RestModel.from_section(section)
+    except DataError as error:
+        raise ConfigError(f"profile {path}: {error}") from error

@@ -137,7 +137,7 @@ class SessionWriter:
                 "scores",
                 {
                     "t": message.t,
-                    "tr": now,
+                    "source_t": message.source_t,
                     "value": _finite(message.value),
                     "confidence": _finite(message.confidence),
                     "state": message.state,
@@ -188,7 +188,7 @@ class SessionWriter:
             "features",
             {
                 "t": features.t,
-                "tr": now,
+                "source_t": features.source_t,
                 "de": de,
                 "good": features.good.tolist(),
                 "bad": [r for r in features.bad_reasons],

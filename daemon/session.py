@@ -15,6 +15,7 @@ The wiring only wires: the signal maths lives in models/, the sources in drivers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 from collections.abc import Callable, Coroutine
@@ -26,7 +27,12 @@ from neuromusic.daemon.config import Config
 from neuromusic.daemon.context import SessionContext, SessionService
 from neuromusic.daemon.control import SessionControl
 from neuromusic.daemon.hub import Hub
-from neuromusic.daemon.profile_store import ProfileStore, score_profile_from_section, score_profile_section
+from neuromusic.daemon.profile_store import (
+    ProfileStore,
+    rest_model_from_section,
+    score_profile_from_section,
+    score_profile_section,
+)
 from neuromusic.daemon.services import SERVICES, create_services
 from neuromusic.daemon.shutdown import EXIT_OK, EXIT_SHUTDOWN_TIMEOUT
 from neuromusic.drivers.base import Source, SourceInfo
@@ -89,18 +95,20 @@ class Session:
         )
         self._service_specs = services
         self._open_source = open_source or self._default_source
-        self._chunks: asyncio.Queue[tuple[Chunk, SourceInfo]] = asyncio.Queue()
+        # Each chunk with the session clock when it arrived: the time base of Features.t and Score.t.
+        self._chunks: asyncio.Queue[tuple[Chunk, SourceInfo, float]] = asyncio.Queue()
         self.scorer: RelaxationScorer | None = None
         self.last_score: Score | None = None
         self.acquisition = Acquisition(
             self._open_source,
-            lambda chunk, info: self._chunks.put_nowait((chunk, info)),
+            lambda chunk, info: self._chunks.put_nowait((chunk, info, self.clock.now())),
             self.clock,
             self.hub,
             stale_after_s=config.source.stale_after_s,
             reconnect_after_s=config.session.reconnect_after_s,
             reconnect_base_s=config.session.reconnect_base_s,
             reconnect_max_s=config.session.reconnect_max_s,
+            drain=self._chunks.join,  # a finite source's last chunks are scored before the session stops
         )
         self.on_stopping: list[Callable[[str], None]] = []  # e.g. the signal handler's watchdog
         self.fatal_error: NeuromusicError | None = None
@@ -149,6 +157,8 @@ class Session:
             await self._fatal_on_error(self.acquisition.run())
         finally:
             streaming.cancel()
+        if self.acquisition.finished_reason is not None:  # a replay or playback file ran out: a clean end
+            self.request_stop(self.acquisition.finished_reason)
 
     async def _fatal_on_error(self, stage: Coroutine[Any, Any, None]) -> None:
         """A NeuromusicError in the signal path (the headset is not there at start; bands beyond the source's
@@ -171,7 +181,7 @@ class Session:
         while True:
             try:
                 # Wake often: a source going stale must show in the score at once, not up to a hop later.
-                chunk, info = await asyncio.wait_for(self._chunks.get(), timeout=min(hop_s, WAKE_S))
+                chunk, info, received_t = await asyncio.wait_for(self._chunks.get(), timeout=min(hop_s, WAKE_S))
             except TimeoutError:
                 chunk = None
             if chunk is not None:
@@ -182,13 +192,18 @@ class Session:
                     pipeline = FeaturePipeline(self.config.features, info.sfreq, info.channel_names)
                     if self.scorer is None or self.scorer.channel_names != info.channel_names:
                         self.scorer = RelaxationScorer(
-                            self.config.score, band_names, info.channel_names, self._stored_score_profile()
+                            self.config.score,
+                            band_names,
+                            info.channel_names,
+                            self._stored_score_profile(),
+                            self._stored_rest_model(),
                         )
                 assert pipeline is not None and self.scorer is not None
-                for features in pipeline.push(chunk):
+                for features in pipeline.push(chunk, received_t):
                     self.hub.publish(features)
                     self._emit(self.scorer.update(features))
                     last_emit = self.clock.now()
+                self._chunks.task_done()
             now = self.clock.now()
             source_down = self.acquisition.state != "streaming"
             newly_stale = source_down and (self.last_score is None or self.last_score.state != "stale")
@@ -198,10 +213,12 @@ class Session:
                     self._emit(self.scorer.stale(now) if self.scorer else Score(now, None, 0.0, "stale"))
                 elif self.last_score is None:
                     # Streaming, the first window is still filling: part of the baseline unless a profile was loaded.
-                    calibrating = self.scorer.calibrating if self.scorer else self._stored_score_profile() is None
+                    calibrating = self.scorer.calibrating if self.scorer else not self._has_stored_model()
                     self._emit(Score(now, None, 0.0, "calibrating" if calibrating else "stale"))
                 else:
-                    self._emit(self.last_score)  # quiet but not stale yet: the last score still holds
+                    # Quiet but not stale yet: the last score still holds, published now (its source_t says which
+                    # window it came from).
+                    self._emit(dataclasses.replace(self.last_score, t=now))
 
     def _emit(self, score: Score) -> None:
         self.last_score = score
@@ -274,6 +291,15 @@ class Session:
         from neuromusic.drivers.registry import open_source
 
         return open_source(self.config.source, self.clock)
+
+    def _has_stored_model(self) -> bool:
+        return self.profile is not None and (self.profile.get("score") or self.profile.get("calibration")) is not None
+
+    def _stored_rest_model(self) -> Any:
+        section = self.profile.get("calibration") if self.profile is not None else None
+        if section is None or self.profile is None:
+            return None
+        return rest_model_from_section(section, self.profile.path)
 
     def _stored_score_profile(self) -> Any:
         section = self.profile.get("score") if self.profile is not None else None

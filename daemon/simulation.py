@@ -160,7 +160,7 @@ def run_session(
     source = SimulatedListener(listener.profile, state, clock, seed=seed)
     info = source.open()
     bands = tuple(config.features.bands)
-    pipeline = FeaturePipeline(config.features, info.sfreq, info.channel_names)
+    pipeline = FeaturePipeline.for_source(config.features, info)
     scorer = RelaxationScorer(config.score, bands, info.channel_names)
     if policy is None:
         policy = seeded_policy(config, policy_name, seed)

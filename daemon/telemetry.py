@@ -188,10 +188,12 @@ class Telemetry:
                 self.connected.clear()
                 if self._lost_at is None:
                     self._lost_at = time.monotonic()
-                    self.ctx.hub.publish(
-                        Event(self.ctx.clock.now(), "warning", f"MQTT broker {self.config.host} unreachable: {error}")
-                    )
-                log.info("MQTT: %s; retrying", error)
+                    text = f"MQTT broker {self.config.host}:{self.config.port} unreachable: {error}; retrying"
+                    self.ctx.hub.publish(Event(self.ctx.clock.now(), "warning", text))
+                    # Also on stderr: with --json or --quiet no view shows the event, and the user asked for MQTT.
+                    log.warning("%s", text)
+                else:
+                    log.info("MQTT: %s; retrying", error)
             await asyncio.sleep(self.backoff(attempt))
             attempt += 1
 

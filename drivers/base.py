@@ -11,6 +11,10 @@ Post-conditions: `open()` either returns with the source streaming or raises `So
 / `SourceError` (there but unusable) with a message saying what to do, and holds nothing after raising. `read()`
 raises `SourceError` when the connection broke (the daemon then closes, backs off and opens again). `close()` is
 idempotent and never raises for an already broken connection.
+
+A finite source (a replay, a BrainFlow playback file without loop) also has a `finished: bool` attribute that turns
+true once it has delivered its last sample; `read()` then returns None. The daemon ends the session cleanly on it.
+A source without the attribute is endless.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ class SourceInfo:
     sfreq: float
     channel_names: tuple[str, ...]
     kind: str  # "brainflow" | "lsl" | "simulated" | "replay"
+    # The largest high-passed amplitude (µV) this source produces when all is well. None: scalp EEG, for which the
+    # quality check's default (150 µV) applies. A test signal generator such as BrainFlow's synthetic board swings
+    # far wider, and declares it here so its healthy channels are not called "out-of-range". The user's
+    # features.quality.max_uv, when set, wins over this.
+    max_uv: float | None = None
 
 
 class Source(Protocol):

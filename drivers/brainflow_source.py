@@ -24,6 +24,12 @@ _POLL_S = 0.01  # how often read() looks for new samples while waiting
 _MIN_CHUNK_S = 0.04  # read() waits for at least this much signal (or max_wait)
 _BUFFER_SAMPLES = 450_000  # BrainFlow's ring buffer (its default): 30 minutes at 250 Hz
 
+# Amplitude ranges (µV, 1 Hz high-passed) of boards that are signal generators, not heads, keyed by the board whose
+# layout the data has. SYNTHETIC_BOARD (-1) adds sines that grow with the channel index to about 1000 µV peak
+# (measured: 15 µV on channel 1 to 780 µV on channel 16, high-passed); scalp EEG that large would be an artifact.
+# A playback of a synthetic recording (master_board synthetic) has the same range.
+_GENERATOR_MAX_UV = {-1: 1500.0}
+
 # BrainFlow exit codes that mean "the device is not there / cannot be reached" (the rest: "there but unusable").
 _NOT_FOUND = {
     "PORT_ALREADY_OPEN_ERROR": "the port is busy: another program (or another neuromusic) holds it",
@@ -86,6 +92,10 @@ class BrainFlowSource:
         self._ts_row = 0
         self._info: SourceInfo | None = None
         self._min_chunk = 1
+        # A playback file without loop is finite: once every sample in it was delivered, `finished` turns true and
+        # the session ends (daemon/acquisition.py) instead of calling the end of the file a dropped headset.
+        self.samples_in_file: int | None = None
+        self._delivered = 0
 
     def open(self) -> SourceInfo:
         bf = board_shim()
@@ -101,6 +111,7 @@ class BrainFlowSource:
             self._release(board)
             raise self._translate(error) from error
         self._board = board
+        self._delivered = 0  # a playback board starts its file again from the top
         self._rows = list(BoardShim.get_eeg_channels(self.descr_id))
         self._ts_row = int(BoardShim.get_timestamp_channel(self.descr_id))
         sfreq = float(BoardShim.get_sampling_rate(self.descr_id))
@@ -110,7 +121,7 @@ class BrainFlowSource:
             names = ()
         if len(names) != len(self._rows):
             names = tuple(f"EEG{i + 1}" for i in range(len(self._rows)))
-        self._info = SourceInfo(self.name, sfreq, names, "brainflow")
+        self._info = SourceInfo(self.name, sfreq, names, "brainflow", max_uv=_GENERATOR_MAX_UV.get(self.descr_id))
         self._min_chunk = max(1, round(_MIN_CHUNK_S * sfreq))
         return self._info
 
@@ -131,12 +142,18 @@ class BrainFlowSource:
             data = self._board.get_board_data()  # drains BrainFlow's buffer: (rows, n)
         except BrainFlowError as error:
             raise SourceError(f"{self.name} stopped delivering data: {error}") from error
+        self._delivered += int(data.shape[1])
         return Chunk(
             data=np.ascontiguousarray(data[self._rows], dtype=np.float64),
             timestamps=np.ascontiguousarray(data[self._ts_row], dtype=np.float64),
             channel_names=self._info.channel_names,
             sfreq=self._info.sfreq,
         )
+
+    @property
+    def finished(self) -> bool:
+        """True once a playback file (not looped) has been delivered to its end: no more samples will come."""
+        return self.samples_in_file is not None and not self.loop and self._delivered >= self.samples_in_file
 
     def close(self) -> None:
         board, self._board = self._board, None
@@ -201,9 +218,12 @@ def create(config: SourceConfig, clock: Clock) -> BrainFlowSource:
         params.file = str(config.file)
         params.master_board = master
         playback_id = int(bf.BoardIds.PLAYBACK_FILE_BOARD.value)
-        return BrainFlowSource(
+        source = BrainFlowSource(
             playback_id, params, f"BrainFlow playback of {config.file.name}", master, config.playback_loop
         )
+        with config.file.open("rb") as lines:  # one sample per non-empty line of a BrainFlow CSV
+            source.samples_in_file = sum(1 for line in lines if line.strip())
+        return source
     board_id = brainflow_board_id("synthetic" if name == "synthetic" else config.board)
     if board_id is None:
         raise ConfigError(f"unknown BrainFlow board {config.board!r}")

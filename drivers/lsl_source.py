@@ -73,7 +73,11 @@ class LSLSource:
         names, units = _channels(full)
         scales = {_UNIT_SCALE.get(u.strip().lower()) for u in units}
         if None in scales or len(scales) > 1:
-            raise SourceError(f"LSL stream {info.name()!r}: unsupported or mixed channel units {sorted(set(units))}")
+            inlet.close_stream()  # open() holds nothing after raising
+            raise SourceError(
+                f"LSL stream {info.name()!r} has channel units {sorted(set(units))}; all its channels must be in one "
+                f"of microvolts (uV), millivolts (mV) or volts (V), or give no unit (read as microvolts)"
+            )
         self._scale = scales.pop() or 1.0
         self._inlet = inlet
         label = f"LSL {info.name()!r}" + (f" (source_id {info.source_id()})" if info.source_id() else "")

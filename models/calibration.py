@@ -255,6 +255,41 @@ def fit_calibration(
     )
 
 
+@dataclass(frozen=True)
+class RestModel:
+    """A saved calibration model, ready to score: P(rest) from one hop's DE. `weights` etc. are over the features
+    of `band_names` x `channel_names` flattened band-major, as fitted (CalibrationData.add)."""
+
+    band_names: tuple[str, ...]
+    channel_names: tuple[str, ...]
+    model: LogisticModel
+
+    @classmethod
+    def from_section(cls, section: Any) -> RestModel:
+        """Read a profile's "calibration" section; DataError (saying what is wrong) when it is malformed."""
+        try:
+            bands = tuple(str(b) for b in section["band_names"])
+            channels = tuple(str(c) for c in section["channel_names"])
+            arrays = [np.asarray(section[key], dtype=np.float64) for key in ("mean", "std", "weights")]
+            bias = float(section["bias"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"the profile's calibration section is malformed ({error!r}); calibrate again") from None
+        size = len(bands) * len(channels)
+        if size == 0 or any(a.shape != (size,) for a in arrays):
+            raise DataError(
+                f"the profile's calibration section is malformed: mean, std and weights must each hold {size} numbers "
+                f"({len(bands)} bands x {len(channels)} channels); calibrate again"
+            )
+        if not all(np.isfinite(a).all() for a in arrays) or not math.isfinite(bias):
+            raise DataError("the profile's calibration model holds NaN or infinite numbers; calibrate again")
+        mean, std, weights = arrays
+        return cls(bands, channels, LogisticModel(mean, np.where(std > 1e-9, std, 1.0), weights, bias))
+
+    def decision(self, de: FloatArray) -> float:
+        """Log-odds of rest for one hop's DE laid out as (band_names, channel_names); NaN = bad channel (neutral)."""
+        return float(self.model.decision(np.asarray(de, dtype=np.float64).ravel()[None, :])[0])
+
+
 def relaxation(section: dict[str, Any], de: FloatArray) -> float:
     """P(relaxed) in [0, 1] for one hop's DE (bands x channels) under a saved "calibration" profile section."""
     model = LogisticModel(

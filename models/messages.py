@@ -3,7 +3,11 @@
 source -> Chunk -> (window, filters) -> Features -> (scorer) -> Score -> (policy) -> Controls
        -> (composer) -> Bar -> (arranger) -> list[NoteEvent] -> (scheduler) -> sinks
 
-Times: `t` fields are seconds on the session's monotonic clock unless the name says `unix`.
+Times, one rule: every `t` field is seconds on the session's clock (`Clock.now()`: monotonic in a live session,
+virtual in a simulation) unless the name says `unix`. A message made from EEG samples also carries `source_t`, the
+time of its newest sample on the source's own clock (BrainFlow: unix time; LSL: the LSL clock; simulator and replay:
+seconds of the recording); that clock is only used to space samples and hops (gaps, smoothing, baseline length),
+never to place a message on the session's time line. Only a Chunk's `timestamps` are on the source's clock.
 Arrays are numpy and are never mutated after the message is made.
 """
 
@@ -49,7 +53,9 @@ class SourceStatus:
 
 @dataclass(frozen=True)
 class Features:
-    """Band differential entropy for one hop. de is (n_bands, n_channels) in nats; bad channels hold NaN."""
+    """Band differential entropy for one hop. de is (n_bands, n_channels) in nats; bad channels hold NaN.
+    t: session clock when the window was complete (its last sample received); source_t: that sample's source time
+    (None: the same as t, for features made offline where the source's clock is the only one)."""
 
     t: float
     de: FloatArray
@@ -58,6 +64,12 @@ class Features:
     good: BoolArray  # (n_channels,) channels that passed the quality checks in this window
     bad_reasons: tuple[str, ...]  # (n_channels,) "" for a good channel, else why it was excluded
     gap_s: float = 0.0  # largest timestamp gap seen in this hop (0 if none)
+    source_t: float | None = None
+
+    @property
+    def source_time(self) -> float:
+        """The window's end on the source's clock (t where no source time was given)."""
+        return self.t if self.source_t is None else self.source_t
 
     @property
     def quality(self) -> float:
@@ -67,13 +79,16 @@ class Features:
 
 @dataclass(frozen=True)
 class Score:
-    """The relaxation score. value is in [0, 1] or None while calibrating or stale; confidence in [0, 1]."""
+    """The relaxation score. value is in [0, 1] or None while calibrating or stale; confidence in [0, 1].
+    t: session clock (the Features' t, or when a held or stale score was published); source_t: the scored window's
+    end on the source's clock, None when no window stands behind it (stale, before the first window)."""
 
     t: float
     value: float | None
     confidence: float
     state: ScoreState
     raw: float | None = None  # the unsmoothed index before the squashing function, for analysis
+    source_t: float | None = None
 
 
 @dataclass(frozen=True)

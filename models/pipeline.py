@@ -13,6 +13,7 @@ import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from neuromusic.models.features import FeatureConfig, differential_entropy
@@ -66,11 +67,34 @@ class _Hop:
         self.t_last = other.t_last
 
 
+class DescribedSource(Protocol):
+    """What the pipeline needs to know of an opened source (drivers/base.py:SourceInfo has it)."""
+
+    @property
+    def sfreq(self) -> float: ...
+
+    @property
+    def channel_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def max_uv(self) -> float | None: ...
+
+
 class FeaturePipeline:
-    def __init__(self, config: FeatureConfig, sfreq: float, channel_names: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        config: FeatureConfig,
+        sfreq: float,
+        channel_names: tuple[str, ...],
+        *,
+        source_max_uv: float | None = None,
+    ) -> None:
+        """source_max_uv: the source's declared amplitude range (SourceInfo.max_uv), used for the out-of-range rule
+        when the user has not set features.quality.max_uv."""
         if not math.isfinite(sfreq) or sfreq <= 0:
             raise ValueError(f"sampling rate must be a positive number, got {sfreq}")
         self.config = config
+        self.max_uv = config.quality.effective_max_uv(source_max_uv)
         self.sfreq = float(sfreq)
         self.channel_names = tuple(channel_names)
         self.band_names = tuple(config.bands)
@@ -86,8 +110,17 @@ class FeaturePipeline:
         self._last_t: float | None = None
         self.ring = RingBuffer(n_ch, max(1, round(config.window_s * self.sfreq)))  # the raw window, for views
 
-    def push(self, chunk: Chunk) -> list[Features]:
-        """Feed a chunk; returns one Features per hop completed by it (none until the first full window)."""
+    @classmethod
+    def for_source(cls, config: FeatureConfig, info: DescribedSource) -> FeaturePipeline:
+        """The pipeline for an opened source: its rate, channels and expected amplitude range."""
+        return cls(config, info.sfreq, info.channel_names, source_max_uv=info.max_uv)
+
+    def push(self, chunk: Chunk, received_t: float | None = None) -> list[Features]:
+        """Feed a chunk; returns one Features per hop completed by it (none until the first full window).
+
+        `received_t`: the session clock when the chunk arrived, which becomes each Features' `t` (its `source_t` is
+        the window's last time stamp). None, for offline use where the source's clock is the only one: t = source_t.
+        """
         if chunk.data.ndim != 2 or chunk.data.shape[0] != len(self.channel_names):
             raise ValueError(f"chunk has shape {chunk.data.shape}; expected ({len(self.channel_names)}, n)")
         n = chunk.n_samples
@@ -143,7 +176,7 @@ class FeaturePipeline:
                 window_full = len(self._hops) + 1 >= self.config.hops_per_window
                 hop = self._finish_hop()
                 if window_full:
-                    out.append(self._features(hop))
+                    out.append(self._features(hop, received_t))
         self._n_seen += n
         return out
 
@@ -163,7 +196,7 @@ class FeaturePipeline:
         excess = np.abs(ts - prev - 1.0 / self.sfreq)  # backwards jumps count as gaps too
         return np.where(excess > self.config.quality.gap_s, excess, 0.0)
 
-    def _features(self, hop: _Hop) -> Features:
+    def _features(self, hop: _Hop, received_t: float | None) -> Features:
         """Features of the window made of the last hops_per_window hops; `hop` is the newest."""
         total = self._hops[0].copy()
         for h in list(self._hops)[1:]:
@@ -172,17 +205,24 @@ class FeaturePipeline:
         var = (total.band_sq - total.band_sum**2 / total.n) / total.n
         de = differential_entropy(var)
         good, reasons = judge(
-            self.config.quality, total.nonfinite, total.railed, total.raw_max - total.raw_min, total.hp_absmax, burst
+            self.config.quality,
+            self.max_uv,
+            total.nonfinite,
+            total.railed,
+            total.raw_max - total.raw_min,
+            total.hp_absmax,
+            burst,
         )
         de[:, ~good] = np.nan
         return Features(
-            t=total.t_last,
+            t=total.t_last if received_t is None else received_t,
             de=de,
             band_names=self.band_names,
             channel_names=self.channel_names,
             good=good,
             bad_reasons=reasons,
             gap_s=hop.gap_s,
+            source_t=total.t_last,
         )
 
     def _finish_hop(self) -> _Hop:

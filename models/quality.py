@@ -4,7 +4,8 @@ Rules, checked in this order for every channel and window (the first that fires 
   "nan"          a NaN or ±inf sample in the window
   "railed"       a raw sample at or beyond ±rail_uv (the amplifier saturated)
   "flat"         raw peak-to-peak below flat_uv (electrode off, amplifier idle)
-  "out-of-range" the 1 Hz high-passed signal beyond ±max_uv (blinks, movement, electrode pops)
+  "out-of-range" the 1 Hz high-passed signal beyond ±max_uv (blinks, movement, electrode pops); max_uv unset: the
+                 source's declared range (SourceInfo.max_uv), else DEFAULT_MAX_UV (scalp EEG)
   "artifact"     a hop whose high-passed RMS exceeds burst_ratio × the channel's running median (muscle bursts)
 Time-stamp gaps longer than gap_s are measured per hop and reported in Features.gap_s; they do not exclude channels.
 Non-finite and railed samples are replaced (last good value held) before filtering, so they never poison filter
@@ -20,21 +21,31 @@ import numpy as np
 from neuromusic.models.messages import BoolArray, FloatArray
 
 _MIN_HISTORY = 4  # hops of history before the burst rule judges anything
+DEFAULT_MAX_UV = 150.0  # scalp EEG beyond this (1 Hz high-passed) is a blink, movement or electrode pop
 
 
 @dataclass(frozen=True)
 class QualityConfig:
     flat_uv: float = 0.5  # peak-to-peak below this over a window: "flat" (electrode off, amplifier idle)
     rail_uv: float = 180000.0  # |raw sample| at or beyond this: "railed" (ADS1299 rails at ±187,500 µV at gain 24)
-    max_uv: float = 150.0  # |high-passed signal| beyond this: "out-of-range" (blinks, movement, electrode pops)
+    # |high-passed signal| beyond this: "out-of-range" (blinks, movement, electrode pops). None: the source's own
+    # expected range if it declares one (BrainFlow's synthetic board), else DEFAULT_MAX_UV.
+    max_uv: float | None = None
     burst_ratio: float = 3.0  # a hop's high-passed RMS above this × the channel's running median: "artifact"
     burst_history_s: float = 10.0  # how much history the running median RMS covers
     gap_s: float = 0.1  # a jump between consecutive time stamps longer than this (beyond 1/sfreq) is a gap
 
     def validate(self) -> None:
         for name in ("flat_uv", "rail_uv", "max_uv", "burst_ratio", "burst_history_s", "gap_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"quality.{name} must be > 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"quality.{name} must be > 0, got {value}")
+
+    def effective_max_uv(self, source_max_uv: float | None) -> float:
+        """The out-of-range limit in force: the user's max_uv, else the source's declared range, else the default."""
+        if self.max_uv is not None:
+            return self.max_uv
+        return DEFAULT_MAX_UV if source_max_uv is None else source_max_uv
 
 
 def invalid_samples(x: FloatArray, rail_uv: float) -> tuple[BoolArray, BoolArray]:
@@ -94,18 +105,20 @@ def _nanmedian(a: FloatArray) -> FloatArray:
 
 def judge(
     config: QualityConfig,
+    max_uv: float,
     nonfinite: FloatArray,
     railed: FloatArray,
     ptp: FloatArray,
     hp_absmax: FloatArray,
     burst: BoolArray,
 ) -> tuple[BoolArray, tuple[str, ...]]:
-    """Window statistics per channel -> (good, reasons). Counts and amplitudes are (n_channels,) arrays."""
+    """Window statistics per channel -> (good, reasons). Counts and amplitudes are (n_channels,) arrays; max_uv is
+    the out-of-range limit in force (QualityConfig.effective_max_uv)."""
     rules = (
         ("nan", nonfinite > 0),
         ("railed", railed > 0),
         ("flat", ptp < config.flat_uv),
-        ("out-of-range", hp_absmax > config.max_uv),
+        ("out-of-range", hp_absmax > max_uv),
         ("artifact", burst),
     )
     reasons = [""] * len(ptp)

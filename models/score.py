@@ -8,20 +8,27 @@ The formula (documented for the README in docs/signal.md):
     smooth  = exponential moving average of index, time constant smoothing_s
     score   = 1 / (1 + exp(-gain · smooth))                         (0.5 = as relaxed as during the baseline)
 
+With a per-person calibration model (`neuromusic calibrate`, models/calibration.py) the baseline and the index are
+replaced by the model; nothing else changes:
+
+    decision = w · z(DE) + b        the model's log-odds of "rest" (its own z-scoring; a bad channel counts as its mean)
+    score    = 1 / (1 + exp(-smooth(decision)))   the model's P(rest), smoothed on the log-odds scale
+
 Honesty: the value is None while calibrating, when no calibrated channel is good ("poor-signal"), and when stale.
 confidence = (good and calibrated channels) / channels, halved when the window held a time-stamp gap.
+
+Time: smoothing and the baseline length run on the source's clock (`Features.source_time`), so a replay gives the
+same scores at any speed; a Score's `t` is its Features' `t` on the session clock, and `source_t` is passed along.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
+from neuromusic.models.calibration import RestModel
 from neuromusic.models.errors import ConfigError, DataError
 from neuromusic.models.messages import Features, FloatArray, Score
 
@@ -34,7 +41,6 @@ def _default_weights() -> dict[str, float]:
 @dataclass(frozen=True)
 class ScoreConfig:
     baseline_s: float = 30.0  # calibration phase at the start of a session (skipped when a profile is loaded)
-    profile: Path | None = None  # a ScoreProfile JSON saved by an earlier session: no calibration phase
     weights: dict[str, float] = field(default_factory=_default_weights)  # band -> weight of its z-score
     smoothing_s: float = 1.0  # time constant of the moving average (0: no smoothing)
     gain: float = 1.0  # slope of the logistic squashing: larger -> the score saturates sooner
@@ -65,49 +71,6 @@ class ScoreProfile:
     n_windows: int
     created_unix: float = field(default_factory=time.time)
 
-    def save(self, path: Path) -> None:
-        def rows(a: FloatArray) -> list[list[float | None]]:
-            return [[None if not math.isfinite(v) else float(v) for v in row] for row in a]
-
-        doc = {
-            "version": 1,
-            "band_names": list(self.band_names),
-            "channel_names": list(self.channel_names),
-            "mean": rows(self.mean),
-            "std": rows(self.std),
-            "n_windows": self.n_windows,
-            "created_unix": self.created_unix,
-        }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(path)  # atomic: a crash mid-write never leaves half a profile
-
-    @classmethod
-    def load(cls, path: Path) -> ScoreProfile:
-        try:
-            doc = json.loads(Path(path).read_text())
-        except FileNotFoundError as error:
-            raise DataError(f"score profile not found: {path}") from error
-        except (OSError, json.JSONDecodeError) as error:
-            raise DataError(f"score profile {path} is not readable JSON: {error}") from error
-        try:
-            bands = tuple(str(b) for b in doc["band_names"])
-            channels = tuple(str(c) for c in doc["channel_names"])
-            mean = _matrix(doc["mean"], len(bands), len(channels))
-            std = _matrix(doc["std"], len(bands), len(channels))
-            return cls(bands, channels, mean, std, int(doc["n_windows"]), float(doc.get("created_unix", 0.0)))
-        except (KeyError, TypeError, ValueError) as error:
-            raise DataError(f"score profile {path} is malformed ({error!r}); delete it to calibrate afresh") from error
-
-
-def _matrix(rows: Any, n_rows: int, n_cols: int) -> FloatArray:
-    a = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=np.float64)
-    if a.shape != (n_rows, n_cols):
-        raise ValueError(f"expected a {n_rows}x{n_cols} matrix, got shape {a.shape}")
-    return a
-
 
 class RelaxationScorer:
     """Features in, Score out; see the module docstring for the formula. Pure: no clock, no I/O."""
@@ -118,7 +81,10 @@ class RelaxationScorer:
         band_names: tuple[str, ...],
         channel_names: tuple[str, ...],
         profile: ScoreProfile | None = None,
+        rest_model: RestModel | None = None,
     ) -> None:
+        """`profile`: baseline statistics from an earlier session (no calibration phase). `rest_model`: a calibration
+        model; when given it makes the score (and `profile` is only carried along)."""
         self.config = config
         self.band_names = tuple(band_names)
         self.channel_names = tuple(channel_names)
@@ -131,8 +97,6 @@ class RelaxationScorer:
         self._band_index = np.array([self.band_names.index(b) for b in config.weights], dtype=np.intp)
         self._weights = np.array(list(config.weights.values()), dtype=np.float64)
         self._weights /= np.abs(self._weights).sum()
-        if profile is None and config.profile is not None:
-            profile = ScoreProfile.load(config.profile)
         self._profile: ScoreProfile | None = None
         self._mean = np.full((len(self.band_names), len(self.channel_names)), np.nan)
         self._std = np.full_like(self._mean, np.nan)
@@ -143,6 +107,9 @@ class RelaxationScorer:
         self._baseline_start: float | None = None
         self._smooth: float | None = None
         self._last_t: float | None = None
+        self.rest_model = rest_model
+        if rest_model is not None:
+            self._rest_index = self._rest_layout(rest_model)
 
     @property
     def profile(self) -> ScoreProfile | None:
@@ -151,24 +118,69 @@ class RelaxationScorer:
 
     @property
     def calibrating(self) -> bool:
-        return self._profile is None
+        return self._profile is None and self.rest_model is None
 
     def update(self, features: Features) -> Score:
         if features.de.shape != self._mean.shape:
             raise ValueError(f"features of shape {features.de.shape}, scorer expects {self._mean.shape}")
+        if self.rest_model is not None:
+            return self._score_rest(features)
         if self._profile is None:
             return self._calibrate(features)
         de = np.where(features.good[np.newaxis, :], features.de, np.nan)
         z = (de - self._mean) / np.maximum(self._std, self.config.std_floor)  # (bands, channels); NaN = unusable
         usable = np.isfinite(z[self._band_index]).all(axis=0)  # (channels,)
-        n_channels = max(1, len(self.channel_names))
         if not usable.any():
-            return Score(features.t, None, 0.0, "poor-signal")
+            return Score(features.t, None, 0.0, "poor-signal", source_t=features.source_t)
         index = float(self._weights @ z[self._band_index][:, usable].mean(axis=1))
-        self._smooth = self._ema(index, features.t)
+        self._smooth = self._ema(index, features.source_time)
         value = 1.0 / (1.0 + math.exp(-self.config.gain * self._smooth))
-        confidence = float(usable.sum()) / n_channels * (0.5 if features.gap_s > 0 else 1.0)
-        return Score(features.t, value, confidence, "scoring", raw=index)
+        return Score(
+            features.t, value, self._confidence(usable, features), "scoring", raw=index, source_t=features.source_t
+        )
+
+    def _score_rest(self, features: Features) -> Score:
+        """The calibration model's P(rest), smoothed on the log-odds scale; same confidence rules as the index."""
+        assert self.rest_model is not None
+        bands, channels = self._rest_index
+        de = np.where(features.good[np.newaxis, :], features.de, np.nan)
+        # The model's layout, from this session's: a channel the source lacks (-1) is NaN, which the model treats
+        # as its training mean.
+        x = np.full((len(bands), len(channels)), np.nan)
+        present = channels >= 0
+        x[:, present] = de[np.ix_(bands, channels[present])]
+        usable = np.zeros(len(self.channel_names), dtype=bool)
+        usable[channels[present]] = np.isfinite(x[:, present]).all(axis=0)
+        if not usable.any():
+            return Score(features.t, None, 0.0, "poor-signal", source_t=features.source_t)
+        decision = self.rest_model.decision(x)
+        self._smooth = self._ema(decision, features.source_time)
+        value = 1.0 / (1.0 + math.exp(-min(40.0, max(-40.0, self._smooth))))
+        confidence = self._confidence(usable, features)
+        return Score(features.t, value, confidence, "scoring", raw=decision, source_t=features.source_t)
+
+    def _confidence(self, usable: np.ndarray, features: Features) -> float:
+        n_channels = max(1, len(self.channel_names))
+        return float(usable.sum()) / n_channels * (0.5 if features.gap_s > 0 else 1.0)
+
+    def _rest_layout(self, model: RestModel) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the model's bands and channels in this session's layout (-1: a channel this source lacks)."""
+        missing = [b for b in model.band_names if b not in self.band_names]
+        if missing:
+            raise DataError(
+                f"the calibration model uses band(s) {', '.join(missing)} that [features] bands does not define; "
+                "use the bands it was calibrated with, or calibrate again"
+            )
+        channels = np.array(
+            [self.channel_names.index(c) if c in self.channel_names else -1 for c in model.channel_names]
+        )
+        if not (channels >= 0).any():
+            raise DataError(
+                f"the calibration model was fitted on channels {', '.join(model.channel_names)}; this source has "
+                f"{', '.join(self.channel_names)}: no channel in common, so calibrate again with this headset"
+            )
+        bands = np.array([self.band_names.index(b) for b in model.band_names], dtype=np.intp)
+        return bands, channels
 
     def stale(self, t: float) -> Score:
         """The score to publish while the source sends nothing: no value, no confidence."""
@@ -185,11 +197,12 @@ class RelaxationScorer:
         return smooth
 
     def _calibrate(self, features: Features) -> Score:
+        source_t = features.source_time
         if self._baseline_start is None:
-            self._baseline_start = features.t
+            self._baseline_start = source_t
         self._baseline.append(np.where(features.good[np.newaxis, :], features.de, np.nan))
-        self._baseline_t.append(features.t)
-        elapsed = features.t - self._baseline_start
+        self._baseline_t.append(source_t)
+        elapsed = source_t - self._baseline_start
         if elapsed >= self.config.baseline_s:
             stack = np.stack(self._baseline)  # (windows, bands, channels)
             counts = np.isfinite(stack).sum(axis=0)
@@ -203,11 +216,11 @@ class RelaxationScorer:
             else:
                 # Not enough good signal yet: go on calibrating on the latest baseline_s only (bounded memory).
                 # (Or the latest min_baseline_windows windows, if those reach further back.)
-                old = next(i for i, t in enumerate(self._baseline_t) if t >= features.t - self.config.baseline_s)
+                old = next(i for i, t in enumerate(self._baseline_t) if t >= source_t - self.config.baseline_s)
                 old = max(0, min(old, len(self._baseline) - self.config.min_baseline_windows))
                 del self._baseline[:old], self._baseline_t[:old]
         progress = min(1.0, elapsed / self.config.baseline_s)
-        return Score(features.t, None, progress * features.quality, "calibrating")
+        return Score(features.t, None, progress * features.quality, "calibrating", source_t=features.source_t)
 
     def _adopt(self, profile: ScoreProfile) -> None:
         """Use a profile's statistics for the channels and bands it shares with this session (matched by name)."""

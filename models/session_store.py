@@ -11,10 +11,10 @@ last flush interval and the folder still opens:
     music.abc        the composed bars in ABC, appended as they come
     music.mid        written at the end; `bars_to_midi` makes it again from bars.jsonl after a crash
 
-Every record's `t` is the message's own time. Features and scores take theirs from the EEG timestamps, which may
-be in the source's time base (BrainFlow: unix time; LSL: its clock) while a "stale" score carries the session
-clock, so those records also hold `tr`, the session clock when the recorder received them (a few ms after the
-fact). `SessionReader.times(stream)` gives every record's time on the session clock: `tr` where recorded, else `t`.
+Every record's `t` is the message's own time on the session clock (models/messages.py). Features and scores also
+hold `source_t`, the scored window's end on the EEG source's clock (BrainFlow: unix time; LSL: its clock; null for a
+stale score). `SessionReader.times(stream)` gives every record's time on the session clock (recordings made before
+this rule kept it in `tr`, which it still reads).
 `manifest["t0"]` is the session clock when recording started and `manifest["wall_t0"]` the unix time of that instant.
 
 An EEG frame is a 24-byte header `<4sIIdI` (magic b"NMEG", n_channels, n_samples, t_received, crc32 of the payload)

@@ -61,7 +61,7 @@ class BanditPolicy:
         self._ramp_bars = 0
         self._window: Window | None = None
         self._closed: list[Window] = []
-        self._exploit_first = False
+        self._exploit_first = self.cfg.prior_bump > 0  # first the prior's best: the mapping's calm music
         self.choices = 0
 
     # -- Policy protocol ---------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class BanditPolicy:
             tempo, valence, energy, reward, noise = values
             loaded.append((tempo, valence, energy, reward, noise * self.cfg.carry_noise_factor))
         self.observations = loaded[-self.cfg.max_observations :]
-        self._exploit_first = bool(self.observations)
+        self._exploit_first = bool(self.observations) or self.cfg.prior_bump > 0
 
     # -- learning ----------------------------------------------------------------------------------------------
     def _finish_windows(self, now: float) -> None:
@@ -166,11 +166,13 @@ class BanditPolicy:
         return np.array([max(b.tempo_max - b.tempo_min, 1.0), 1.0, 1.0])
 
     def arms(self) -> FloatArray:
-        """(n_arms, 3) control settings evenly spread over the current bounds."""
+        """(n_arms, 3) control settings spread over the current bounds: the centres of n equal cells per axis.
+        Cell centres, not the edges: each arm stands for the music around it, and the range's extremes (where the
+        GP's uncertainty, and so a Thompson draw, is largest) are reached only by refinement, on evidence."""
         b = self.guard.bounds
 
         def axis(low: float, high: float, n: int) -> FloatArray:
-            return np.linspace(low, high, n) if n > 1 else np.array([(low + high) / 2.0])
+            return low + (high - low) * (np.arange(n) + 0.5) / n
 
         grid = np.meshgrid(
             axis(b.tempo_min, b.tempo_max, self.cfg.tempo_points),
@@ -180,25 +182,57 @@ class BanditPolicy:
         )
         return np.stack([g.ravel() for g in grid], axis=1)
 
+    def anchor(self) -> FloatArray:
+        """The mapping's calm music (clamped into the bounds): the centre of the prior, and the first choice."""
+        m = self.config.mapping
+        c = clamp_controls(self.guard.bounds, m.calm_tempo, m.calm_valence, m.calm_energy)
+        return np.array([c.tempo, c.valence, c.energy])
+
+    def candidate_arms(self) -> FloatArray:
+        """The grid, the anchor and, with `refine`, the settings half a grid step around the best one by the
+        posterior mean (a listener's preference rarely sits on the grid)."""
+        arms = np.vstack([self.arms(), self.anchor()[None, :]])
+        if not (self.cfg.refine and self.observations):
+            return arms
+        mean, _ = self.posterior(arms)
+        centre = arms[int(np.argmax(mean))]
+        b = self.guard.bounds
+        low = np.array([b.tempo_min, b.valence_min, b.energy_min])
+        high = np.array([b.tempo_max, b.valence_max, b.energy_max])
+        points = np.array([self.cfg.tempo_points, self.cfg.valence_points, self.cfg.energy_points])
+        half = (high - low) / points / 2.0
+        offsets = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+        local = np.clip(centre + offsets * half, low, high)
+        return np.unique(np.round(np.vstack([arms, local]), 9), axis=0)
+
     def _unit(self, controls: FloatArray) -> FloatArray:
         """Controls (n, 3) centred on the bounds' middle, in units of each control's range."""
         b = self.guard.bounds
         low = np.array([b.tempo_min, b.valence_min, b.energy_min])
         return (controls - low) / self._scale() - 0.5
 
+    def prior_shape(self, controls: FloatArray) -> FloatArray:
+        """(n,) how much the prior favours each setting: `prior_bump` at the mapping's calm music, falling off
+        with `length_scale`. So the bandit starts where the mapping settles, and leaves it only on evidence."""
+        d2 = ((self._unit(controls) - self._unit(self.anchor()[None, :])) ** 2).sum(axis=1)
+        return np.asarray(self.cfg.prior_bump * np.exp(-0.5 * d2 / self.cfg.length_scale**2))
+
     def posterior(self, arms: FloatArray, extra: list[Observation] | None = None) -> tuple[FloatArray, FloatArray]:
         obs = np.array(self.observations + (extra or []), dtype=float).reshape(-1, 5)
         kernel = Kernel(self.cfg.length_scale, self.cfg.prior_var, self.cfg.additive, self.cfg.quadratic_var)
-        return posterior(self._unit(obs[:, :3]), obs[:, 3], obs[:, 4], self._unit(arms), kernel)
+        x_obs, x_new = self._unit(obs[:, :3]), self._unit(arms)
+        return posterior(
+            x_obs, obs[:, 3], obs[:, 4], x_new, kernel, self.prior_shape(obs[:, :3]), self.prior_shape(arms)
+        )
 
     def best_arm(self) -> Controls:
         """The setting with the highest posterior mean (what the bandit believes is best now)."""
-        arms = self.arms()
+        arms = self.candidate_arms()
         mean, _ = self.posterior(arms)
         return clamp_controls(self.guard.bounds, *arms[int(np.argmax(mean))])
 
     def _choose(self, t: float) -> None:
-        arms = self.arms()
+        arms = self.candidate_arms()
         if self._exploit_first:
             self._exploit_first = False
             self._set_arm(self.best_arm(), t)

@@ -104,6 +104,8 @@ class BanditConfig:
     noise_var: float = 0.002  # variance of a window's score level; a reward's noise is this / (1 - exp(-T/tau))^2
     explore: float = 0.5  # scale of the posterior spread in each Thompson draw: < 1 explores less, exploits sooner
     explore_halving: float = 0.0  # > 0: the spread shrinks as 1/sqrt(1 + observations / this) (0: constant)
+    prior_bump: float = 0.05  # prior mean raised by this at the mapping's calm music (first choice; 0: flat prior)
+    refine: bool = True  # also try settings half a grid step around the best one (preferences fall between points)
     max_jump: float = 0.45  # largest distance (in control-range units) from the current controls to a new choice
     max_observations: int = 200  # newest observations kept (and saved in the profile)
     carry_noise_factor: float = 2.0  # observations from an earlier session count as this much noisier
@@ -129,8 +131,9 @@ class BanditConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"bandit.{name} must be positive")
         _check_unit("bandit", additive=self.additive)
-        if self.quadratic_var < 0:
-            raise ValueError("bandit.quadratic_var must be >= 0")
+        for name in ("quadratic_var", "prior_bump"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"bandit.{name} must be >= 0")
         if self.max_observations < 1:
             raise ValueError("bandit.max_observations must be at least 1")
 

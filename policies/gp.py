@@ -2,7 +2,8 @@
 
 Inputs are controls centred and scaled to units of each control's range (see `Kernel`); each observation carries
 its own noise variance (observations carried over from an earlier session count as noisier). The prior mean is the
-mean of the observed rewards, so an unexplored setting is "average, uncertain".
+mean of the observed rewards plus an optional shape (`prior_obs`, `prior_new`: e.g. the bandit's preference for the
+mapping's calm music), so an unexplored setting is "average (or as the shape says), uncertain".
 Sizes here are small (<= a few hundred observations, ~100 candidates): plain numpy Cholesky is fast enough.
 """
 
@@ -56,18 +57,23 @@ def posterior(
     noise: FloatArray,  # (n,) noise variance per observation
     x_new: FloatArray,  # (m, d)
     kernel: Kernel,
+    prior_obs: FloatArray | None = None,  # (n,) shape of the prior mean at x_obs (added to the level)
+    prior_new: FloatArray | None = None,  # (m,) ... at x_new
 ) -> tuple[FloatArray, FloatArray]:
     """Posterior mean (m,) and covariance (m, m) of the reward at x_new."""
     k_new = kernel(x_new, x_new)  # (m, m)
+    shape_obs = np.zeros(len(y_obs)) if prior_obs is None else prior_obs
+    shape_new = np.zeros(len(x_new)) if prior_new is None else prior_new
     if len(y_obs) == 0:
-        return np.full(len(x_new), 0.5), k_new
-    mean0 = float(np.mean(y_obs))
+        return 0.5 + shape_new, k_new
+    # the level is the mean reward with the shape taken out, so the shape moves the prior but not its level
+    level = float(np.mean(y_obs - shape_obs))
     k_obs = kernel(x_obs, x_obs) + np.diag(noise)  # (n, n)
     k_cross = kernel(x_new, x_obs)  # (m, n)
     chol = np.linalg.cholesky(k_obs + 1e-9 * np.eye(len(y_obs)))
-    alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y_obs - mean0))  # (n,)
+    alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, y_obs - level - shape_obs))  # (n,)
     v = np.linalg.solve(chol, k_cross.T)  # (n, m)
-    return mean0 + k_cross @ alpha, k_new - v.T @ v
+    return level + shape_new + k_cross @ alpha, k_new - v.T @ v
 
 
 def thompson_sample(mean: FloatArray, cov: FloatArray, rng: np.random.Generator) -> FloatArray:

@@ -51,7 +51,7 @@ def _serve(name: str, source_id: str, seconds: float, sfreq: float, channels: in
         ch.append_child_value("unit", unit)
     outlet = pylsl.StreamOutlet(info, chunk_size=10)
     print("ready", flush=True)
-    scale = {"microvolts": 1.0, "volts": 1e-6}[unit]
+    scale = {"microvolts": 1.0, "volts": 1e-6}.get(unit, 1.0)  # other units: sent unscaled (bad-input tests)
     start = time.monotonic()
     sent = 0
     while (now := time.monotonic()) - start < seconds:

@@ -62,6 +62,10 @@ class WorldClock(VirtualClock):
         heapq.heappush(self._waiters, (t, next(self._seq), future))
         await future
 
+    def _move_to(self, t: float) -> None:
+        if t > self.now():
+            self.advance(t - self.now())
+
     async def drive(self, until: float, settle: int = 30) -> None:
         """Advance time to `until`, waking sleepers in order; everything runnable settles between steps."""
         while True:
@@ -72,12 +76,12 @@ class WorldClock(VirtualClock):
             if not self._waiters or self._waiters[0][0] > until:
                 if self.on_advance is not None:
                     self.on_advance(until)
-                self._t = max(self._t, until)
+                self._move_to(until)
                 return
             t, _, future = heapq.heappop(self._waiters)
             if self.on_advance is not None:
                 self.on_advance(t)
-            self._t = max(self._t, t)
+            self._move_to(t)
             future.set_result(None)
 
 

@@ -178,9 +178,11 @@ def test_sketch_bars_are_valid_abc_and_phrases_cadence_on_the_tonic() -> None:
     composer = SketchComposer(seed=1)
     bars: list[Bar] = [composer.next_bar(Controls(70.0, 0.8, 0.5)) for _ in range(8)]
     for bar in bars:
-        parsed = parse_bar(bar.abc.replace("F", "^F").replace("f", "^f"), bar.meter)  # compact form: no signature
+        parsed = parse_bar(bar.abc, bar.meter, bar.key)  # written under the key's signature
         assert [n.pitch for n in parsed.notes] == [n.pitch for n in bar.notes]
         assert parsed.complete
+    for bar in [composer.next_bar(Controls(70.0, 0.2, 0.9)) for _ in range(4)]:  # E minor, dense
+        assert [n.pitch for n in parse_bar(bar.abc, bar.meter, bar.key).notes] == [n.pitch for n in bar.notes]
     assert bars[3].notes[-1].pitch % 12 == 7 and bars[7].notes[-1].pitch % 12 == 7  # G at each phrase end
     again = SketchComposer(seed=1)
     assert [again.next_bar(Controls(70.0, 0.8, 0.5)).notes for _ in range(8)] == [b.notes for b in bars]

@@ -70,6 +70,43 @@ def test_rewards_are_the_level_the_score_heads_to() -> None:
     assert rewards and abs(float(np.median(rewards)) - 0.7) < 0.05
 
 
+def test_it_starts_with_the_mappings_calm_music_and_keeps_it_for_a_listener_who_likes_it() -> None:
+    policy = bandit()
+    calm = PolicyConfig().mapping
+    policy.observe(Score(30.0, 0.5, 1.0, "scoring"))
+    policy.next_controls(0, 30.0)
+    assert policy._arm == Controls(calm.calm_tempo, calm.calm_valence, calm.calm_energy)
+    mapping_like = (calm.calm_tempo, calm.calm_valence, calm.calm_energy)
+    played = listen(policy, minutes=10, goal_of=lambda c: goal(c, mapping_like))
+    # the prior's favourite is good for this listener: most of the session stays close to it
+    near = [abs(c.tempo - 60) <= 10 and abs(c.valence - 0.7) <= 0.25 and abs(c.energy - 0.2) <= 0.25 for c in played]
+    assert np.mean(near) > 0.6
+
+
+def test_arms_are_cell_centres_and_refinement_adds_settings_around_the_best() -> None:
+    policy = bandit()
+    arms = policy.arms()
+    assert len(arms) == 125
+    assert sorted(set(arms[:, 0])) == pytest.approx([54.0, 62.0, 70.0, 78.0, 86.0])
+    assert sorted(set(arms[:, 1])) == pytest.approx([0.1, 0.3, 0.5, 0.7, 0.9])
+    assert len(policy.candidate_arms()) == 126  # no observations yet: the grid and the mapping's calm music
+    policy.observations = [(78.0, 0.9, 0.5, 0.8, 0.01), (54.0, 0.1, 0.1, 0.3, 0.01)]
+    refined = policy.candidate_arms()
+    assert len(refined) > 126
+    assert any(abs(a[0] - 82.0) < 1e-6 and abs(a[1] - 1.0) < 1e-6 for a in refined)  # half a step toward the edge
+    assert refined[:, 0].max() <= 90.0 and refined[:, 1].max() <= 1.0
+
+
+def test_a_flat_prior_starts_wherever_thompson_sampling_says() -> None:
+    policy = bandit(prior_bump=0.0, max_jump=0.2)
+    policy.observe(Score(30.0, 0.5, 1.0, "scoring"))
+    policy.next_controls(0, 30.0)
+    assert policy._arm is not None
+    start = np.array([72.0, 0.5, 0.4])
+    arm = np.array([policy._arm.tempo, policy._arm.valence, policy._arm.energy])
+    assert np.sqrt((((arm - start) / np.array([40.0, 1.0, 1.0])) ** 2).sum()) <= 0.2 + 1e-9
+
+
 def test_exploration_is_bounded_by_max_jump() -> None:
     policy = bandit(max_jump=0.3)
     listen(policy, minutes=8)
@@ -148,6 +185,8 @@ def test_new_bounds_make_it_choose_again_inside_them() -> None:
         {"explore": 2.0},
         {"explore_halving": 2.0},
         {"max_jump": 0.2},
+        {"prior_bump": 0.0},
+        {"refine": False},
         {"seed": 7},
     ],
 )

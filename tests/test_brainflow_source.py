@@ -41,10 +41,13 @@ def test_synthetic_board_streams_eeg_with_unix_time_stamps() -> None:
     stamps = np.concatenate([c.timestamps for c in chunks])
     assert 200 <= data.shape[1] <= 330 and data.shape[0] == 16
     assert abs(stamps[-1] - time.time()) < 5.0 and np.all(np.diff(stamps) >= 0)
-    # The feature path runs on it (channel k of the synthetic board is a sine near 5·k Hz plus noise).
-    pipe = FeaturePipeline(FeatureConfig(window_s=1.0, hop_s=0.25), info.sfreq, info.channel_names)
+    # The feature path runs on it (channel k of the synthetic board is a sine near 5·k Hz plus noise). The board
+    # declares its ~1000 µV range, so none of its channels is "out-of-range" by the scalp-EEG default.
+    assert info.max_uv is not None and info.max_uv > 1000.0
+    pipe = FeaturePipeline.for_source(FeatureConfig(window_s=1.0, hop_s=0.25), info)
     feats = [f for c in chunks for f in pipe.push(c)]
     assert feats and np.isfinite(feats[-1].de[:, feats[-1].good]).all()
+    assert feats[-1].good.all(), feats[-1].bad_reasons
 
 
 def test_the_same_board_can_be_opened_again_after_close() -> None:

@@ -74,6 +74,14 @@ def test_volts_are_converted_to_microvolts(stream_name: str, outlets: list[objec
     assert 18 < np.abs(data[0]).max() < 21
 
 
+def test_an_unknown_unit_is_refused_with_the_units_that_work(stream_name: str, outlets: list[object]) -> None:
+    outlets.append(start_outlet(stream_name, "sid-u", unit="furlongs"))
+    source = LSLSource(stream_name, "EEG", "sid-u", 5.0)
+    with pytest.raises(SourceError, match=r"\['furlongs'\].*microvolts \(uV\), millivolts \(mV\) or volts \(V\)"):
+        source.open()
+    source.close()  # nothing held; still safe
+
+
 def test_a_vanished_outlet_is_a_source_error_and_a_restarted_one_is_picked_up(
     stream_name: str, outlets: list[object]
 ) -> None:

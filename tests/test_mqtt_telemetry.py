@@ -241,7 +241,7 @@ def drain(subscription) -> list:
     return items
 
 
-async def test_broker_down_at_start_then_appears(tmp_path: Path) -> None:
+async def test_broker_down_at_start_then_appears(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     late = Broker(tmp_path)  # not started yet
     ctx = make_context(host=late.host, port=late.port, device_id="early", queue_size=10)
     service = Telemetry(ctx, ctx.config.mqtt)
@@ -251,6 +251,9 @@ async def test_broker_down_at_start_then_appears(tmp_path: Path) -> None:
     assert not service.connected.is_set()
     warning = events.get_nowait()
     assert warning.kind == "warning" and "unreachable" in warning.text
+    # ...and once on stderr, where --json / --quiet runs (no live view) still see it.
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "unreachable" in r.getMessage()]
+    assert len(warned) == 1 and f"{late.host}:{late.port}" in warned[0].getMessage()
     for i in range(300):  # markers with nowhere to go: memory stays bounded
         ctx.hub.publish(Event(ctx.clock.now(), "marker", f"m{i}"))
         await asyncio.sleep(0)

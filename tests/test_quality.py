@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from neuromusic.drivers.base import SourceInfo
 from neuromusic.models.features import FeatureConfig
 from neuromusic.models.messages import Chunk, Features
 from neuromusic.models.pipeline import FeaturePipeline
-from neuromusic.models.quality import QualityConfig
+from neuromusic.models.quality import DEFAULT_MAX_UV, QualityConfig
 from signal_fixtures import names, run_pipeline
 
 SFREQ = 250.0
@@ -70,6 +71,32 @@ def test_a_blink_sized_bump_is_out_of_range_and_max_uv_sets_the_limit() -> None:
     assert f.bad_reasons[0] == "out-of-range" and f.good[1:].all()
     assert at(run_pipeline(x, SFREQ, with_quality(max_uv=1000.0)), 5.5).bad_reasons[0] == "artifact"  # next rule
     assert at(run_pipeline(x, SFREQ, with_quality(max_uv=1000.0, burst_ratio=100.0)), 5.5).good[0]
+
+
+def test_the_source_declared_range_replaces_the_default_unless_the_user_sets_max_uv() -> None:
+    """A test signal generator (BrainFlow's synthetic board) declares SourceInfo.max_uv; its big sines are healthy."""
+    t = np.arange(int(6 * SFREQ)) / SFREQ
+    x = eeg(6)
+    x[0] += 700 * np.sin(2 * np.pi * 9.0 * t)  # a 700 µV test sine, like the synthetic board's channel 15
+    info = SourceInfo("generator", SFREQ, names(3), "brainflow", max_uv=1500.0)
+
+    def last(pipe: FeaturePipeline) -> Features:
+        feats = [
+            f
+            for i in range(0, x.shape[1], 25)
+            for f in pipe.push(Chunk(x[:, i : i + 25], t[i : i + 25], names(3), SFREQ))
+        ]
+        return feats[-1]
+
+    assert QualityConfig().max_uv is None and QualityConfig().effective_max_uv(None) == DEFAULT_MAX_UV
+    assert last(FeaturePipeline(FeatureConfig(), SFREQ, names(3))).bad_reasons[0] == "out-of-range"  # scalp default
+    generator = FeaturePipeline.for_source(FeatureConfig(), info)
+    assert generator.max_uv == 1500.0 and last(generator).good.all()
+    # The user's features.quality.max_uv wins over what the source declares.
+    strict = FeaturePipeline.for_source(with_quality(max_uv=150.0), info)
+    assert strict.max_uv == 150.0 and last(strict).bad_reasons[0] == "out-of-range"
+    with pytest.raises(ValueError, match="max_uv"):
+        QualityConfig(max_uv=0.0).validate()
 
 
 def test_a_muscle_burst_is_an_artifact_and_burst_ratio_sets_the_limit() -> None:

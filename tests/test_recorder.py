@@ -195,7 +195,7 @@ def test_sigkill_during_a_real_run_loses_at_most_the_last_second(tmp_path: Path)
     assert eeg.duration_s >= covered
     assert eeg.duration_s >= 3.5
     scores = reader.scores()
-    assert killed_at - scores[-1]["tr"] <= 1.0
+    assert killed_at - scores[-1]["t"] <= 1.0
     assert json.loads((folder / store.CONFIG).read_text())["source"]["board"] == "simulated"
 
 

@@ -107,9 +107,10 @@ def _replayed(session: Path, out: Path) -> tuple[list[tuple[float, float | None]
     done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     reader = SessionReader(out)
-    # Scores and features computed from the replayed EEG (stale scores in between depend on timing, not data).
-    scores = [(s["t"], s["value"]) for s in reader.scores() if s["state"] == "scoring"]
-    return scores, [(f["t"], f["de"]) for f in reader.features()]
+    # Scores and features computed from the replayed EEG (stale scores in between depend on timing, not data), by
+    # their time in the recording: `t` is when this run's session clock saw them, which differs from run to run.
+    scores = [(s["source_t"], s["value"]) for s in reader.scores() if s["state"] == "scoring"]
+    return scores, [(f["source_t"], f["de"]) for f in reader.features()]
 
 
 @pytest.mark.slow  # two `neuromusic run` subprocesses: about 25 s here, most of it run start-up

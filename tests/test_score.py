@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from neuromusic.daemon.config import load_config
+from neuromusic.daemon.profile_store import ProfileStore, score_profile_from_section, score_profile_section
 from neuromusic.models.errors import ConfigError, DataError
 from neuromusic.models.messages import Features
-from neuromusic.models.score import RelaxationScorer, ScoreConfig, ScoreProfile
+from neuromusic.models.score import RelaxationScorer, ScoreConfig
 
 BANDS = ("delta", "theta", "alpha", "beta", "gamma")
 CHANNELS = ("O1", "O2", "Fz")
@@ -179,43 +179,37 @@ def test_profile_round_trip_skips_calibration(tmp_path: Path) -> None:
     scorer, _ = calibrated()
     profile = scorer.profile
     assert profile is not None
-    path = tmp_path / "me" / "profile.json"
-    profile.save(path)
-    loaded = ScoreProfile.load(path)
+    store = ProfileStore(tmp_path / "me" / "profile.json")
+    store.put("score", score_profile_section(profile))
+    store.save()
+    loaded = score_profile_from_section(ProfileStore.load(store.path).get("score"), store.path)
     np.testing.assert_allclose(loaded.mean, profile.mean)
     np.testing.assert_allclose(loaded.std, profile.std)
     assert loaded.channel_names == CHANNELS and loaded.band_names == BANDS
-    config = ScoreConfig(baseline_s=5.0, profile=path)
-    fresh = RelaxationScorer(config, BANDS, CHANNELS)
+    fresh = RelaxationScorer(ScoreConfig(baseline_s=5.0), BANDS, CHANNELS, loaded)
     assert not fresh.calibrating
     s = fresh.update(feats(0.0, alpha=0.4))
     assert s.state == "scoring" and s.value is not None and s.value > 0.5
 
 
-def test_a_profile_matches_channels_by_name(tmp_path: Path) -> None:
+def test_a_profile_matches_channels_by_name() -> None:
     scorer, _ = calibrated()
-    assert scorer.profile is not None
-    scorer.profile.save(tmp_path / "p.json")
-    other = RelaxationScorer(ScoreConfig(profile=tmp_path / "p.json"), BANDS, ("Fz", "Cz"))
+    profile = scorer.profile
+    assert profile is not None
+    other = RelaxationScorer(ScoreConfig(), BANDS, ("Fz", "Cz"), profile)
     s = other.update(Features(0.0, np.full((5, 2), 2.0), BANDS, ("Fz", "Cz"), np.array([True, True]), ("", "")))
     assert s.confidence == 0.5  # Cz has no statistics in the profile
     with pytest.raises(DataError, match="no channel in common"):
-        RelaxationScorer(ScoreConfig(profile=tmp_path / "p.json"), BANDS, ("T7", "T8"))
+        RelaxationScorer(ScoreConfig(), BANDS, ("T7", "T8"), profile)
 
 
-def test_broken_profiles_are_data_errors(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="not found"):
-        ScoreProfile.load(tmp_path / "missing.json")
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(DataError, match="not readable JSON"):
-        ScoreProfile.load(tmp_path / "bad.json")
-    (tmp_path / "short.json").write_text(json.dumps({"band_names": ["alpha"], "channel_names": ["O1"], "mean": [[1]]}))
-    with pytest.raises(DataError, match="malformed"):
-        ScoreProfile.load(tmp_path / "short.json")
+def test_broken_score_sections_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    with pytest.raises(ConfigError, match="malformed"):
+        score_profile_from_section({"band_names": ["alpha"], "channel_names": ["O1"], "mean": [[1]]}, path)
     doc = {"band_names": ["alpha"], "channel_names": ["O1"], "mean": [[1, 2]], "std": [[1]], "n_windows": 3}
-    (tmp_path / "shape.json").write_text(json.dumps(doc))
-    with pytest.raises(DataError, match="malformed"):
-        ScoreProfile.load(tmp_path / "shape.json")
+    with pytest.raises(ConfigError, match="malformed"):
+        score_profile_from_section({**doc, "created_unix": 0.0}, path)
 
 
 def test_bad_score_configuration() -> None:

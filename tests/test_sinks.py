@@ -151,6 +151,8 @@ def test_no_audio_device_renders_to_a_wav_in_the_session_folder_said_once(tmp_pa
     assert [s.name for s in sinks] == [f"wav:{tmp_path / 'session.wav'}"]
     sinks[0].close(0.0)
     assert (tmp_path / "session.wav").exists()
+    sinks, notices = open_sinks(SinkConfig(audio_driver="oss"), None, 0.0)  # no session folder, no --wav
+    assert sinks == [] and "give --wav PATH or --session-dir DIR" in notices[0]
 
 
 def test_synth_none_midi_file_and_wav_paths(tmp_path: Path) -> None:

@@ -32,8 +32,17 @@ def open_sinks(config: SinkConfig, session_dir: Path | None, t0: float) -> tuple
             try:
                 sinks.append(FluidSynthSink.open(config))
             except AudioUnavailable as error:
-                wav = wav or Path(FALLBACK_WAV)
-                notices.append(f"no working audio device ({error}): rendering to {_place(wav, session_dir)} instead")
+                if wav is None and session_dir is None:
+                    # nowhere agreed to write: say so rather than drop a file into the current folder
+                    notices.append(
+                        f"no working audio device ({error}) and no session folder: the music is not "
+                        "heard or kept; give --wav PATH or --session-dir DIR to render it"
+                    )
+                else:
+                    wav = wav or Path(FALLBACK_WAV)
+                    notices.append(
+                        f"no working audio device ({error}): rendering to {_place(wav, session_dir)} instead"
+                    )
         if wav is not None:
             from neuromusic.drivers.sinks.wav_sink import WavSink
 

@@ -9,9 +9,10 @@ from neuromusic.models.messages import Bar, Controls, Note
 from neuromusic.models.music.abc import AbcNote, KeySig, format_bar, parse_key
 from neuromusic.models.music.controls import density, density_level
 
-# Pitch classes (relative to the tonic C) that contradict a mode: the other mode's third and sixth.
-_WRONG_FOR_MAJOR = {3, 8}
-_WRONG_FOR_MINOR = {4, 9}
+# Pitch classes (relative to the tonic C) of each mode's scale (minor: natural minor plus the leading tone), and of
+# its tonic triad, which key analysis leans on to tell a minor key from its relative major.
+_SCALE = {False: {0, 2, 4, 5, 7, 9, 11}, True: {0, 2, 3, 5, 7, 8, 10, 11}}
+_TRIAD = {False: {0, 4, 7}, True: {0, 3, 7}}
 _SMALLEST = Fraction(1, 4)  # shortest note a repair creates: a sixteenth
 
 
@@ -56,15 +57,15 @@ def onsets(notes: list[AbcNote] | tuple[AbcNote, ...]) -> int:
 def misfit(notes: list[AbcNote], beats: Fraction, minor: bool, energy: int) -> float:
     """How badly a bar in C-tonic space fits the requested mode, energy level and bar length; 0 is a perfect fit.
     Length counts most (a wrong length must be repaired), then energy levels off, then the share of the bar's
-    duration on the other mode's third or sixth."""
+    duration outside the mode's scale, then (lightly) the share not on the tonic triad."""
     length = sum((n.duration for n in notes), Fraction(0))
     score = 4.0 * (length != beats)
     score += 2.0 * abs(density_level(density(onsets(notes), beats)) - energy)
-    wrong = _WRONG_FOR_MINOR if minor else _WRONG_FOR_MAJOR
-    voiced = [n for n in notes if n.pitch is not None]
-    total = sum(float(n.duration) for n in voiced)
+    voiced = [(n.pitch % 12, float(n.duration)) for n in notes if n.pitch is not None]
+    total = sum(d for _, d in voiced)
     if total:
-        score += 1.5 * sum(float(n.duration) for n in voiced if n.pitch is not None and n.pitch % 12 in wrong) / total
+        score += 2.0 * sum(d for pc, d in voiced if pc not in _SCALE[minor]) / total
+        score += 0.5 * sum(d for pc, d in voiced if pc not in _TRIAD[minor]) / total
     return score
 
 
