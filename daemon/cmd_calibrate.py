@@ -5,9 +5,9 @@ sound cue through FluidSynth when an audio device works: a low soft chord for re
 Blocks are timed by samples received, so a slow or bursty source still gives every block its full length. The
 fitted model (models/calibration.py) is judged by leave-one-block-pair-out cross-validation; a profile whose accuracy
 is at chance is refused (exit code 7) and nothing is saved. An accepted fit is saved to the --profile JSON:
-  "calibration"  the logistic model (weights over z-scored band DE), its accuracy and the protocol
-  "score"        the per-band, per-channel DE statistics over the whole protocol, which `run --profile` uses
-                 instead of a fresh baseline: a score of 0.5 then means halfway between rest and arithmetic.
+  "calibration"  the logistic model (weights over z-scored band DE), its accuracy and the protocol; `run --profile`
+                 scores with it instead of a baseline (the score is its P(rest), smoothed: models/score.py)
+  "score"        the per-band, per-channel DE statistics over the whole protocol (a baseline for the same layout).
 With --board simulated the simulated listener's hidden state follows the blocks (calm during rest, stressed during
 arithmetic), so the whole procedure runs without a headset; --fast runs it on a virtual clock without waiting.
 The calibration is also recorded as a session (phases as events), unless --no-record.

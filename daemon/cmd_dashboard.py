@@ -14,7 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bind", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0 for a trusted lab LAN)"
     )
-    add_connection_arguments(parser)
+    add_connection_arguments(
+        parser,
+        broker_help="MQTT broker the daemons report to (default localhost:1883)",
+        password_help="broker password (visible in the process list on a shared machine)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

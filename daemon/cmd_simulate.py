@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     if not (args.minutes > 0 and math.isfinite(args.minutes)):
         raise ConfigError(f"--minutes must be a positive number, got {args.minutes}")
+    if args.plot is not None and not args.plot.absolute().parent.is_dir():
+        # Checked now, not after minutes of simulation: the plot is written last.
+        raise ConfigError(f"--plot {args.plot}: the folder {args.plot.absolute().parent} does not exist")
     listeners = [load_listener(path) for path in _listener_paths(args.listener)]
     seeds = list(range(args.seeds))
     console = Console()

@@ -27,13 +27,17 @@ def parse_host_port(text: str, default_port: int = 1883) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+def add_connection_arguments(
+    parser: argparse.ArgumentParser,
+    broker_help: str = "MQTT broker to report to and take commands from",
+    password_help: str = "broker password (prefer the TOML file: [mqtt] password)",
+) -> None:
+    """The broker connection flags; the help texts differ between `run` (a daemon reporting, with a TOML file) and
+    `dashboard` (a viewer, no TOML file)."""
     group = parser.add_argument_group("MQTT broker")
-    group.add_argument("--mqtt", metavar="HOST[:PORT]", help="MQTT broker to report to and take commands from")
+    group.add_argument("--mqtt", metavar="HOST[:PORT]", help=broker_help)
     group.add_argument("--mqtt-user", metavar="NAME", help="broker user name")
-    group.add_argument(
-        "--mqtt-password", metavar="SECRET", help="broker password (prefer the TOML file: [mqtt] password)"
-    )
+    group.add_argument("--mqtt-password", metavar="SECRET", help=password_help)
     group.add_argument(
         "--mqtt-tls", action="store_true", default=None, help="connect with TLS (system CA certificates)"
     )

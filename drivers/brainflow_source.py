@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,6 +194,28 @@ class BrainFlowSource:
         return f" ({', '.join(parts)})" if parts else ""
 
 
+def _check_recording(path: Path, master: int, master_name: str) -> None:
+    """Refuse a file that is not a BrainFlow CSV of the master board's layout. BrainFlow itself accepts anything and
+    then streams nothing, which would look like a headset that went quiet."""
+    columns = int(board_shim().BoardShim.get_num_rows(master))
+    with path.open("rb") as lines:
+        first = next((line for line in lines if line.strip()), b"")
+    fields = first.split(b"\t")
+    try:
+        [float(f) for f in fields]
+    except ValueError:
+        numeric = False
+    else:
+        numeric = bool(first.strip())
+    if not numeric or len(fields) != columns:
+        found = "is empty" if not first.strip() else f"starts with {first[:60].decode(errors='replace').strip()!r}"
+        raise SourceError(
+            f"{path} is not a BrainFlow recording of master board {master_name!r}: it {found}; expected lines of "
+            f"{columns} tab-separated numbers (as BrainFlow's DataFilter.write_file writes). Check --file and "
+            f"--master-board"
+        )
+
+
 def create(config: SourceConfig, clock: Clock) -> BrainFlowSource:
     """Registry entry for synthetic, playback and every BrainFlow board name or id."""
     bf = board_shim()
@@ -223,6 +246,7 @@ def create(config: SourceConfig, clock: Clock) -> BrainFlowSource:
         )
         with config.file.open("rb") as lines:  # one sample per non-empty line of a BrainFlow CSV
             source.samples_in_file = sum(1 for line in lines if line.strip())
+        _check_recording(config.file, master, config.master_board)
         return source
     board_id = brainflow_board_id("synthetic" if name == "synthetic" else config.board)
     if board_id is None:

@@ -110,6 +110,24 @@ def test_playback_needs_an_existing_file(tmp_path: Path) -> None:
         open_source(SourceConfig(board="playback", file=tmp_path / "x.csv", master_board="toaster"), MonotonicClock())
 
 
+@pytest.mark.parametrize(
+    ("text", "found"), [("a,b,c\n", "starts with 'a,b,c'"), ("\n\n", "is empty"), ("1\t2\t3\n", "starts with")]
+)
+def test_a_file_that_is_not_a_brainflow_recording_is_refused(tmp_path: Path, text: str, found: str) -> None:
+    """BrainFlow would accept it and stream nothing, which looks like a headset gone quiet: refuse it up front."""
+    path = tmp_path / "notes.csv"
+    path.write_text(text)
+    with pytest.raises(SourceError, match=f"not a BrainFlow recording of master board 'synthetic': it {found}"):
+        open_source(SourceConfig(board="playback", file=path), MonotonicClock())
+
+
+def test_a_recording_of_another_board_layout_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "session.csv"
+    write_recording(path, 10)  # the synthetic board's 32 columns
+    with pytest.raises(SourceError, match=r"master board 'cyton'.*expected lines of 24 tab-separated numbers"):
+        open_source(SourceConfig(board="playback", file=path, master_board="cyton"), MonotonicClock())
+
+
 def test_a_headset_that_is_not_there_is_source_not_found_with_what_to_check() -> None:
     source = open_source(SourceConfig(board="cyton", serial_port="/dev/neuromusic-no-such-port"), MonotonicClock())
     with pytest.raises(SourceNotFoundError, match=r"CYTON_BOARD.*no-such-port.*check --serial-port") as info:

@@ -193,3 +193,15 @@ async def test_dashboard_command_serves_on_its_port(broker: Broker) -> None:
         process.wait(5)
         if process.stdout:
             process.stdout.close()
+
+
+def test_dashboard_help_describes_its_own_broker_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """The dashboard reads a broker and has no --config: its help must not send users to a TOML file."""
+    from neuromusic.daemon.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dashboard", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the daemons report to (default localhost:1883)" in text
+    assert "[mqtt] password" not in text and "take commands from" not in text

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 from neuromusic.daemon.cli import main
-from neuromusic.models.errors import ModelError
+from neuromusic.daemon.config import load_config
+from neuromusic.models.errors import ConfigError, ModelError
 from neuromusic.models.messages import Controls
 from neuromusic.models.music.abc import parse_bar
 from neuromusic.models.music.composer import Composer, filter_logits
@@ -132,6 +133,7 @@ def test_sampling_options_change_the_music(tiny: tuple[Path, Path]) -> None:
     assert piece(top_p=0.3) != base
     assert piece(candidates=1) != base
     assert piece(rounds=1) != base  # the tiny model rarely fits at once, so the default's second batch shows
+    assert piece(max_bar_tokens=2) != base
 
 
 def test_filter_logits_keeps_the_likeliest() -> None:
@@ -153,6 +155,16 @@ def test_missing_or_mismatched_checkpoint_says_how_to_get_one(tiny: tuple[Path, 
     shutil.copy(tiny[1] / "tokenizer.json", broken / "tokenizer.json")
     with pytest.raises(ModelError, match="safetensors"):
         load_checkpoint(broken)
+
+
+def test_composer_section_loads_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[composer]\nmeter = "3/4"\ntonic = "G"\ncandidates = 2\n')
+    config = load_config(path).composer
+    assert (config.meter, config.tonic, config.candidates) == ("3/4", "G", 2)
+    path.write_text('[composer]\nmeter = "7/4"\n')
+    with pytest.raises(ConfigError, match=r"\[composer\] meter '7/4'"):
+        load_config(path)
 
 
 def test_bad_composer_options_are_rejected() -> None:

@@ -241,6 +241,7 @@ def test_simulate_command_prints_a_table_and_plots(tmp_path: Path, capsys: pytes
         (["--sessions", "0"], "--sessions"),
         (["--minutes", "-1"], "--minutes"),
         (["--target", "3"], "target"),
+        (["--plot", "/nonexistent-neuromusic-dir/p.png"], "--plot /nonexistent-neuromusic-dir/p.png: the folder"),
     ],
 )
 def test_simulate_command_refuses_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from neuromusic.models.music.controls import METERS
 @dataclass(frozen=True)
 class ComposerConfig:
     checkpoint: Path | None = None  # None = the checkpoint shipped in neuromusic/models/checkpoint
-    temperature: float = 1.0  # softmax temperature when sampling; lower is safer and more repetitive
+    temperature: float = 0.9  # softmax temperature when sampling; lower is safer and more repetitive
     top_k: int = 0  # keep only the k likeliest tokens (0 = off)
     top_p: float = 0.95  # nucleus sampling: keep the likeliest tokens up to this probability mass
     seed: int | None = None  # None = a fresh random seed per session; an int makes the music reproducible
