@@ -109,7 +109,7 @@ def run_protocol(
     blocks = parse_protocol(calibration.protocol)
     info = source.open()
     try:
-        pipeline = FeaturePipeline(config.features, info.sfreq, info.channel_names)
+        pipeline = FeaturePipeline.for_source(config.features, info)
         bands = tuple(config.features.bands)
         data = CalibrationData(bands, tuple(info.channel_names))
         next_chunk = read or (lambda: source.read(0.2))

@@ -157,7 +157,11 @@ def source_event(device_id: str, s: SourceStatus) -> Outgoing:
         device_id,
         "events",
         s.t,
-        {"kind": "source", "text": f"source {s.state}", "data": {"state": s.state, "detail": s.detail}},
+        {
+            "kind": "source",
+            "text": f"source {s.state}" + (f": {s.detail}" if s.detail else ""),
+            "data": {"state": s.state, "detail": s.detail},
+        },
     )
 
 

@@ -16,7 +16,9 @@ import concurrent.futures
 import dataclasses
 import gc
 import logging
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 # The GIL switch interval while playing: a composer thread running Python code holds the GIL for up to this long
 # before the scheduler's thread of control gets it back (CPython's default 5 ms would blow the 2 ms p99 budget).
 SWITCH_INTERVAL_S = 0.0005
+COMPOSER_NICE = 10  # niceness added to the composer and model-loader threads
 
 
 class BarComposer(Protocol):
@@ -111,7 +114,8 @@ class Player:
         for notice in self._notices:
             self._event("warning", notice)
         self.scheduler = Scheduler(self._clock, sinks, on_failure=self._sink_failed)
-        worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="composer")
+        worker = concurrent.futures.ThreadPoolExecutor(1, "composer", initializer=_lower_thread_priority)
+        loader = concurrent.futures.ThreadPoolExecutor(1, "model-loader", initializer=_lower_thread_priority)
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         names = ", ".join(s.name for s in self.scheduler.sinks) or "no sinks"
@@ -122,11 +126,12 @@ class Player:
                 group.create_task(self._observe_scores(), name="player:scores")
                 group.create_task(self._watch_pause(), name="player:pause")
                 if self._model_loader is not None:
-                    group.create_task(self._load_model(), name="player:model")
+                    group.create_task(self._load_model(loader), name="player:model")
                 group.create_task(self._play(worker, started), name="player:bars")
         finally:
             sys.setswitchinterval(switch_interval)
             worker.shutdown(wait=False, cancel_futures=True)
+            loader.shutdown(wait=False, cancel_futures=True)
             for problem in self.scheduler.close():
                 log.warning("closing a sink: %s", problem)
             self.stats["timing"] = self.scheduler.stats.summary()
@@ -264,11 +269,11 @@ class Player:
         finally:
             subscription.close()
 
-    async def _load_model(self) -> None:
+    async def _load_model(self, loader: concurrent.futures.Executor) -> None:
         assert self._model_loader is not None
         started = time.monotonic()
         try:
-            composer = await asyncio.to_thread(self._model_loader)
+            composer = await asyncio.get_running_loop().run_in_executor(loader, self._model_loader)
         except ModelError as error:
             self._event("warning", f"music model unavailable, the sketch composer keeps playing: {error}")
             return
@@ -282,6 +287,16 @@ class Player:
     def _event(self, kind: str, text: str, **data: Any) -> None:
         log.log(logging.WARNING if kind in ("warning", "error") else logging.INFO, "%s", text)
         self.ctx.hub.publish(Event(t=self._clock.now(), kind=kind, text=text, data=dict(data)))
+
+
+def _lower_thread_priority() -> None:
+    """Nice the calling worker thread (+10; Linux schedules threads one by one): on a busy machine the CPU goes to
+    the event loop, which keeps time, before the composer, which has a bar of lead to spare."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPOSER_NICE)
+        except OSError as error:  # not allowed here: the composer then competes on equal terms, which still works
+            log.info("could not lower the composer thread's priority: %s", error)
 
 
 def _registry_policy(ctx: SessionContext) -> Callable[[str], Policy]:

@@ -189,7 +189,7 @@ class Session:
                 if (info.sfreq, info.channel_names) != layout:
                     # A new layout (first open, or a reconnect to a different device): start the filters afresh.
                     layout = (info.sfreq, info.channel_names)
-                    pipeline = FeaturePipeline(self.config.features, info.sfreq, info.channel_names)
+                    pipeline = FeaturePipeline.for_source(self.config.features, info)
                     if self.scorer is None or self.scorer.channel_names != info.channel_names:
                         self.scorer = RelaxationScorer(
                             self.config.score,

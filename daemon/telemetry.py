@@ -48,6 +48,7 @@ class Telemetry:
         self._last_score_state: str | None = None
         self._score_state: str | None = None
         self._source_state = "connecting"
+        self._source_event_state: str | None = None  # the state the last source event on `events` announced
         self._sub: Subscription | None = None
         self.state = "online"
         self.connected = asyncio.Event()
@@ -103,8 +104,12 @@ class Telemetry:
         elif isinstance(message, Event):
             self._enqueue(mqtt_topics.event(dev, message))
         elif isinstance(message, SourceStatus):
+            # The events topic logs transitions: a source that reports the state it is already in (a stop seen both
+            # by the reader and by the acquisition's clean-up, repeated reconnect attempts) adds nothing.
+            if message.state != self._source_event_state:
+                self._enqueue(mqtt_topics.source_event(dev, message))
+            self._source_event_state = message.state
             self._source_state = message.state
-            self._enqueue(mqtt_topics.source_event(dev, message))
         self._update_state()
 
     def _due(self, name: str, rate_hz: float) -> bool:

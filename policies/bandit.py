@@ -2,7 +2,10 @@
 
 Algorithm: Thompson sampling with a Gaussian-process model of reward over a grid of control settings (arms).
 
-- Arms: `tempo_points x valence_points x energy_points` settings spread evenly over the current bounds.
+- Arms: `tempo_points x valence_points x energy_points` settings at the centres of equal cells of the current
+  bounds, the mapping's calm music, and (with `refine`) the settings half a grid step around the best one so far.
+- Prior: the mean reward plus `prior_bump` at the mapping's calm music, so the first choice is the music the mapping
+  settles on, and the bandit leaves it only on evidence (no worse than the mapping where its assumptions hold).
 - A choice is held until the guard has ramped the music to it (max change per bar), then for `dwell_bars` more bars.
 - Reward (delayed, noisy): the change in score over those bars, extrapolated to where it is heading. Scores from
   `lag_s` after arrival to `lag_s` after the dwell are fitted with a first-order approach
@@ -104,6 +107,14 @@ class BanditPolicy:
             return  # the player calls this on every control change (pause, target, ...): nothing to redo
         self.guard.set_bounds(bounds)
         self._arm = None  # choose again inside the new bounds
+        self._window = None
+        self._arrived_t = None
+
+    def continue_from(self, controls: Controls) -> None:
+        """Start from the controls being played (after a policy switch or an operator override); the bar it was
+        moving toward is chosen again, and no reward is credited to an arm for music it did not choose."""
+        self.guard.continue_from(controls)
+        self._arm = None
         self._window = None
         self._arrived_t = None
 

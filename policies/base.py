@@ -26,7 +26,9 @@ class ControlBounds:
 class Policy(Protocol):
     """A policy is pure: no I/O, no clock of its own. The player calls `observe` for every score and `next_controls`
     once per bar, just before that bar is composed. While the score is stale or of poor quality it holds the last
-    good controls."""
+    good controls. Optional methods the player calls when present: `set_bounds(bounds)`, `set_target(value)`, and
+    `continue_from(controls)` when it takes over from other controls (a policy switch, an override cleared), so the
+    per-bar step limits hold across the hand-over."""
 
     name: str
 

@@ -80,6 +80,14 @@ class ControlGuard:
         c = self.current
         self.current = clamp_controls(bounds, c.tempo, c.valence, c.energy)
 
+    def continue_from(self, controls: Controls) -> None:
+        """Take over from controls played by someone else (the previous policy, an operator override), so the next
+        bar moves at most one step from what the listener hears now instead of jumping to this guard's start."""
+        values = (controls.tempo, controls.valence, controls.energy)
+        if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            self.current = clamp_controls(self.bounds, *values)
+            self._moving = dict.fromkeys(AXES, False)
+
     def note_score(self, score: Score) -> bool:
         """Record a score's arrival; True when a policy may learn from it."""
         ok = usable(score, self.config.min_confidence)

@@ -100,8 +100,8 @@ class BanditConfig:
     length_scale: float = 0.35  # GP kernel length scale, in units of each control's range
     additive: float = 0.7  # weight of the additive (one kernel per control) part of the GP kernel, 0..1
     prior_var: float = 0.04  # GP prior variance of the reward (its smooth, non-quadratic part)
-    quadratic_var: float = 0.3  # prior variance of each coefficient of the quadratic part of the GP (0: none)
-    noise_var: float = 0.002  # variance of a window's score level; a reward's noise is this / (1 - exp(-T/tau))^2
+    quadratic_var: float = 0.1  # prior variance of each coefficient of the quadratic part of the GP (0: none)
+    noise_var: float = 0.004  # variance of a window's score level; a reward's noise is this / (1 - exp(-T/tau))^2
     explore: float = 0.5  # scale of the posterior spread in each Thompson draw: < 1 explores less, exploits sooner
     explore_halving: float = 0.0  # > 0: the spread shrinks as 1/sqrt(1 + observations / this) (0: constant)
     prior_bump: float = 0.05  # prior mean raised by this at the mapping's calm music (first choice; 0: flat prior)

@@ -56,6 +56,10 @@ class MappingPolicy:
     def set_bounds(self, bounds: ControlBounds) -> None:
         self.guard.set_bounds(bounds)
 
+    def continue_from(self, controls: Controls) -> None:
+        """Start from the controls being played (after a policy switch or an operator override)."""
+        self.guard.continue_from(controls)
+
     def set_target(self, target: float) -> None:
         """The mapping has no target; accepted so every policy can be steered the same way."""
 

@@ -53,6 +53,10 @@ class TargetPolicy:
     def set_bounds(self, bounds: ControlBounds) -> None:
         self.guard.set_bounds(bounds)
 
+    def continue_from(self, controls: Controls) -> None:
+        """Start from the controls being played (after a policy switch or an operator override)."""
+        self.guard.continue_from(controls)
+
     def set_target(self, target: float) -> None:
         if not 0.0 <= target <= 1.0:
             raise ValueError(f"target must be within 0..1, got {target}")

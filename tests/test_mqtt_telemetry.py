@@ -312,3 +312,21 @@ async def test_tls_flag_switches_tls_on(broker: Broker) -> None:
     # A TLS handshake against a plain listener fails: the flag really switches TLS on.
     assert not await connects(make_context(**address, tls=True), 1.0)
     gc.collect()  # collect paho's leaked socket now, inside this test, not in whichever test runs next
+
+
+def test_source_events_announce_each_transition_once_with_its_reason() -> None:
+    ctx = make_context(host="127.0.0.1", device_id="lab-9")
+    service = Telemetry(ctx, ctx.config.mqtt)
+    for state, detail in [
+        ("connecting", "opening the source"),
+        ("streaming", "opened simulated listener"),
+        ("stopped", "remote stop: end of block"),
+        ("stopped", "acquisition stopped"),  # the clean-up says it again
+    ]:
+        service.accept(SourceStatus(ctx.clock.now(), state, detail))
+    texts = [json.loads(m.payload)["text"] for m in service._outbox if m.topic == "neuromusic/lab-9/events"]
+    assert texts == [
+        "source connecting: opening the source",
+        "source streaming: opened simulated listener",
+        "source stopped: remote stop: end of block",
+    ]

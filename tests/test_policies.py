@@ -147,6 +147,21 @@ def test_holds_last_good_controls_while_stale(name: str) -> None:
     assert held is not None
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_a_policy_taking_over_moves_one_step_from_what_is_playing(name: str) -> None:
+    """After a switch or a cleared override the step limits hold from the played controls, not the policy's start."""
+    bounds = ControlBounds()
+    played = Controls(tempo=90.0, valence=1.0, energy=1.0)  # e.g. where the previous policy or an operator left it
+    policy = make_policy(name, PolicyConfig())
+    policy.continue_from(played)
+    assert_safe(drive(policy, lambda t: 0.3 + 0.01 * t), bounds, played)
+    held = make_policy(name, PolicyConfig())
+    held.continue_from(played)
+    assert held.next_controls(0, 1.0) == played  # no score yet: it holds what is playing
+    held.continue_from(Controls(tempo=200.0, valence=0.5, energy=0.5))  # beyond the bounds: clamped into them
+    assert held.next_controls(1, 2.0) == Controls(tempo=90.0, valence=0.5, energy=0.5)
+
+
 def test_poor_signal_and_bad_values_are_not_usable() -> None:
     assert usable(scoring(0, 0.5), 0.3)
     assert not usable(scoring(0, 0.5, confidence=0.2), 0.3)
