@@ -21,7 +21,11 @@ from neuromusic.models.clock import MonotonicClock
 from neuromusic.models.errors import SinkError
 from neuromusic.models.messages import NoteEvent
 
-pytestmark = [pytest.mark.jack, pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd is not installed")]
+pytestmark = [
+    pytest.mark.jack,
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd is not installed"),
+]
 PERIOD_S = 128 / 48000  # JACK hands MIDI over once per period
 
 
@@ -97,9 +101,11 @@ async def test_a_receiving_port_gets_the_notes_in_order_with_the_right_timing(ja
     ons = [(t, m) for t, m in receiver.got if m[0] == 0x92 and m[2] > 0]
     assert [m[1] for _, m in ons] == [60 + i for i in range(12)]
     assert [m[2] for _, m in ons] == [70 + i for i in range(12)]
-    # intervals between arrivals match the schedule within JACK's period quantisation (two periods) plus slack
+    # intervals between arrivals match the schedule within JACK's period quantisation (two periods), plus 15 ms of
+    # slack for a shared, loaded test machine (idle, the error stays under two periods; a scheduler that slept
+    # gap after gap would be off by the accumulated gaps)
     error = np.diff([t for t, _ in ons]) - np.diff(times)
-    assert np.abs(error).max() < 2 * PERIOD_S + 0.004
+    assert np.abs(error).max() < 2 * PERIOD_S + 0.015
     assert any(m == [0xB2, 123, 0] for _, m in receiver.got)  # all notes off at close
 
 
