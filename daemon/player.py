@@ -7,6 +7,14 @@ the next bar not yet composed. The GPT-2 composer loads on another thread while 
 takes over at the first bar after it is ready. A bar the composer fails on becomes a fallback bar (the last bar
 repeated, else a sketch bar), logged and published; the music goes on. Pause, shutdown and a failed sink each
 silence every sink (all notes off). On a virtual clock the composer runs inline: work takes no virtual time.
+
+The sketch composer plays in the model's key ([composer] tonic: major bars in it, minor bars in its parallel minor)
+and meter, so the handover to the model changes neither. A policy that takes over from other controls (a policy
+switch, an operator override cleared) continues from the last bar's controls, so the per-bar step limits hold
+across the hand-over. What the policy learned is read from the listener's profile (`--profile`, section "policy":
+{"name": ..., "state": ...}) when a policy of that name starts, and written back before the player ends; the
+session saves the profile after every service has ended. The sinks are closed in every path: when run() ends, or
+by `release()` when run() never started (the session calls it after a later service's factory failed).
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ from typing import Any, Protocol
 from neuromusic.daemon.context import SessionContext
 from neuromusic.daemon.scheduler import Scheduler
 from neuromusic.drivers.sinks.base import Sink
-from neuromusic.drivers.sinks.factory import open_sinks
+from neuromusic.drivers.sinks.factory import close_quietly, open_sinks
 from neuromusic.models.arranger import ArrangedBar, Arranger
 from neuromusic.models.clock import VirtualClock
 from neuromusic.models.errors import ModelError
 from neuromusic.models.messages import Bar, Controls, Event, Score
+from neuromusic.models.music.bars import key_name
+from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.sketch_composer import SketchComposer
 from neuromusic.policies.base import Policy
 
@@ -40,6 +50,7 @@ log = logging.getLogger(__name__)
 # before the scheduler's thread of control gets it back (CPython's default 5 ms would blow the 2 ms p99 budget).
 SWITCH_INTERVAL_S = 0.0005
 COMPOSER_NICE = 10  # niceness added to the composer and model-loader threads
+SKETCH_METERS = ("4/4", "3/4", "2/4")  # the meters the sketch composer plays
 
 
 class BarComposer(Protocol):
@@ -84,15 +95,22 @@ class Player:
         self._inline = isinstance(ctx.clock, VirtualClock)
         self._model_loader = model_loader
         self._policy_factory = policy_factory or _registry_policy(ctx)
-        self._given_sinks = sinks
+        self._sinks: list[Sink] | None = sinks  # None: opened when run() starts
+        self._released = False
         self._notices = list(notices or [])  # said once when playback starts (e.g. "no working audio device")
-        seed = ctx.config.composer.seed
-        self.sketch = SketchComposer(seed=0 if seed is None else seed)
+        self.sketch = sketch_for(ctx.config.composer)
         self.composer: BarComposer = self.sketch
         self.arranger = Arranger(ctx.config.arranger)
-        self.policy = self._policy_factory(ctx.control.policy_name)
+        # what each policy learned, by policy name: the profile's, then that of a policy switched away from
+        self._states: dict[str, dict[str, Any]] = self._stored_states()
         self._policy_name = ctx.control.policy_name
+        stored = next(iter(self._states), None)
+        if stored is not None and stored != self._policy_name:
+            log.info("the profile holds what policy %r learned; policy %r starts afresh", stored, self._policy_name)
+        self.policy = self._make_policy(self._policy_name)
         self._generation = -1
+        self._last_controls: Controls | None = None  # the controls of the last bar played
+        self._overridden = False  # the last bar played the operator's override
         self._restart = False  # set by a pause; the bar loop starts a new bar timeline after it
         self._resumed = asyncio.Event()  # wakes the bar loop when the session resumes
         self._last_bar: Bar | None = None
@@ -105,22 +123,21 @@ class Player:
     # -- the service -------------------------------------------------------------------------------------------
     async def run(self) -> None:
         started = self._clock.now()
-        sinks = self._given_sinks
-        if sinks is None:
-            sinks, notices = await asyncio.to_thread(
-                open_sinks, self.ctx.config.sinks, self.ctx.session_dir, self._clock.now()
-            )
-            self._notices += notices
-        for notice in self._notices:
-            self._event("warning", notice)
-        self.scheduler = Scheduler(self._clock, sinks, on_failure=self._sink_failed)
+        switch_interval = sys.getswitchinterval()
         worker = concurrent.futures.ThreadPoolExecutor(1, "composer", initializer=_lower_thread_priority)
         loader = concurrent.futures.ThreadPoolExecutor(1, "model-loader", initializer=_lower_thread_priority)
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
-        names = ", ".join(s.name for s in self.scheduler.sinks) or "no sinks"
-        self._event("info", f"playing to {names}", sinks=[s.name for s in self.scheduler.sinks])
         try:
+            if self._sinks is None:
+                self._sinks, notices = await asyncio.to_thread(
+                    open_sinks, self.ctx.config.sinks, self.ctx.session_dir, self._clock.now()
+                )
+                self._notices += notices
+            for notice in self._notices:
+                self._event("warning", notice)
+            self.scheduler = Scheduler(self._clock, self._sinks, on_failure=self._sink_failed)
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+            names = ", ".join(s.name for s in self.scheduler.sinks) or "no sinks"
+            self._event("info", f"playing to {names}", sinks=[s.name for s in self.scheduler.sinks])
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.scheduler.run(), name="player:scheduler")
                 group.create_task(self._observe_scores(), name="player:scores")
@@ -132,10 +149,24 @@ class Player:
             sys.setswitchinterval(switch_interval)
             worker.shutdown(wait=False, cancel_futures=True)
             loader.shutdown(wait=False, cancel_futures=True)
-            for problem in self.scheduler.close():
-                log.warning("closing a sink: %s", problem)
-            self.stats["timing"] = self.scheduler.stats.summary()
+            self.release()
+            if self.scheduler is not None:
+                self.stats["timing"] = self.scheduler.stats.summary()
             self._event("info", "playback stopped", **self.stats)
+
+    def release(self) -> None:
+        """Save what the policy learned into the profile and close every sink (all notes off, files finished).
+        Idempotent; run() ends with it, and the session calls it for a player whose run() never started."""
+        if self._released:
+            return
+        self._released = True
+        self._save_policy_state()
+        if self.scheduler is not None:
+            problems = self.scheduler.close()
+        else:
+            problems = [p for p in (close_quietly(s, self._clock.now()) for s in self._sinks or []) if p]
+        for problem in problems:
+            log.warning("closing a sink: %s", problem)
 
     async def _play(self, worker: concurrent.futures.Executor, started: float) -> None:
         assert self.scheduler is not None
@@ -157,6 +188,7 @@ class Player:
             bar = await self._compose(worker, controls, index)
             if control.paused or self._restart:
                 continue  # paused while composing: this bar is not played
+            self._last_controls = controls
             now = self._clock.now()
             if t_next < now:  # the bar is late (composer or event loop stalled): start it now, and count it
                 self.stats["starved"] += 1
@@ -218,7 +250,11 @@ class Player:
         if control.generation != self._generation:
             self._sync_policy()
         if control.override is not None:
+            self._overridden = True
             return control.override
+        if self._overridden:  # the override was cleared: the policy goes on from what the listener hears
+            self._overridden = False
+            self._continue_policy()
         c = self.policy.next_controls(index, t)
         b = control.bounds  # a policy holding old bounds is still kept inside the current ones
         return Controls(
@@ -230,13 +266,61 @@ class Player:
     def _sync_policy(self) -> None:
         control = self.ctx.control
         self._generation = control.generation
-        if control.policy_name != self._policy_name:
-            self.policy = self._policy_factory(control.policy_name)
+        switched = control.policy_name != self._policy_name
+        if switched:
+            self._keep_state()
+            self.policy = self._make_policy(control.policy_name)
             self._policy_name = control.policy_name
         for setter, value in (("set_bounds", control.bounds), ("set_target", control.target)):
             method = getattr(self.policy, setter, None)  # optional in the Policy protocol
             if callable(method):
                 method(value)
+        if switched and control.override is None:
+            self._continue_policy()  # (under an override, the policy continues when the override is cleared)
+
+    def _continue_policy(self) -> None:
+        method = getattr(self.policy, "continue_from", None)  # optional in the Policy protocol
+        if self._last_controls is not None and callable(method):
+            method(self._last_controls)
+
+    # -- what the policy learned, kept per listener ------------------------------------------------------------
+    def _stored_states(self) -> dict[str, dict[str, Any]]:
+        profile = self.ctx.profile
+        section = profile.get("policy") if profile is not None else None
+        if section is None:
+            return {}
+        if not isinstance(section, dict) or not isinstance(section.get("name"), str) or "state" not in section:
+            log.warning('profile: the \'policy\' section is not {"name": ..., "state": ...}; the policy starts afresh')
+            return {}
+        return {section["name"]: section["state"]}
+
+    def _make_policy(self, name: str) -> Policy:
+        policy = self._policy_factory(name)
+        state = self._states.get(name)
+        if state is None:
+            return policy
+        try:
+            policy.load_state_dict(state)
+        except (ValueError, TypeError, KeyError) as error:  # a malformed section must not stop the music
+            self._event("warning", f"policy {name}: the profile's state cannot be used ({error}); starting afresh")
+            return self._policy_factory(name)
+        log.info("policy %s continues from the profile's state", name)
+        return policy
+
+    def _keep_state(self) -> None:
+        try:
+            self._states[self._policy_name] = self.policy.state_dict()
+        except Exception:  # a policy whose state cannot be taken loses only that
+            log.exception("policy %s: state_dict failed", self._policy_name)
+
+    def _save_policy_state(self) -> None:
+        profile = self.ctx.profile
+        if profile is None:
+            return
+        try:
+            profile.put("policy", {"name": self._policy_name, "state": self.policy.state_dict()})
+        except Exception:  # what this session learned is lost, the profile's other sections are still saved
+            log.exception("policy %s: its state could not be put into the profile", self._policy_name)
 
     def _programs(self, t: float) -> None:
         assert self.scheduler is not None
@@ -297,6 +381,16 @@ def _lower_thread_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPOSER_NICE)
         except OSError as error:  # not allowed here: the composer then competes on equal terms, which still works
             log.info("could not lower the composer thread's priority: %s", error)
+
+
+def sketch_for(config: ComposerConfig) -> SketchComposer:
+    """The sketch composer in the model's key and meter (the model transposes its C-tonic bars to [composer]
+    tonic, major or its parallel minor), so the handover to the model keeps the key."""
+    seed = 0 if config.seed is None else config.seed
+    meter = config.meter if config.meter in SKETCH_METERS else "4/4"
+    if meter != config.meter:
+        log.info("the sketch composer plays 4/4 until the model (meter %s) takes over", config.meter)
+    return SketchComposer(seed, key_name(config.tonic, False), key_name(config.tonic, True), meter)
 
 
 def _registry_policy(ctx: SessionContext) -> Callable[[str], Policy]:

@@ -53,11 +53,20 @@ def add_playback_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("playback (where the music goes)")
     for flag, key, kind, metavar, help_text in FLAGS:
         group.add_argument(flag, dest=_dest(flag), type=kind, metavar=metavar, help=f"{help_text} [sinks.{key}]")
+    group.add_argument(
+        "--policy",
+        dest="player_policy",
+        metavar="NAME",
+        help="what steers the music from the score: mapping, target or bandit (what bandit learns is kept in "
+        "--profile) [policy.name]",
+    )
 
 
 def playback_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """{"sinks.key": value} for the playback flags given."""
+    """{"sinks.key": value} for the playback flags given, and {"policy.name": ...} for --policy."""
     overrides: dict[str, Any] = {}
+    if getattr(args, "player_policy", None) is not None:
+        overrides["policy.name"] = args.player_policy
     for flag, key, _, _, _ in FLAGS:
         value = getattr(args, _dest(flag), None)
         if value is not None:

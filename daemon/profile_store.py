@@ -2,7 +2,7 @@
 
     {"version": 1, "updated_unix": 1764130000.0,
      "score": {...},        # the RelaxationScorer's ScoreProfile (baseline statistics)
-     "policy": {...},       # the active policy's state_dict (what an adaptive policy learned)
+     "policy": {...},       # {"name": policy, "state": its state_dict}: what the active policy learned (player)
      "calibration": {...}}  # the guided calibration's fitted profile
 
 Loaded when the session starts if the file exists, saved when it ends. Each owner reads and writes only its own

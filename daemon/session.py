@@ -138,6 +138,7 @@ class Session:
             # A service's factory or a stage outside the guards: report it as itself, not as an exception group.
             raise errors.exceptions[0] from None
         finally:
+            release_services(services)  # a service whose run() never started still puts its profile section
             self._save_profile()
         if self.fatal_error is not None:
             raise self.fatal_error
@@ -278,13 +279,17 @@ class Session:
             unknown = [name for name in without if name not in SERVICES]
             if unknown:
                 raise ConfigError(f"session.without: unknown service {unknown[0]!r}; services: {', '.join(SERVICES)}")
-            return create_services(self.ctx, [name for name in SERVICES if name not in without])
+            specs = [name for name in SERVICES if name not in without]
         services: list[SessionService] = []
-        for spec in specs:
-            if isinstance(spec, str):
-                services.extend(create_services(self.ctx, [spec]))
-            elif (service := spec(self.ctx)) is not None:
-                services.append(service)
+        try:
+            for spec in specs:
+                if isinstance(spec, str):
+                    services.extend(create_services(self.ctx, [spec]))
+                elif (service := spec(self.ctx)) is not None:
+                    services.append(service)
+        except BaseException:
+            release_services(services)  # a later factory failed: those made already let go of what they opened
+            raise
         return services
 
     def _default_source(self) -> Source:
@@ -314,6 +319,18 @@ class Session:
             self.profile.put("score", score_profile_section(self.scorer.profile))
         self.profile.save()
         log.info("profile saved to %s", self.profile.path)
+
+
+def release_services(services: list[SessionService]) -> None:
+    """Call each service's optional, idempotent `release()`: what its run() frees when it ends (the player's sinks,
+    an unfinished WAV), freed also when run() never started (a later factory failed; cancelled before starting)."""
+    for service in services:
+        release = getattr(service, "release", None)
+        if callable(release):
+            try:
+                release()
+            except Exception:  # one service's failure to let go must not keep the others holding on
+                log.exception("service %s: release failed", service.name)
 
 
 def _policy_names() -> Callable[[], list[str]] | None:

@@ -103,7 +103,7 @@ class BanditConfig:
     quadratic_var: float = 0.1  # prior variance of each coefficient of the quadratic part of the GP (0: none)
     noise_var: float = 0.004  # variance of a window's score level; a reward's noise is this / (1 - exp(-T/tau))^2
     explore: float = 0.5  # scale of the posterior spread in each Thompson draw: < 1 explores less, exploits sooner
-    explore_halving: float = 0.0  # > 0: the spread shrinks as 1/sqrt(1 + observations / this) (0: constant)
+    explore_halving: float = 6.0  # > 0: the spread shrinks as 1/sqrt(1 + observations / this) (0: constant)
     prior_bump: float = 0.05  # prior mean raised by this at the mapping's calm music (first choice; 0: flat prior)
     refine: bool = True  # also try settings half a grid step around the best one (preferences fall between points)
     max_jump: float = 0.45  # largest distance (in control-range units) from the current controls to a new choice

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import logging
+import subprocess
+import sys
+import wave
 from pathlib import Path
 
 import mido
 import pytest
 from neuromusic.daemon.config import Config, load_config
 from neuromusic.daemon.player import Player, create
+from neuromusic.daemon.profile_store import ProfileStore
 from neuromusic.daemon.services import SERVICES, resolve
+from neuromusic.daemon.session import Session
 from neuromusic.drivers.listener_profile import load_profile
 from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
 from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
-from neuromusic.models.errors import ModelError, SinkError
+from neuromusic.drivers.sinks.wav_sink import WavSink
+from neuromusic.models.clock import VirtualClock
+from neuromusic.models.errors import ConfigError, ModelError, SinkError, SourceError
 from neuromusic.models.messages import Bar, Controls, Event, Score
 from neuromusic.models.pipeline import FeaturePipeline
 from neuromusic.models.score import RelaxationScorer
@@ -166,7 +175,7 @@ async def test_the_operator_override_wins_over_the_policy() -> None:
     before = [b for b in composed if b.controls != override]
     after = composed[len(before) :]
     assert before and len(after) >= 4 and all(b.controls == override for b in after)
-    assert all(b.key == "Em" for b in after)  # the sketch composer honours valence 0.2
+    assert all(b.key == "Dm" for b in after)  # the sketch composer honours valence 0.2, in the model's key
 
 
 class FlakyComposer:
@@ -255,7 +264,155 @@ def test_the_player_is_a_registered_service_and_bad_sinks_stop_it_at_creation(tm
     ctx = make_ctx(config, WorldClock(), session_dir=tmp_path)
     assert resolve(SERVICES["player"]) is create
     player = create(ctx)
-    assert isinstance(player, Player) and [s.name for s in player._given_sinks or []] == [f"midi-file:{tmp_path}/m.mid"]
+    assert isinstance(player, Player) and [s.name for s in player._sinks or []] == [f"midi-file:{tmp_path}/m.mid"]
     bad = make_ctx(load_config(overrides={"sinks.soundfont": str(tmp_path / "none.sf2")}), WorldClock())
     with pytest.raises(SinkError, match="soundfont not found"):
         create(bad)
+
+
+def steady_scores(clock: WorldClock, ctx: object, value: float) -> None:
+    """A confident score of `value` every 0.25 s, published before time reaches it."""
+    due = [0.0]
+
+    def world(t: float) -> None:
+        while due[0] <= t:
+            ctx.hub.publish(Score(due[0], value, 1.0, "scoring"))  # type: ignore[attr-defined]
+            due[0] += 0.25
+
+    clock.on_advance = world
+
+
+async def test_a_policy_switch_and_a_cleared_override_keep_within_the_step_limits() -> None:
+    clock = WorldClock()
+    ctx = make_ctx(load_config(overrides={"policy.name": "mapping", "sinks.synth": "none"}), clock)
+    steady_scores(clock, ctx, 0.95)  # a relaxed listener: the mapping slows the music well below the start tempo
+    bars = ctx.hub.subscribe(Bar)
+    override = Controls(50.0, 0.0, 0.0)
+    task = asyncio.create_task(Player(ctx, sinks=[]).run())
+    await clock.drive(40.0)
+    ctx.control.set_policy("target")  # the new policy starts from its own start controls unless it continues
+    await clock.drive(60.0)
+    ctx.control.set_controls(override)
+    await clock.drive(75.0)
+    ctx.control.set_controls(None)
+    await clock.drive(90.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    played = [b.controls for b in drain(bars) if isinstance(b, Bar)]
+    start = load_config().policy.guard.start_tempo
+    switch_at = next(i for i, c in enumerate(played) if i > 0 and played[i - 1].tempo < start - 8.0) + 1
+    assert played[switch_at].tempo < start - 8.0  # far from where a fresh policy starts: a jump would show
+    onset = played.index(override)
+    cleared = next(i for i in range(onset, len(played)) if played[i] != override)
+    assert cleared < len(played) - 2  # bars after the override was cleared were played
+    b = ctx.control.bounds
+    for i in range(1, len(played)):
+        if i == onset:
+            continue  # the operator's override itself may jump: that is the operator's choice
+        before, now = played[i - 1], played[i]
+        assert abs(now.tempo - before.tempo) <= b.max_tempo_step + 1e-6, (i, before, now)
+        assert abs(now.valence - before.valence) <= b.max_valence_step + 1e-6, (i, before, now)
+        assert abs(now.energy - before.energy) <= b.max_energy_step + 1e-6, (i, before, now)
+
+
+async def test_the_sketch_composer_plays_in_the_key_and_meter_the_model_will_use() -> None:
+    for tonic, meter in (("D", "4/4"), ("Bb", "3/4")):
+        config = load_config(overrides={"composer.tonic": tonic, "composer.meter": meter, "sinks.synth": "none"})
+        player = Player(make_ctx(config, WorldClock()), sinks=[])
+        assert player.sketch.next_bar(Controls(70.0, 0.8, 0.4)).key == tonic
+        minor = player.sketch.next_bar(Controls(70.0, 0.1, 0.4))
+        assert minor.key == f"{tonic}m" and minor.meter == meter  # what models/music/bars.to_bar names the key
+
+
+async def test_what_the_policy_learned_is_loaded_for_its_own_name_and_put_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a listener who relaxed to brisk minor music and not to the calm major music a fresh bandit tries first
+    learned = {"version": 1, "observations": [[76.0, 0.3, 0.6, 0.95, 0.01]] * 3 + [[60.0, 0.7, 0.2, 0.1, 0.01]] * 3}
+    config = load_config(overrides={"policy.name": "bandit", "sinks.synth": "none"})
+    clock = WorldClock()
+    ctx = make_ctx(config, clock)
+    ctx.profile = ProfileStore(tmp_path / "p.json", {"policy": {"name": "target", "state": {"integral": 1.0}}})
+    with caplog.at_level(logging.INFO, logger="neuromusic.daemon.player"):
+        other = Player(ctx, sinks=[])
+    assert other.policy.observations == []
+    assert "holds what policy 'target' learned; policy 'bandit' starts afresh" in caplog.text
+    ctx.profile = ProfileStore(tmp_path / "p.json", {"policy": {"name": "bandit", "state": learned}})
+    player = Player(ctx, sinks=[])
+    assert [list(o[:4]) for o in player.policy.observations] == [o[:4] for o in learned["observations"]]  # type: ignore
+    bars = ctx.hub.subscribe(Bar)
+    steady_scores(clock, ctx, 0.5)
+    await play(player, clock, 30.0)  # cancelled: the state is put back on the way out
+    assert ctx.profile.get("policy") == {"name": "bandit", "state": player.policy.state_dict()}
+    # its first choice is what the profile rewarded (minor, energetic), not the fresh prior's calm major music
+    first_choice = [b.controls for b in drain(bars) if isinstance(b, Bar)][-1]
+    assert first_choice.valence < 0.5 and first_choice.energy > 0.5, first_choice
+    fresh_clock = WorldClock()
+    fresh = make_ctx(config, fresh_clock)
+    fresh_bars = fresh.hub.subscribe(Bar)
+    steady_scores(fresh_clock, fresh, 0.5)
+    await play(Player(fresh, sinks=[]), fresh_clock, 30.0)
+    fresh_choice = [b.controls for b in drain(fresh_bars) if isinstance(b, Bar)][-1]
+    assert fresh_choice.valence > 0.5 and fresh_choice.energy < 0.5, fresh_choice
+
+
+class _FailingSource:
+    def open(self) -> None:
+        raise SourceError("no headset")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("failure", ["later service", "source"])
+async def test_the_sinks_are_closed_when_the_session_fails_at_start(tmp_path: Path, failure: str) -> None:
+    config = load_config(overrides={"sinks.synth": "none"})
+    made: list[WavSink] = []
+
+    def player(ctx: object) -> Player:
+        sink = WavSink(tmp_path / "x.wav", config.sinks, 0.0)
+        made.append(sink)
+        return Player(ctx, sinks=[sink])
+
+    def broken(ctx: object) -> None:
+        raise ConfigError("the next service cannot start")
+
+    services = [player, broken] if failure == "later service" else [player]
+    session = Session(config, VirtualClock(), services=services, open_source=_FailingSource)
+    with pytest.raises((ConfigError, SourceError)):
+        await session.run()
+    assert made and made[0]._file is None  # closed, its synth deleted
+    with wave.open(str(tmp_path / "x.wav")) as f:  # a finished file: the header states the frames it holds
+        assert f.getnchannels() == 2 and f.getnframes() * 4 + 44 == (tmp_path / "x.wav").stat().st_size
+
+
+@pytest.mark.slow
+def test_run_twice_with_a_profile_the_bandit_goes_on_from_what_it_learned(tmp_path: Path) -> None:
+    # Short dwell and lag, short bars, and steps wide enough to reach a choice in one bar: a 12 s run measures one.
+    (tmp_path / "fast.toml").write_text(
+        "[policy.bounds]\ntempo_min = 86.0\ntempo_max = 90.0\nmax_tempo_step = 20.0\n"
+        "max_valence_step = 1.0\nmax_energy_step = 1.0\n[policy.bandit]\ndwell_s = 2.0\nlag_s = 0.5\n"
+    )
+    args = ["--config", "fast.toml", "--board", "simulated", "--policy", "bandit", "--profile", "p.json"]
+    args += ["--baseline", "1", "--window", "1", "--synth", "none", "--quiet", "--without", "recorder,telemetry"]
+
+    def run(seconds: int) -> dict[str, object]:
+        done = subprocess.run(
+            [sys.executable, "-m", "neuromusic.daemon.cli", "run", *args, "--duration", str(seconds)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        section = json.loads((tmp_path / "p.json").read_text())["policy"]
+        assert isinstance(section, dict) and section["name"] == "bandit"
+        return section["state"]
+
+    first = run(12)["observations"]
+    assert isinstance(first, list) and len(first) >= 1  # it measured at least one choice
+    second = run(4)["observations"]  # long enough to start and end: what it loaded is saved again
+    assert isinstance(second, list) and len(second) >= len(first)
+    carry = load_config().policy.bandit.carry_noise_factor
+    for old, new in zip(first, second, strict=False):  # the second session started from the first one's
+        assert new[:4] == old[:4] and new[4] == pytest.approx(old[4] * carry)

@@ -155,6 +155,17 @@ def test_no_audio_device_renders_to_a_wav_in_the_session_folder_said_once(tmp_pa
     assert sinks == [] and "give --wav PATH or --session-dir DIR" in notices[0]
 
 
+def test_no_audio_device_with_wav_asked_for_says_so_once_without_instead(tmp_path: Path) -> None:
+    sinks, notices = open_sinks(SinkConfig(audio_driver="oss", wav=Path("x.wav")), tmp_path, 0.0)
+    assert notices == [
+        f"not heard on speakers (audio driver oss did not start): the music goes to the WAV file you asked for, "
+        f"{tmp_path / 'x.wav'}"
+    ]
+    assert [s.name for s in sinks] == [f"wav:{tmp_path / 'x.wav'}"]  # the one asked for, no second fallback file
+    sinks[0].close(0.0)
+    assert not (tmp_path / "session.wav").exists()
+
+
 def test_synth_none_midi_file_and_wav_paths(tmp_path: Path) -> None:
     config = SinkConfig(synth="none", midi_file=Path("m.mid"), wav=tmp_path / "abs.wav")
     sinks, notices = open_sinks(config, tmp_path / "session", 0.0)

@@ -38,8 +38,13 @@ def open_sinks(config: SinkConfig, session_dir: Path | None, t0: float) -> tuple
                         f"no working audio device ({error}) and no session folder: the music is not "
                         "heard or kept; give --wav PATH or --session-dir DIR to render it"
                     )
+                elif wav is not None:  # the WAV was asked for anyway: it is not a stand-in
+                    notices.append(
+                        f"not heard on speakers ({error}): the music goes to the WAV file you asked for, "
+                        f"{_place(wav, session_dir)}"
+                    )
                 else:
-                    wav = wav or Path(FALLBACK_WAV)
+                    wav = Path(FALLBACK_WAV)
                     notices.append(
                         f"no working audio device ({error}): rendering to {_place(wav, session_dir)} instead"
                     )
