@@ -23,6 +23,7 @@ delivered everything. That is not a dropped headset: `run()` waits for the chunk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import random
@@ -68,9 +69,16 @@ class WorkerThread:
             try:
                 result = fn()
             except BaseException as error:  # handed to the awaiting coroutine, which decides what it means
-                future.get_loop().call_soon_threadsafe(_settle, future, None, error)
+                _hand_back(future, None, error)
             else:
-                future.get_loop().call_soon_threadsafe(_settle, future, result, None)
+                _hand_back(future, result, None)
+
+
+def _hand_back(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    # The event loop may have closed while the blocking call ran (a forced exit, or a session torn down around a hung
+    # SDK read): nobody is left to take the result, and the worker must end quietly rather than raise.
+    with contextlib.suppress(RuntimeError):
+        future.get_loop().call_soon_threadsafe(_settle, future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
