@@ -16,6 +16,7 @@ from typing import Any
 from neuromusic.models.clock import Clock
 from neuromusic.models.messages import Controls, Event
 from neuromusic.policies.base import ControlBounds
+from neuromusic.policies.bounds import clamp_controls, validate_bounds
 
 MAX_MARKER_LENGTH = 200
 
@@ -100,12 +101,7 @@ class SessionControl:
     def set_controls(self, controls: Controls | None) -> None:
         """Operator override: these controls until cleared with None. Clamped to the bounds' ranges."""
         if controls is not None:
-            b = self.bounds
-            controls = Controls(
-                tempo=min(max(controls.tempo, b.tempo_min), b.tempo_max),
-                valence=min(max(controls.valence, b.valence_min), b.valence_max),
-                energy=min(max(controls.energy, b.energy_min), b.energy_max),
-            )
+            controls = clamp_controls(self.bounds, controls.tempo, controls.valence, controls.energy)
         self.override = controls
         text = "operator override cleared" if controls is None else f"operator override {controls.as_dict()}"
         self._changed("override", text, controls=None if controls is None else controls.as_dict())
@@ -123,15 +119,3 @@ class SessionControl:
     def _changed(self, what: str, text: str, **data: Any) -> None:
         self.generation += 1
         self._publish(Event(t=self._clock.now(), kind="control", text=text, data={"what": what, **data}))
-
-
-def validate_bounds(bounds: ControlBounds) -> None:
-    if not 20.0 <= bounds.tempo_min <= bounds.tempo_max <= 300.0:
-        raise ValueError("tempo bounds must satisfy 20 <= tempo_min <= tempo_max <= 300")
-    for name in ("valence", "energy"):
-        low, high = getattr(bounds, f"{name}_min"), getattr(bounds, f"{name}_max")
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"{name} bounds must satisfy 0 <= {name}_min <= {name}_max <= 1")
-    for name in ("max_tempo_step", "max_valence_step", "max_energy_step"):
-        if getattr(bounds, name) <= 0:
-            raise ValueError(f"{name} must be positive")

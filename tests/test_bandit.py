@@ -183,7 +183,7 @@ def test_new_bounds_make_it_choose_again_inside_them() -> None:
         {"quadratic_var": 0.0},
         {"noise_var": 0.2},
         {"explore": 2.0},
-        {"explore_halving": 0.0},
+        {"explore_halving": 0.5},
         {"max_jump": 0.2},
         {"prior_bump": 0.0},
         {"refine": False},
