@@ -1,7 +1,9 @@
 """Policies on every shipped listener, and the speed of the simulated closed loop.
 
     .venv/bin/python benchmarks/policies.py [--seeds 10] [--minutes 20] [--policies mapping,target,bandit]
-                                            [--jobs 2] [--composer sketch|model|auto]
+                                            [--listeners default,upbeat] [--jobs 2] [--composer sketch|model|auto]
+
+(`--listeners` and fewer `--seeds` for quick iterations; the figures in docs/policies.md use the defaults.)
 
 Part 1, per listener: the best fixed controls (grid search on the same seeds: one setting for all seeds, as
 `neuromusic simulate` finds it) and, per policy, medians over the seeds of: the minutes until the 60-s mean hidden
@@ -49,11 +51,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--policies", default="mapping,target,bandit")
+    parser.add_argument("--listeners", default="", help="comma-separated shipped listener names (default: all)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--composer", default="sketch", choices=("sketch", "model", "auto"))
     args = parser.parse_args()
     policies = args.policies.split(",")
-    paths = [str(p) for p in shipped_listeners()]
+    wanted = [name for name in args.listeners.split(",") if name]
+    paths = [str(p) for p in shipped_listeners() if not wanted or p.stem in wanted]
+    if not paths:
+        parser.error(f"no shipped listener among {wanted}")
     seeds = list(range(args.seeds))
     tasks = [(p, pol, args.minutes, s, args.composer) for p in paths for pol in policies for s in seeds]
     started = time.perf_counter()
