@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/policies.py [--seeds 10] [--minutes 20] [--policies mapping,target,bandit]
                                             [--listeners default,upbeat] [--jobs 2] [--composer sketch|model|auto]
 
-(`--listeners` and fewer `--seeds` for quick iterations; the figures in docs/policies.md use the defaults.)
+(`--listeners` and fewer `--seeds` for quick iterations; the figures in the README use the defaults.)
 
 Part 1, per listener: the best fixed controls (grid search on the same seeds: one setting for all seeds, as
 `neuromusic simulate` finds it) and, per policy, medians over the seeds of: the minutes until the 60-s mean hidden

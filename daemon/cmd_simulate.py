@@ -26,7 +26,7 @@ examples:
   neuromusic simulate --listener my-listener.toml --policy mapping --composer model
 
 A listener is a shipped profile name (default, upbeat, melancholic, slow-responder) or a TOML file with a
-[response] section (see docs/policies.md).
+[response] section (see the README).
 """
 
 

@@ -1,4 +1,4 @@
-"""The MQTT topic tree and its JSON payloads, version 1. docs/mqtt.md is the reader's copy of this module.
+"""The MQTT topic tree and its JSON payloads, version 1. The README's MQTT section is the reader's copy of this module.
 
     neuromusic/<device_id>/status      retained, QoS 1  online | calibrating | playing | paused | stale | offline
                                                         (the Last Will sets "offline" when the daemon dies)

@@ -6,7 +6,7 @@ The first SIGINT or SIGTERM asks the session to stop: acquisition stops, the sig
 event loop and ends the process a little later still, so no hung SDK call keeps a daemon alive. A second signal
 forces exit at once with 128 + the signal number, the shell's convention.
 
-Exit codes (documented in docs/running.md):
+Exit codes (documented in the README):
     0    stopped cleanly: --duration reached, a stop command, or the first SIGINT/SIGTERM
     1    an unexpected internal error (a bug; the traceback is printed)
     2    configuration or command-line error (the message names the key or flag)

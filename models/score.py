@@ -1,6 +1,6 @@
 """[score] configuration and the relaxation score, calibrated to the person.
 
-The formula (documented for the README in docs/signal.md):
+The formula (documented in the README):
 
     baseline  first `baseline_s` seconds of good windows -> per band b and channel c: mean μ[b,c], std σ[b,c] of DE
     z[b,c]  = (DE[b,c] - μ[b,c]) / max(σ[b,c], std_floor)

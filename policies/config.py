@@ -1,6 +1,6 @@
 """[policy] configuration: which policy, its target, the safe bounds, and each policy's own table.
 
-Every option here is documented in docs/policies.md. A TOML file sets them as `[policy]`, `[policy.bounds]`,
+Every option here is documented in the README. A TOML file sets them as `[policy]`, `[policy.bounds]`,
 `[policy.mapping]`, `[policy.target_controller]` and `[policy.bandit]`.
 """
 
@@ -87,7 +87,7 @@ class TargetConfig:
 
 @dataclass(frozen=True)
 class BanditConfig:
-    """Gaussian-process Thompson sampling over a grid of control settings (docs/policies.md explains each)."""
+    """Gaussian-process Thompson sampling over a grid of control settings (the README explains each)."""
 
     dwell_s: float = 20.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
     measure_ramp: bool = True  # measure a choice from the moment it is made, ramp included (else from arrival)

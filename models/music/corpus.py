@@ -1,6 +1,6 @@
 """The training corpus: ABC tunes (music21's corpus and user folders) and MIDI melodies -> compact labelled bars.
 
-Normalisation (documented in docs/composer.md):
+Normalisation (documented in the README):
 - key: Krumhansl-Kessler key finding on the whole tune (duration-weighted pitch classes) gives tonic and mode;
   the tune is transposed so its tonic is C (shift in -6..+5 semitones, keeping the register). The mode becomes the
   valence label. At playback the composer transposes C to the configured tonic.
