@@ -159,9 +159,10 @@ class Scheduler:
         calls: list[tuple[str, tuple[Any, ...]]] = []
         for action in group:
             calls.extend(self._calls(action))
-        first_on = next((a.t for a in group if a.kind == ON), None)
-        if first_on is not None:
-            self.stats.add(first_on, self._clock.now() - first_on)
+        now = self._clock.now()
+        for action in group:  # every note-on's own error: a late wake-up that sends several at once counts each
+            if action.kind == ON:
+                self.stats.add(action.t, now - action.t)
         for sink in list(self.sinks):
             try:
                 for name, args in calls:

@@ -102,7 +102,9 @@ def test_registry_and_clear_errors(session: Path, tmp_path: Path) -> None:
 
 def _replayed(session: Path, out: Path) -> tuple[list[tuple[float, float | None]], list[object]]:
     command = [sys.executable, "-m", "neuromusic.daemon.cli", "run", "--board", "replay", "--file", str(session)]
-    extra = ["--speed", "0", "--duration", "2", "--baseline", "2", "--quiet", "--synth", "none"]
+    # Scores only: no music (its model loading would only slow the run), and room to shut down on a loaded machine.
+    extra = ["--speed", "0", "--duration", "2", "--baseline", "2", "--quiet", "--without", "player"]
+    extra += ["--stop-timeout", "20"]
     extra += ["--session-dir", str(out)]
     done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

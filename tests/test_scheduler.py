@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 from neuromusic.daemon.scheduler import Scheduler
 from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
@@ -124,6 +125,9 @@ async def test_real_time_note_on_error_is_small() -> None:
     await play_out(scheduler)
     summary = scheduler.stats.summary()
     assert summary["n"] == 40
-    # generous bounds: the test machine is shared and often overloaded; benchmarks/playback.py measures the figures
-    # (idle: p50 0.04 ms). Chained sleeps would drift by tens of ms over these 40 notes.
-    assert summary["p50_ms"] < 3.0 and summary["max_ms"] < 250.0
+    # The property, robust to a loaded machine: errors do not accumulate. Chained sleeps add each wake-up's lateness
+    # to every later note (40 notes x ~1 ms); absolute times keep the last notes as close as the first. The
+    # figures themselves (idle: p50 0.04 ms) are measured by benchmarks/playback.py, not asserted here.
+    errors = np.abs(np.frombuffer(scheduler.stats.errors, dtype=np.float64)) * 1000.0
+    assert np.median(errors[-10:]) < np.median(errors[:10]) + 5.0
+    assert summary["p50_ms"] < 10.0 and summary["max_ms"] < 250.0
