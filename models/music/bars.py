@@ -13,6 +13,7 @@ from neuromusic.models.music.controls import density, density_level
 # its tonic triad, which key analysis leans on to tell a minor key from its relative major.
 _SCALE = {False: {0, 2, 4, 5, 7, 9, 11}, True: {0, 2, 3, 5, 7, 8, 10, 11}}
 _TRIAD = {False: {0, 4, 7}, True: {0, 3, 7}}
+TRIAD_WEIGHT_MINOR = 1.5
 _SMALLEST = Fraction(1, 4)  # shortest note a repair creates: a sixteenth
 
 
@@ -65,7 +66,9 @@ def misfit(notes: list[AbcNote], beats: Fraction, minor: bool, energy: int) -> f
     total = sum(d for _, d in voiced)
     if total:
         score += 2.0 * sum(d for pc, d in voiced if pc not in _SCALE[minor]) / total
-        score += 0.5 * sum(d for pc, d in voiced if pc not in _TRIAD[minor]) / total
+        # A natural-minor melody shares every note with its relative major, and key analysis hears whichever tonic
+        # the notes lean on: in minor the tonic triad must carry the bar, not only the scale.
+        score += (TRIAD_WEIGHT_MINOR if minor else 0.5) * sum(d for pc, d in voiced if pc not in _TRIAD[minor]) / total
     return score
 
 
