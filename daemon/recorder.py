@@ -323,4 +323,6 @@ def create(ctx: SessionContext) -> Recorder | None:
         return None
     folder = ctx.session_dir or new_session_folder(options.sessions_root(), ctx.device_id)
     check_folder(folder)  # now, so the session refuses to start rather than run unrecorded
+    # Services created after this one (the player's WAV and MIDI renders) put their outputs in the same folder.
+    ctx.session_dir = folder
     return Recorder(ctx, folder)

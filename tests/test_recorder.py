@@ -259,3 +259,16 @@ async def test_service_flushes_on_its_interval_and_counts_drops(tmp_path: Path) 
     assert reader.clean_exit and reader.manifest["dropped"] == 100 - 16
     assert reader.eeg().n_samples == 50 + 16 * 10
     assert reader.eeg().data[0, -1] == 99.0  # the newest were kept
+
+
+@pytest.mark.slow  # one short `neuromusic run`
+def test_without_a_session_dir_the_music_is_rendered_into_the_new_session_folder(tmp_path: Path) -> None:
+    # No sound card here: the player renders to a WAV "in the session folder", which must be the recorder's new one.
+    command = [sys.executable, "-m", "neuromusic.daemon.cli", "run", "--board", "synthetic", "--duration", "3"]
+    command += ["--quiet", "--sessions-root", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (folder / "manifest.json").exists()
+    assert (folder / "session.wav").stat().st_size > 44  # more than a bare WAV header
+    assert str(folder / "session.wav") in done.stderr  # and the user is told where it went
