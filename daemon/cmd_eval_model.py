@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         ("energy (onsets per beat of each bar)", report.energy, ["low", "mid", "high"]),
         ("energy, first bar after a change", report.switch_energy, ["low", "mid", "high"]),
         ("valence, 8 bars after a change", report.switch_valence, ["minor", "major"]),
+        ("valence, second judge (Bellman-Budge profiles)", report.valence_second, ["minor", "major"]),
     ):
         console.print(_confusion_table(title, confusion, names, Table))
     figures = report.figures()

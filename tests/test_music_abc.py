@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from fractions import Fraction as F
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from neuromusic.models.messages import Controls
-from neuromusic.models.music import abc, bars
+from neuromusic.models.music import abc, bars, keyfinding
 from neuromusic.models.music.controls import density_level, energy_level, tempo_level, tokens_for, valence_level
 from neuromusic.models.music.corpus import find_key
+from neuromusic.models.music.keyfinding import PROFILES, histogram, key_margin
 
 TUNE = """X:7
 T:Test Reel
@@ -113,12 +115,15 @@ def test_repair_fits_the_meter_and_reports_it() -> None:
     assert bars.repair(exact, F(4)) == (exact, False)
 
 
+@pytest.mark.parametrize("beats", [F(3), F(4)])
 @pytest.mark.parametrize("energy", [0, 1, 2])
 @pytest.mark.parametrize("minor", [False, True])
-def test_fallback_bars_are_full_and_in_mode(energy: int, minor: bool) -> None:
-    notes = bars.fallback(F(3), minor, energy)
-    assert sum(n.duration for n in notes) == 3
-    assert bars.misfit(notes, F(3), minor, density_level(len(notes) / 3)) == 0.0
+def test_fallback_bars_are_full_in_mode_and_at_the_asked_energy(beats: F, energy: int, minor: bool) -> None:
+    notes = bars.fallback(beats, minor, energy)
+    assert sum(n.duration for n in notes) == beats
+    assert density_level(len(notes) / float(beats)) == energy
+    assert {n.pitch for n in notes} <= {60, 63 if minor else 64, 67}
+    assert bars.misfit(notes, beats, minor, energy) < bars.GOOD_ENOUGH
 
 
 def test_misfit_prefers_the_asked_mode_and_density() -> None:
@@ -145,6 +150,26 @@ def test_control_levels_and_tokens() -> None:
     assert [valence_level(v) for v in (0.0, 0.49, 0.5, 1.0)] == [0, 0, 1, 1]
     assert [energy_level(e) for e in (0.0, 0.34, 0.7)] == [0, 1, 2]
     assert tokens_for(Controls(70, 0.8, 0.2), "6/8") == ["<M:6/8>", "<T0>", "<V1>", "<E0>"]
+
+
+def test_misfit_judges_the_key_of_the_passage_heard_so_far() -> None:
+    # Bars that dwell on Eb, G and Bb are heard in Eb major, the relative major: a C-minor bar after them fits the
+    # scale either way, but only one that leans on C and G brings the passage back to C minor.
+    relative_major = histogram([abc.AbcNote(p, F(1)) for p in (63, 67, 70, 63, 65, 67, 70, 63) * 2])
+    assert key_margin(relative_major, 0, True) < 0
+    back_home = [abc.AbcNote(p, F(1)) for p in (60, 67, 63, 60)]
+    drifting = [abc.AbcNote(p, F(1)) for p in (63, 70, 67, 63)]
+    assert bars.misfit(back_home, F(4), True, 0, relative_major) < bars.misfit(drifting, F(4), True, 0, relative_major)
+    assert key_margin(relative_major + histogram(back_home), 0, True) > key_margin(relative_major, 0, True)
+
+
+def test_key_margin_needs_every_guide_profile_to_agree() -> None:
+    # Tonic and minor third without the fifth: Krumhansl-Kessler hears C minor, Temperley hears Ab major (C and Eb
+    # are its third and fifth), so the guide's margin is the doubtful one.
+    hist = histogram([abc.AbcNote(p, F(1)) for p in (60, 60, 60, 63, 63, 68, 70)])
+    assert key_margin(hist, 0, True, ("krumhansl-kessler",)) > 0
+    assert key_margin(hist, 0, True) == min(key_margin(hist, 0, True, (name,)) for name in PROFILES)
+    assert keyfinding.find_key(np.zeros(12)) == (0, False) and key_margin(np.zeros(12), 0, True) == 0.0
 
 
 def test_key_finding_tells_major_from_minor() -> None:

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 from neuromusic.models.messages import Bar, Controls, Note
 from neuromusic.models.music.abc import AbcNote, KeySig, format_bar, parse_key
 from neuromusic.models.music.controls import density, density_level
+from neuromusic.models.music.keyfinding import histogram, key_margin
 
 # Pitch classes (relative to the tonic C) of each mode's scale (minor: natural minor plus the leading tone), and of
 # its tonic triad, which key analysis leans on to tell a minor key from its relative major.
 _SCALE = {False: {0, 2, 4, 5, 7, 9, 11}, True: {0, 2, 3, 5, 7, 8, 10, 11}}
 _TRIAD = {False: {0, 4, 7}, True: {0, 3, 7}}
-TRIAD_WEIGHT_MINOR = 1.5
+TRIAD_WEIGHT = {False: 0.5, True: 1.0}
+# The key the music so far (since the mode was last asked to change) plus the candidate bar would be heard in must
+# be C in the requested mode by at least KEY_MARGIN in profile correlation; each unit short costs KEY_WEIGHT.
+GOOD_ENOUGH = 0.75  # a misfit below this (right length and energy, mostly in mode) ends the search for a bar
+KEY_MARGIN = 0.1
+KEY_WEIGHT = 6.0
 _SMALLEST = Fraction(1, 4)  # shortest note a repair creates: a sixteenth
 
 
@@ -38,16 +45,18 @@ def repair(notes: list[AbcNote], beats: Fraction) -> tuple[list[AbcNote], bool]:
 
 
 def fallback(beats: Fraction, minor: bool, energy: int) -> list[AbcNote]:
-    """A safe bar when the model cannot give one: a tonic-triad figure, denser with energy (C-tonic space)."""
+    """A safe bar when the model cannot give one (C-tonic space): a tonic-triad figure that starts and ends on the
+    tonic so it is heard in the asked mode, with note lengths that measure as the asked energy level (one note per
+    beat, long-short pairs, or two notes per beat)."""
     third = 63 if minor else 64
-    figure = [60, third, 67, third]
-    step = {0: Fraction(2), 1: Fraction(1), 2: Fraction(1, 2)}[energy]
-    notes, total, index = [], Fraction(0), 0
+    figure = [60, third, 67, 60]
+    lengths = {0: [Fraction(1)], 1: [Fraction(1), Fraction(1, 2)], 2: [Fraction(1, 2)]}[energy]
+    notes: list[AbcNote] = []
+    total = Fraction(0)
     while total < beats:
-        length = min(step, beats - total)
-        notes.append(AbcNote(figure[index % len(figure)], length))
+        length = min(lengths[len(notes) % len(lengths)], beats - total)
+        notes.append(AbcNote(figure[len(notes) % len(figure)], length))
         total += length
-        index += 1
     return notes
 
 
@@ -55,20 +64,25 @@ def onsets(notes: list[AbcNote] | tuple[AbcNote, ...]) -> int:
     return sum(n.pitch is not None for n in notes)
 
 
-def misfit(notes: list[AbcNote], beats: Fraction, minor: bool, energy: int) -> float:
+def misfit(notes: list[AbcNote], beats: Fraction, minor: bool, energy: int, heard: np.ndarray | None = None) -> float:
     """How badly a bar in C-tonic space fits the requested mode, energy level and bar length; 0 is a perfect fit.
-    Length counts most (a wrong length must be repaired), then energy levels off, then the share of the bar's
-    duration outside the mode's scale, then (lightly) the share not on the tonic triad."""
+    Length counts most (a wrong length must be repaired), then energy levels off, then whether the music heard so
+    far in this mode (`heard`, a pitch-class histogram) plus this bar is in C of the requested mode, then the share
+    of the bar's duration outside the mode's scale, then (lightly) the share not on the tonic triad."""
     length = sum((n.duration for n in notes), Fraction(0))
     score = 4.0 * (length != beats)
     score += 2.0 * abs(density_level(density(onsets(notes), beats)) - energy)
-    voiced = [(n.pitch % 12, float(n.duration)) for n in notes if n.pitch is not None]
-    total = sum(d for _, d in voiced)
+    bar = histogram(notes)
+    total = float(bar.sum())
     if total:
-        score += 2.0 * sum(d for pc, d in voiced if pc not in _SCALE[minor]) / total
-        # A natural-minor melody shares every note with its relative major, and key analysis hears whichever tonic
-        # the notes lean on: in minor the tonic triad must carry the bar, not only the scale.
-        score += (TRIAD_WEIGHT_MINOR if minor else 0.5) * sum(d for pc, d in voiced if pc not in _TRIAD[minor]) / total
+        # A natural-minor melody shares every note with its relative major, and a listener (or key analysis) hears
+        # whichever tonic the notes lean on: judge the key of the whole passage, not the bar's scale alone.
+        margin = key_margin(bar if heard is None else heard + bar, 0, minor)
+        score += KEY_WEIGHT * max(0.0, KEY_MARGIN - margin)
+        outside = [pc for pc in range(12) if pc not in _SCALE[minor]]
+        score += 2.0 * float(bar[outside].sum()) / total
+        off_triad = [pc for pc in range(12) if pc not in _TRIAD[minor]]
+        score += TRIAD_WEIGHT[minor] * float(bar[off_triad].sum()) / total
     return score
 
 

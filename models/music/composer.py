@@ -5,8 +5,9 @@ Each `next_bar(controls)`:
 2. copies that cache `candidates` times and samples that many bar bodies in one batch, only BPE body tokens
    allowed (controls and structure tokens are masked), until each candidate has closed its bar with `|`;
 3. parses every candidate, keeps the one that best fits the requested mode, energy and bar length
-   (rejection sampling, bars.misfit); when none fits well, samples another batch (up to `rounds` batches);
-   repairs the kept bar to the meter's length if needed;
+   (rejection sampling, bars.misfit: the mode is judged on the bars heard since the mode last changed plus the
+   candidate, so the passage is heard in the asked key); when none fits well, samples another batch (up to
+   `rounds` batches); repairs the kept bar to the meter's length if needed;
 4. keeps the bar (as it will be played) in the context, so the next bar follows what was heard; its tokens go
    through the model together with the next bar's control tokens, one forward pass for both.
 When the context would overflow, it is rebuilt from the most recent whole bars (half the context).
@@ -19,21 +20,24 @@ import copy
 import logging
 import random
 import time
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import torch
 from neuromusic.models.messages import Bar, Controls
 from neuromusic.models.music import bars as barlib
 from neuromusic.models.music.abc import AbcError, AbcNote, format_bar, parse_bar, parse_meter
 from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.music.controls import energy_level, tokens_for, valence_level
+from neuromusic.models.music.keyfinding import histogram
 from neuromusic.models.music.model import SHIPPED, load_checkpoint
 from neuromusic.models.music.tokens import MusicTokenizer
 from transformers import DynamicCache, GPT2LMHeadModel
 
 log = logging.getLogger(__name__)
-GOOD_ENOUGH = 0.75  # a misfit below this (right length and energy, mostly in mode) ends the search early
+HEARD_BARS = 16  # how many bars back (within one mode) the key of the passage is judged over
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -83,6 +87,8 @@ class Composer:
         self.cache: DynamicCache | None = None
         self.pending: list[int] = []  # tokens in history but not yet in the cache (the last bar's body)
         self.raw_parsed = 0  # candidates kept without repair, for evaluation
+        self._heard: deque[np.ndarray] = deque(maxlen=HEARD_BARS)  # pitch-class histograms of bars in this mode
+        self._heard_minor: bool | None = None
         self._feed(self.history)
 
     @torch.no_grad()
@@ -107,6 +113,9 @@ class Composer:
         started = time.perf_counter()
         minor = valence_level(controls.valence) == 0
         energy = energy_level(controls.energy)
+        if minor != self._heard_minor:  # a new mode: its key is judged afresh
+            self._heard.clear()
+            self._heard_minor = minor
         try:
             notes, repaired = self._compose(controls, minor, energy)
         except Exception:  # the player must always get a bar: log the failure loudly, play a safe bar
@@ -118,6 +127,7 @@ class Composer:
             except Exception:  # a model that cannot even rebuild gets a fresh context next bar
                 log.exception("context rebuild failed; starting a fresh context")
                 self.history, self.bar_starts = [self.tokenizer.bos_id], []
+        self._heard.append(histogram(notes))
         bar = barlib.to_bar(
             self.index,
             notes,
@@ -143,15 +153,16 @@ class Composer:
         logits = self._feed(self.pending + control_ids)  # (1, vocab)
         self.pending = []
         best: tuple[float, list[AbcNote]] | None = None
+        heard = np.sum(self._heard, axis=0) if self._heard else None
         for _ in range(cfg.rounds):
             for ids in self._sample(logits):
                 notes = self._parse(ids)
                 if notes is None:
                     continue
-                score = barlib.misfit(notes, self.beats, minor, energy)
+                score = barlib.misfit(notes, self.beats, minor, energy, heard)
                 if best is None or score < best[0]:
                     best = (score, notes)
-            if best is not None and best[0] < GOOD_ENOUGH:
+            if best is not None and best[0] < barlib.GOOD_ENOUGH:
                 break
         if best is None:
             notes, repaired = barlib.fallback(self.beats, minor, energy), True

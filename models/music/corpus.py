@@ -21,8 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from neuromusic.models.music import abc
+from neuromusic.models.music import abc, keyfinding
 from neuromusic.models.music.controls import (
     DEFAULT_TEMPO,
     METERS,
@@ -30,9 +29,6 @@ from neuromusic.models.music.controls import (
     density_level,
 )
 
-# Krumhansl-Kessler probe-tone profiles, tonic first.
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 VALID_EVERY = 20  # one tune in 20 (by a hash of its id) is held out for validation
 
 
@@ -65,20 +61,9 @@ class BuildStats:
 
 
 def find_key(notes: list[abc.AbcNote]) -> tuple[int, bool]:
-    """(tonic pitch class, minor) maximising the correlation of the duration-weighted pitch-class histogram with the
-    Krumhansl-Kessler profiles."""
-    hist = np.zeros(12)
-    for note in notes:
-        if note.pitch is not None:
-            hist[note.pitch % 12] += float(note.duration)
-    best = (-2.0, 0, False)
-    for tonic in range(12):
-        rolled = np.roll(hist, -tonic)
-        for minor, profile in ((False, _KK_MAJOR), (True, _KK_MINOR)):
-            r = float(np.corrcoef(rolled, profile)[0, 1]) if hist.any() else 0.0
-            if r > best[0]:
-                best = (r, tonic, minor)
-    return best[1], best[2]
+    """(tonic pitch class, minor) of the tune: the key whose Krumhansl-Kessler profile best fits the
+    duration-weighted pitch-class histogram."""
+    return keyfinding.find_key(keyfinding.histogram(notes))
 
 
 def label_bars(

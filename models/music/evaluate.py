@@ -1,6 +1,8 @@
 """Evaluation of the music model: held-out perplexity, parse rate, control adherence judged by an analyser
 independent of the training labels (music21: Aarden-Essen key analysis for mode, its own note counts for density),
-and musical statistics against held-out real tunes.
+and musical statistics against held-out real tunes. Mode is also judged by a second analyser (music21's
+Bellman-Budge profiles): the composer steers by two other profiles (keyfinding.py), and a result that held for one
+judge only would be suspect.
 
 Valence is judged over whole pieces of `bars` bars (16 by default): key analysis of single bars is unreliable even on
 real music (RESEARCH.md §5: 8 bars agree with the whole tune 84 %, 16 bars 96 %). Energy is judged per bar. After a
@@ -102,8 +104,11 @@ def music21_view(bars: list[Bar]) -> tuple[Any, list[float]] | None:
     return score, densities
 
 
-def music21_minor(score: Any) -> bool:
-    return bool(score.analyze("key").mode == "minor")
+JUDGES = {"aarden-essen": "key", "bellman-budge": "key.bellman"}  # name -> music21 analysis method
+
+
+def music21_minor(score: Any, judge: str = "aarden-essen") -> bool:
+    return bool(score.analyze(JUDGES[judge]).mode == "minor")
 
 
 @dataclass
@@ -117,6 +122,8 @@ class Report:
     energy: Confusion = field(default_factory=Confusion)
     switch_energy: Confusion = field(default_factory=Confusion)
     switch_valence: Confusion = field(default_factory=Confusion)
+    valence_second: Confusion = field(default_factory=Confusion)  # the same pieces, judged by Bellman-Budge
+    switch_valence_second: Confusion = field(default_factory=Confusion)
     entropy: list[float] = field(default_factory=list)
     consistency: list[float] = field(default_factory=list)
     real: tuple[float, float] = (math.nan, math.nan)
@@ -131,6 +138,8 @@ class Report:
             "energy_adherence": self.energy.accuracy,
             "switch_energy_first_bar": self.switch_energy.accuracy,
             "switch_valence_next_8": self.switch_valence.accuracy,
+            "valence_adherence_bellman_budge": self.valence_second.accuracy,
+            "switch_valence_next_8_bellman_budge": self.switch_valence_second.accuracy,
             "pc_entropy": float(np.mean(self.entropy)) if self.entropy else math.nan,
             "pc_entropy_real": self.real[0],
             "scale_consistency": float(np.mean(self.consistency)) if self.consistency else math.nan,
@@ -178,7 +187,9 @@ def adherence(composer: Any, pieces: int, bars: int, tempo: float, report: Repor
             report.switch_energy.add(energy_level(second[1]), density_level(densities[half]))
             after = music21_view(made[half:])
             if after is not None:
-                report.switch_valence.add(valence_level(second[0]), int(not music21_minor(after[0])))
+                asked = valence_level(second[0])
+                report.switch_valence.add(asked, int(not music21_minor(after[0])))
+                report.switch_valence_second.add(asked, int(not music21_minor(after[0], "bellman-budge")))
 
 
 def _view(bars: list[Bar], report: Report) -> tuple[Any, list[float]] | None:
@@ -194,5 +205,6 @@ def _judge(bars: list[Bar], report: Report, valence: Confusion, energy: Confusio
         return
     score, densities = view
     valence.add(valence_level(bars[0].controls.valence), int(not music21_minor(score)))
+    report.valence_second.add(valence_level(bars[0].controls.valence), int(not music21_minor(score, "bellman-budge")))
     for bar, measured in zip(bars, densities, strict=True):
         energy.add(energy_level(bar.controls.energy), density_level(measured))
