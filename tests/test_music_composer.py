@@ -89,7 +89,7 @@ def test_context_is_trimmed_and_the_cache_kept(composer: Composer) -> None:
     for _ in range(40):  # the tiny model has 64 tokens of context: about 8 bars
         composer.next_bar(CALM)
         assert composer.cache is not None
-        assert composer.cache.get_seq_length() + len(composer.pending) == len(composer.history) <= composer.n_ctx
+        assert composer.cache.length + len(composer.pending) == len(composer.history) <= composer.n_ctx
         lengths.append(len(composer.history))
     assert min(lengths[10:]) < max(lengths)  # it was rebuilt shorter at least once
 

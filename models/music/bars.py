@@ -19,8 +19,8 @@ TRIAD_WEIGHT = {False: 0.5, True: 1.0}
 # The key the music so far (since the mode was last asked to change) plus the candidate bar would be heard in must
 # be C in the requested mode by at least KEY_MARGIN in profile correlation; each unit short costs KEY_WEIGHT.
 GOOD_ENOUGH = 0.75  # a misfit below this (right length and energy, mostly in mode) ends the search for a bar
-KEY_MARGIN = 0.1
-KEY_WEIGHT = 6.0
+KEY_MARGIN = 0.2
+KEY_WEIGHT = 10.0
 _SMALLEST = Fraction(1, 4)  # shortest note a repair creates: a sixteenth
 
 

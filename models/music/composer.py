@@ -1,7 +1,8 @@
 """Bar-by-bar conditional generation with the GPT-2 music model.
 
 Each `next_bar(controls)`:
-1. feeds the bar's control tokens (`<M:..> <T..> <V..> <E..>`) into the kept KV cache (batch 1);
+1. feeds the bar's control tokens (`<M:..> <T..> <V..> <E..>`) into the kept KV cache (batch 1), through the lean
+   inference pass of inference.py (the same weights, a third of the per-token overhead);
 2. copies that cache `candidates` times and samples that many bar bodies in one batch, only BPE body tokens
    allowed (controls and structure tokens are masked), until each candidate has closed its bar with `|`;
 3. parses every candidate, keeps the one that best fits the requested mode, energy and bar length
@@ -16,7 +17,6 @@ Any internal failure gives a fallback bar (flagged `repaired`) and a rebuilt con
 
 from __future__ import annotations
 
-import copy
 import logging
 import random
 import time
@@ -31,12 +31,14 @@ from neuromusic.models.music import bars as barlib
 from neuromusic.models.music.abc import AbcError, AbcNote, format_bar, parse_bar, parse_meter
 from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.music.controls import energy_level, tokens_for, valence_level
+from neuromusic.models.music.inference import FastGPT2, KVCache
 from neuromusic.models.music.keyfinding import histogram
 from neuromusic.models.music.model import SHIPPED, load_checkpoint
 from neuromusic.models.music.tokens import MusicTokenizer
-from transformers import DynamicCache, GPT2LMHeadModel
+from transformers import GPT2LMHeadModel
 
 log = logging.getLogger(__name__)
+TAIL = 2.0  # see _sample
 HEARD_BARS = 16  # how many bars back (within one mode) the key of the passage is judged over
 
 
@@ -60,6 +62,7 @@ class Composer:
     def __init__(self, model: GPT2LMHeadModel, tokenizer: MusicTokenizer, config: ComposerConfig) -> None:
         config.validate()
         self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.runtime = FastGPT2(model)
         self.meter, self.beats = parse_meter(config.meter)
         self.n_ctx = int(model.config.n_positions)
         body = torch.tensor(tokenizer.body_mask)  # (vocab,)
@@ -84,7 +87,7 @@ class Composer:
         self.index = 0
         self.history: list[int] = [self.tokenizer.bos_id]
         self.bar_starts: list[int] = []
-        self.cache: DynamicCache | None = None
+        self.cache: KVCache | None = None
         self.pending: list[int] = []  # tokens in history but not yet in the cache (the last bar's body)
         self.raw_parsed = 0  # candidates kept without repair, for evaluation
         self._heard: deque[np.ndarray] = deque(maxlen=HEARD_BARS)  # pitch-class histograms of bars in this mode
@@ -94,9 +97,9 @@ class Composer:
     @torch.no_grad()
     def _feed(self, ids: list[int]) -> torch.Tensor:
         """Run ids through the batch-1 cache; returns the last position's logits (1, vocab)."""
-        out = self.model(input_ids=torch.tensor([ids]), cache=self.cache, use_cache=True)
-        self.cache = out.cache
-        return out.logits[:, -1, :]
+        if self.cache is None:
+            self.cache = self.runtime.new_cache()
+        return self.runtime.forward(torch.tensor([ids]), self.cache)
 
     def _rebuild(self) -> None:
         """Drop the oldest bars so that the context is at most half full again, and recompute the cache."""
@@ -174,31 +177,38 @@ class Composer:
         return notes, repaired
 
     def _sample(self, logits: torch.Tensor) -> list[list[int]]:
-        """Sample cfg.candidates bar bodies from a copy of the cache; returns each body's ids (bar line excluded)."""
+        """Sample cfg.candidates bar bodies from a copy of the cache; returns each body's ids (bar line excluded).
+        A candidate that closes its bar leaves the batch (every row costs compute); once most have closed, the
+        stragglers are cut off at TAIL x the first one's length (they are long for their bar, and get repaired or
+        outscored)."""
         cfg = self.config
         n = cfg.candidates
-        cache = copy.deepcopy(self.cache)
-        assert cache is not None
-        cache.batch_repeat_interleave(n)
+        assert self.cache is not None
+        branches = self.runtime.branch(self.cache, n, cfg.max_bar_tokens)
         logits = logits.expand(n, -1)  # (N, vocab)
         bodies: list[list[int]] = [[] for _ in range(n)]
-        done = [False] * n
+        active = list(range(n))  # the candidate in each batch row
+        first_closed: int | None = None
         for step in range(cfg.max_bar_tokens):
             masked = logits.masked_fill(self._first_mask if step == 0 else self._mask, float("-inf"))
             masked = filter_logits(masked / cfg.temperature, cfg.top_k, cfg.top_p)
-            chosen = torch.multinomial(torch.softmax(masked, dim=-1), 1, generator=self._generator)  # (N, 1)
+            chosen = torch.multinomial(torch.softmax(masked, dim=-1), 1, generator=self._generator)  # (rows, 1)
+            writing = []
             for row, token in enumerate(chosen[:, 0].tolist()):
-                if done[row]:
-                    continue
-                if token == self.tokenizer.bar_id:
-                    done[row] = True
-                else:
-                    bodies[row].append(token)
-            if all(done) or step == cfg.max_bar_tokens - 1:
+                if token != self.tokenizer.bar_id:
+                    bodies[active[row]].append(token)
+                    writing.append(row)
+            if len(writing) < len(active) and first_closed is None:
+                first_closed = step + 1
+            if not writing:
                 break
-            out = self.model(input_ids=chosen, cache=cache, use_cache=True)
-            cache = out.cache
-            logits = out.logits[:, -1, :]  # (N, vocab)
+            if first_closed is not None and 2 * len(writing) <= n and step + 1 >= TAIL * first_closed:
+                break
+            if len(writing) < len(active):
+                branches = branches.keep(writing)
+                chosen = chosen[writing]
+                active = [active[row] for row in writing]
+            logits = self.runtime.step(chosen, branches)  # (rows, vocab)
         return bodies
 
     def _parse(self, ids: list[int]) -> list[AbcNote] | None:

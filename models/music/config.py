@@ -17,8 +17,8 @@ class ComposerConfig:
     top_p: float = 0.95  # nucleus sampling: keep the likeliest tokens up to this probability mass
     seed: int | None = None  # None = a fresh random seed per session; an int makes the music reproducible
     threads: int = 1  # torch CPU threads for the forward pass (the daemon composes on one worker thread)
-    candidates: int = 4  # bars sampled per step; the one whose measured mode/density/length fit best is kept
-    rounds: int = 2  # when no candidate fits (wrong length or energy level), sample up to this many batches
+    candidates: int = 12  # bars sampled per step, in one batch; the one that fits key, density and length best is kept
+    rounds: int = 1  # when no candidate fits well (misfit >= bars.GOOD_ENOUGH), sample up to this many batches
     meter: str = "4/4"  # one of controls.METERS
     tonic: str = "D"  # the key the music is played in: major bars in "D", minor bars in "Dm"
     max_bar_tokens: int = 24  # a sampled bar longer than this is cut off and repaired
