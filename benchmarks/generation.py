@@ -1,5 +1,7 @@
-"""Bar generation time on one CPU thread: the composer (KV cache kept across bars, rejection sampling) against
-plain `model.generate()` that re-reads the whole context every bar (no cache reuse), the baseline.
+"""Bar generation time on one CPU thread: the composer (KV cache kept across bars, candidates sampled in one batch
+through the lean decoding pass, rejection sampling) against plain `model.generate()` that re-reads the whole context
+every bar (no cache reuse), the baseline. A second table times one decoding step of N candidates: the transformers
+forward with its cache against the lean pass (inference.py) on the same weights.
 
     .venv/bin/python benchmarks/generation.py [--checkpoint DIR] [--bars 64] [--threads 1]
 
@@ -9,6 +11,7 @@ Prints milliseconds per bar (median, p95, max) and each row's ratio to the basel
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -77,8 +80,9 @@ def main() -> None:
     rows = [
         ("model.generate(), no cache reuse (baseline)", generate_times(base, args.bars)),
         ("composer, 1 candidate", composer_times(replace(base, candidates=1), args.bars)),
+        ("composer, 4 candidates", composer_times(replace(base, candidates=4), args.bars)),
         (f"composer, {base.candidates} candidates (default)", composer_times(base, args.bars)),
-        ("composer, 8 candidates", composer_times(replace(base, candidates=8), args.bars)),
+        (f"composer, {base.candidates} candidates x 2 rounds", composer_times(replace(base, rounds=2), args.bars)),
     ]
     baseline = float(np.median(rows[0][1]))
     print(f"{'ms per bar, ' + str(args.threads) + ' thread(s), ' + str(args.bars) + ' bars':<46} "
@@ -86,6 +90,38 @@ def main() -> None:
     for name, times in rows:
         median, p95, worst = np.median(times), np.percentile(times, 95), max(times)
         print(f"{name:<46} {median:8.1f} {p95:8.1f} {worst:8.1f} {median / baseline:11.2f}x")
+    print()
+    print(f"{'one decoding step, 150 tokens of context':<46} {'transformers':>12} {'lean pass':>10} {'ratio':>8}")
+    for batch in (1, 4, 12):
+        reference, lean = step_times(base, batch)
+        print(f"{'  ' + str(batch) + ' candidate(s), ms':<46} {reference:12.2f} {lean:10.2f} {reference / lean:7.1f}x")
+
+
+@torch.no_grad()
+def step_times(config: ComposerConfig, batch: int, steps: int = 12, repeats: int = 20) -> tuple[float, float]:
+    """Median ms of one decoding step of `batch` rows after a shared 150-token context: the transformers model with
+    its own cache (copied per batch, as generation must) against FastGPT2.step on branches of the same prefix."""
+    composer = Composer.load(config)
+    model, runtime = composer.model, composer.runtime
+    context = torch.randint(3, model.config.vocab_size, (1, 150))
+    tokens = torch.randint(3, model.config.vocab_size, (batch, 1))
+    reference_cache = model(input_ids=context, use_cache=True).cache
+    reference_cache.batch_repeat_interleave(batch)
+    prefix = runtime.new_cache()
+    runtime.forward(context, prefix)
+    reference, lean = [], []
+    for _ in range(repeats):
+        cache = copy.deepcopy(reference_cache)
+        started = time.perf_counter()
+        for _ in range(steps):
+            cache = model(input_ids=tokens, cache=cache, use_cache=True).cache
+        reference.append((time.perf_counter() - started) * 1000 / steps)
+        branches = runtime.branch(prefix, batch, steps)
+        started = time.perf_counter()
+        for _ in range(steps):
+            runtime.step(tokens, branches)
+        lean.append((time.perf_counter() - started) * 1000 / steps)
+    return float(np.median(reference)), float(np.median(lean))
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def test_fallback_bars_are_full_in_mode_and_at_the_asked_energy(beats: F, energy
     assert sum(n.duration for n in notes) == beats
     assert density_level(len(notes) / float(beats)) == energy
     assert {n.pitch for n in notes} <= {60, 63 if minor else 64, 67}
-    assert bars.misfit(notes, beats, minor, energy) < bars.GOOD_ENOUGH
+    assert key_margin(histogram(notes), 0, minor) > 0  # heard in C of the asked mode, by both guide profiles
 
 
 def test_misfit_prefers_the_asked_mode_and_density() -> None:
