@@ -34,6 +34,16 @@ SHUTDOWN_FLUSH_S = 2.0
 BACKOFF_BASE_S = 0.5
 
 
+def _raised_while_cancelled(error: BaseException) -> bool:
+    """Whether `error` was raised while a CancelledError was being handled (it is then in the context chain)."""
+    seen = error.__context__
+    while seen is not None:
+        if isinstance(seen, asyncio.CancelledError):
+            return True
+        seen = seen.__context__
+    return False
+
+
 class Telemetry:
     name = "telemetry"
 
@@ -190,6 +200,10 @@ class Telemetry:
                     attempt = 0
                     await self._serve(client)
             except aiomqtt.MqttError as error:
+                if _raised_while_cancelled(error):
+                    # aiomqtt's __aexit__ disconnects gracefully on the way out of a cancel; when the connection
+                    # breaks at that moment it raises MqttError in place of the CancelledError. The shutdown wins.
+                    raise asyncio.CancelledError from error
                 self.connected.clear()
                 if self._lost_at is None:
                     self._lost_at = time.monotonic()
