@@ -262,11 +262,16 @@ class Telemetry:
         )
 
     async def _sender(self, client: aiomqtt.Client) -> None:
+        me = asyncio.current_task()
         while True:
             while self._outbox:
                 # Peek, publish, then pop: a message whose publish failed stays for the next connection.
                 await self._send(client, self._outbox[0])
                 self._outbox.popleft()
+                if me is not None and me.cancelling():
+                    # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) loses a cancel that arrives as the
+                    # confirmation does; this task would then wait for more messages forever and hold shutdown up.
+                    raise asyncio.CancelledError
             self._wakeup.clear()
             await self._wakeup.wait()
 
