@@ -6,10 +6,12 @@ No websocket client is needed: commands go in as NUL-terminated JSON on fd 3, re
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -33,7 +35,7 @@ FLAGS = [
 
 class Browser:
     def __init__(self) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="neuromusic-chromium-")
+        self._profile = tempfile.mkdtemp(prefix="neuromusic-chromium-")  # removed by close()
         commands_read, self._commands = os.pipe()
         self._replies, replies_write = os.pipe()
 
@@ -42,9 +44,10 @@ class Browser:
             os.dup2(replies_write, 4)
 
         self.process = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
+            [CHROMIUM, *FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
             preexec_fn=wire,
             pass_fds=(3, 4),
+            start_new_session=True,  # its own process group: close() stops the renderer and helpers too
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -93,8 +96,17 @@ class Browser:
         return path
 
     def close(self) -> None:
-        self.process.kill()
+        # Kill the whole group: a helper process left alive keeps writing into the profile as it is removed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
         os.close(self._commands)
         os.close(self._replies)
-        self._profile.cleanup()
+        for _ in range(20):  # children of the group may take a moment to die and flush
+            try:
+                shutil.rmtree(self._profile)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.1)
