@@ -11,11 +11,8 @@ from neuromusic.models.music.abc import AbcNote, KeySig, format_bar, parse_key
 from neuromusic.models.music.controls import density, density_level
 from neuromusic.models.music.keyfinding import histogram, key_margin
 
-# Pitch classes (relative to the tonic C) of each mode's scale (minor: natural minor plus the leading tone), and of
-# its tonic triad, which key analysis leans on to tell a minor key from its relative major.
+# Pitch classes (relative to the tonic C) of each mode's scale (minor: natural minor plus the leading tone).
 _SCALE = {False: {0, 2, 4, 5, 7, 9, 11}, True: {0, 2, 3, 5, 7, 8, 10, 11}}
-_TRIAD = {False: {0, 4, 7}, True: {0, 3, 7}}
-TRIAD_WEIGHT = {False: 0.5, True: 1.0}
 # The key the music so far (since the mode was last asked to change) plus the candidate bar would be heard in must
 # be C in the requested mode by at least KEY_MARGIN in profile correlation; each unit short costs KEY_WEIGHT.
 GOOD_ENOUGH = 0.75  # a misfit below this (right length and energy, mostly in mode) ends the search for a bar
@@ -68,7 +65,8 @@ def misfit(notes: list[AbcNote], beats: Fraction, minor: bool, energy: int, hear
     """How badly a bar in C-tonic space fits the requested mode, energy level and bar length; 0 is a perfect fit.
     Length counts most (a wrong length must be repaired), then energy levels off, then whether the music heard so
     far in this mode (`heard`, a pitch-class histogram) plus this bar is in C of the requested mode, then the share
-    of the bar's duration outside the mode's scale, then (lightly) the share not on the tonic triad."""
+    of the bar's duration outside the mode's scale. (An earlier extra cost for notes off the tonic triad made the
+    melodies poorer, pitch-class entropy -9 %, and the key term made it unnecessary.)"""
     length = sum((n.duration for n in notes), Fraction(0))
     score = 4.0 * (length != beats)
     score += 2.0 * abs(density_level(density(onsets(notes), beats)) - energy)
@@ -81,8 +79,6 @@ def misfit(notes: list[AbcNote], beats: Fraction, minor: bool, energy: int, hear
         score += KEY_WEIGHT * max(0.0, KEY_MARGIN - margin)
         outside = [pc for pc in range(12) if pc not in _SCALE[minor]]
         score += 2.0 * float(bar[outside].sum()) / total
-        off_triad = [pc for pc in range(12) if pc not in _TRIAD[minor]]
-        score += TRIAD_WEIGHT[minor] * float(bar[off_triad].sum()) / total
     return score
 
 
