@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 from neuromusic.models.errors import ConfigError
@@ -50,13 +52,26 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         resume=args.resume,
     )
+    # Under torchrun every rank runs this; only rank 0 reports. Without a terminal (nohup, a service, CI) the bar
+    # becomes one plain line per validation interval, so a log file still shows progress.
+    leader = os.environ.get("RANK", "0") == "0"
+    interactive = leader and sys.stderr.isatty()
+    started = time.monotonic()
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
-    with Progress(*columns, disable=not sys.stderr.isatty()) as progress:
+    with Progress(*columns, disable=not interactive) as progress:
         task = progress.add_task("training", total=args.steps, info="")
 
         def report(step: int, figures: dict[str, float]) -> None:
             progress.update(task, completed=step, info=f"loss {figures['loss']:.3f}")
+            if leader and not interactive and step % args.eval_every == 0:
+                print(
+                    f"step {step}/{args.steps}: train loss {figures['loss']:.3f}, lr {figures['lr']:.2e}, "
+                    f"{time.monotonic() - started:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         info = train(config, report)
-    print(f"step {info['step']}: validation loss {info.get('val_loss', float('nan')):.3f}; saved to {args.out}")
+    if leader:
+        print(f"step {info['step']}: validation loss {info.get('val_loss', float('nan')):.3f}; saved to {args.out}")
     return 0

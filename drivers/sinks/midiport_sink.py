@@ -7,6 +7,7 @@ python-rtmidi is used directly, with its ALSA and JACK back ends tried in turn: 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF, CHANNELS
@@ -53,11 +54,18 @@ def list_output_ports() -> list[str]:
     return ports
 
 
+# JACK hands MIDI to other clients in its process cycle, from a buffer the port owns: a port closed right after
+# the last send loses what is still buffered — at shutdown, the all-notes-off, and a synth would hang notes.
+# Two periods of 1024 frames at 48 kHz, with room for a loaded machine.
+JACK_FLUSH_S = 0.1
+
+
 class MidiPortSink:
-    def __init__(self, out: Any, port_name: str) -> None:
+    def __init__(self, out: Any, port_name: str, backend: str = "") -> None:
         self.name = f"midi-out:{port_name}"
         self.live = True
         self.port_name = port_name
+        self.backend = backend
         self._out = out
 
     @classmethod
@@ -102,7 +110,7 @@ class MidiPortSink:
             out.delete()
             raise SinkError(f"could not open MIDI output {wanted!r} on {backend}: {error}") from error
         log.info("MIDI out: %s", port_name)
-        return cls(out, port_name)
+        return cls(out, port_name, backend)
 
     def _send(self, message: list[int]) -> None:
         if self._out is None:
@@ -133,6 +141,8 @@ class MidiPortSink:
             return
         try:
             self.all_notes_off(t)
+            if "JACK" in self.backend.upper():
+                time.sleep(JACK_FLUSH_S)  # once, at close (shutdown or a dropped sink)
         finally:
             out, self._out = self._out, None
             out.close_port()
