@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from neuromusic.models.music.abc import AbcError, KeySig, parse_key
+from neuromusic.models.music.keyfinding import PROFILES
 
 # Krumhansl-Kessler key profiles (C major, C minor), for bars whose key cannot be read.
-_KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-_KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+_KK_MAJOR, _KK_MINOR = PROFILES["krumhansl-kessler"]
 _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 # (interval of the root above the tonic, quality, prior weight): the triads worth choosing in each mode.

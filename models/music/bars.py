@@ -11,11 +11,13 @@ from neuromusic.models.music.abc import AbcNote, KeySig, format_bar, parse_key
 from neuromusic.models.music.controls import density, density_level
 from neuromusic.models.music.keyfinding import histogram, key_margin
 
-# Pitch classes (relative to the tonic C) of each mode's scale (minor: natural minor plus the leading tone).
+# Pitch classes (relative to the tonic C) of each mode's scale (minor: natural minor plus the leading tone), and
+# those outside it, as index arrays into a pitch-class histogram.
 _SCALE = {False: {0, 2, 4, 5, 7, 9, 11}, True: {0, 2, 3, 5, 7, 8, 10, 11}}
+_OUTSIDE = {minor: np.array([pc for pc in range(12) if pc not in scale]) for minor, scale in _SCALE.items()}
+GOOD_ENOUGH = 0.75  # a misfit below this (right length and energy, mostly in mode) ends the search for a bar
 # The key the music so far (since the mode was last asked to change) plus the candidate bar would be heard in must
 # be C in the requested mode by at least KEY_MARGIN in profile correlation; each unit short costs KEY_WEIGHT.
-GOOD_ENOUGH = 0.75  # a misfit below this (right length and energy, mostly in mode) ends the search for a bar
 KEY_MARGIN = 0.2
 KEY_WEIGHT = 10.0
 _SMALLEST = Fraction(1, 4)  # shortest note a repair creates: a sixteenth
@@ -77,8 +79,7 @@ def misfit(notes: list[AbcNote], beats: Fraction, minor: bool, energy: int, hear
         # whichever tonic the notes lean on: judge the key of the whole passage, not the bar's scale alone.
         margin = key_margin(bar if heard is None else heard + bar, 0, minor)
         score += KEY_WEIGHT * max(0.0, KEY_MARGIN - margin)
-        outside = [pc for pc in range(12) if pc not in _SCALE[minor]]
-        score += 2.0 * float(bar[outside].sum()) / total
+        score += 2.0 * float(bar[_OUTSIDE[minor]].sum()) / total
     return score
 
 

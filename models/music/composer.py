@@ -2,9 +2,10 @@
 
 Each `next_bar(controls)`:
 1. feeds the bar's control tokens (`<M:..> <T..> <V..> <E..>`) into the kept KV cache (batch 1), through the lean
-   inference pass of inference.py (the same weights, a third of the per-token overhead);
-2. copies that cache `candidates` times and samples that many bar bodies in one batch, only BPE body tokens
-   allowed (controls and structure tokens are masked), until each candidate has closed its bar with `|`;
+   inference pass of inference.py (the same weights, about half the time per decoding step);
+2. branches `candidates` continuations from that cache (read, not copied) and samples that many bar bodies in one
+   batch, only BPE body tokens allowed (controls and structure tokens are masked), until each candidate has
+   closed its bar with `|`;
 3. parses every candidate, keeps the one that best fits the requested mode, energy and bar length
    (rejection sampling, bars.misfit: the mode is judged on the bars heard since the mode last changed plus the
    candidate, so the passage is heard in the asked key); when none fits well, samples another batch (up to
@@ -177,7 +178,7 @@ class Composer:
         return notes, repaired
 
     def _sample(self, logits: torch.Tensor) -> list[list[int]]:
-        """Sample cfg.candidates bar bodies from a copy of the cache; returns each body's ids (bar line excluded).
+        """Sample cfg.candidates bar bodies branching from the cache; returns each body's ids (bar line excluded).
         A candidate that closes its bar leaves the batch (every row costs compute); once most have closed, the
         stragglers are cut off at TAIL x the first one's length (they are long for their bar, and get repaired or
         outscored)."""

@@ -110,6 +110,11 @@ class FastGPT2:
         self.ln_f = pair("transformer.ln_f")
         self.head = model.get_output_embeddings().weight.detach().t().contiguous()  # (C, V)
 
+    def _feed_forward(self, x: torch.Tensor, block: _Block) -> torch.Tensor:
+        """The block's MLP on its normalised input (N, C) -> (N, C), residual not added."""
+        h = functional.layer_norm(x, (self.width,), *block.ln2, self.eps)
+        return _linear(functional.gelu(_linear(h, block.fc), approximate="tanh"), block.out)
+
     def new_cache(self, batch: int = 1) -> KVCache:
         shape = (batch, self.n_head, self.n_ctx, self.width // self.n_head)
         return KVCache(
@@ -147,9 +152,7 @@ class FastGPT2:
             )  # (B, H, T, D)
             merged = attended.transpose(1, 2).reshape(-1, self.width)  # (B*T, C)
             x = x + _linear(merged, block.proj).view(batch, steps, self.width)
-            h = functional.layer_norm(x, (self.width,), *block.ln2, self.eps)
-            inner = functional.gelu(_linear(h.view(-1, self.width), block.fc), approximate="tanh")
-            x = x + _linear(inner, block.out).view(batch, steps, self.width)
+            x = x + self._feed_forward(x.view(-1, self.width), block).view(batch, steps, self.width)
         cache.length = end
         last = functional.layer_norm(x[:, -1], (self.width,), *self.ln_f, self.eps)  # (B, C)
         return last @ self.head  # (B, V)
@@ -188,7 +191,6 @@ class FastGPT2:
             attended = torch.bmm(weights[..., :shared].transpose(0, 1), prefix_values).transpose(0, 1)  # (B, H, D)
             attended = attended + (weights[..., shared:].unsqueeze(-2) @ own_values).squeeze(-2)
             x = x + _linear(attended.reshape(batch, self.width), block.proj)
-            h = functional.layer_norm(x, (self.width,), *block.ln2, self.eps)
-            x = x + _linear(functional.gelu(_linear(h, block.fc), approximate="tanh"), block.out)
+            x = x + self._feed_forward(x, block)
         branches.length = own + 1
         return functional.layer_norm(x, (self.width,), *self.ln_f, self.eps) @ self.head  # (B, V)
