@@ -15,9 +15,9 @@ import time
 import warnings
 
 import numpy as np
-from neuromusic.models.features import FeatureConfig
-from neuromusic.models.messages import Chunk
-from neuromusic.models.pipeline import FeaturePipeline
+from neuromusic.models.core.messages import Chunk
+from neuromusic.models.signal.features import FeatureConfig
+from neuromusic.models.signal.pipeline import FeaturePipeline
 
 
 def eeg(n_ch: int, n: int, sfreq: float, seed: int = 0) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from neuromusic.models.messages import Controls
+from neuromusic.models.core.messages import Controls
 from neuromusic.models.music.composer import Composer
 from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.music.controls import tokens_for

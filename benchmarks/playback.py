@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 from neuromusic.daemon.config import Config
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.control import SessionControl
-from neuromusic.daemon.hub import Hub
-from neuromusic.daemon.player import BarComposer, Player, load_model
-from neuromusic.models.clock import MonotonicClock
-from neuromusic.models.messages import Bar, Controls
-from neuromusic.models.sketch_composer import SketchComposer
+from neuromusic.daemon.services.player import BarComposer, Player, load_model
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.daemon.session.control import SessionControl
+from neuromusic.daemon.session.hub import Hub
+from neuromusic.models.core.clock import MonotonicClock
+from neuromusic.models.core.messages import Bar, Controls
+from neuromusic.models.music.sketch_composer import SketchComposer
 
 
 class BusyComposer:

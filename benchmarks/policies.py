@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from neuromusic.daemon.config import Config
-from neuromusic.daemon.simulation import (
+from neuromusic.daemon.session.simulation import (
     REACH_FRACTION,
     best_fixed,
     load_listener,

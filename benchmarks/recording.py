@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from neuromusic.daemon.cli.recording_options import RecordingConfig
 from neuromusic.daemon.config import load_config
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.control import SessionControl
-from neuromusic.daemon.hub import Hub
-from neuromusic.daemon.recorder import Recorder, SessionWriter
-from neuromusic.daemon.recording_options import RecordingConfig
-from neuromusic.models.clock import VirtualClock
-from neuromusic.models.messages import Chunk, Features, Score
+from neuromusic.daemon.services.recorder import Recorder, SessionWriter
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.daemon.session.control import SessionControl
+from neuromusic.daemon.session.hub import Hub
+from neuromusic.models.core.clock import VirtualClock
+from neuromusic.models.core.messages import Chunk, Features, Score
 from neuromusic.policies.base import ControlBounds
 
 BANDS = ("delta", "theta", "alpha", "beta", "gamma")

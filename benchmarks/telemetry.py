@@ -20,12 +20,12 @@ from pathlib import Path
 
 import aiomqtt
 from neuromusic.daemon.config import load_config
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.control import SessionControl
-from neuromusic.daemon.hub import Hub
-from neuromusic.daemon.telemetry import Telemetry
-from neuromusic.models.clock import MonotonicClock
-from neuromusic.models.messages import Score
+from neuromusic.daemon.services.telemetry import Telemetry
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.daemon.session.control import SessionControl
+from neuromusic.daemon.session.hub import Hub
+from neuromusic.models.core.clock import MonotonicClock
+from neuromusic.models.core.messages import Score
 from neuromusic.policies.base import ControlBounds
 
 

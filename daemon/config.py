@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from neuromusic.daemon.mqtt_config import MqttConfig
-from neuromusic.daemon.recording_options import RecordingConfig
-from neuromusic.daemon.session_config import SessionConfig
+from neuromusic.daemon.cli.recording_options import RecordingConfig
+from neuromusic.daemon.mqtt.config import MqttConfig
+from neuromusic.daemon.session.config import SessionConfig
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.drivers.sinks.config import SinkConfig
-from neuromusic.models.arranger import ArrangerConfig
-from neuromusic.models.calibration import CalibrationConfig
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.features import FeatureConfig
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.music.arranger import ArrangerConfig
 from neuromusic.models.music.config import ComposerConfig
-from neuromusic.models.score import ScoreConfig
+from neuromusic.models.signal.calibration import CalibrationConfig
+from neuromusic.models.signal.features import FeatureConfig
+from neuromusic.models.signal.score import ScoreConfig
 from neuromusic.policies.config import PolicyConfig
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from neuromusic.models.messages import Chunk
+from neuromusic.models.core.messages import Chunk
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from neuromusic.drivers.base import SourceInfo
 from neuromusic.drivers.config import SourceConfig
-from neuromusic.models.clock import Clock
-from neuromusic.models.errors import ConfigError, SourceError, SourceNotFoundError
-from neuromusic.models.messages import Chunk
+from neuromusic.models.core.clock import Clock
+from neuromusic.models.core.errors import ConfigError, SourceError, SourceNotFoundError
+from neuromusic.models.core.messages import Chunk
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class BrainFlowSource:
         self._info: SourceInfo | None = None
         self._min_chunk = 1
         # A playback file without loop is finite: once every sample in it was delivered, `finished` turns true and
-        # the session ends (daemon/acquisition.py) instead of calling the end of the file a dropped headset.
+        # the session ends (daemon/session/acquisition.py) instead of calling the end of the file a dropped headset.
         self.samples_in_file: int | None = None
         self._delivered = 0
 

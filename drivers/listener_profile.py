@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from neuromusic.models.errors import ConfigError
+from neuromusic.models.core.errors import ConfigError
 
 DEFAULT_PROFILE = Path(__file__).parent / "listeners" / "default.toml"
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.messages import Controls, FloatArray
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Controls, FloatArray
 
 TEMPO_RANGE_BPM = 40.0  # the natural range of tempo used for habituation distances (the default 50..90 bounds)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from neuromusic.drivers.base import SourceInfo
 from neuromusic.drivers.config import SourceConfig
-from neuromusic.models.clock import Clock
-from neuromusic.models.errors import ConfigError, SourceError, SourceNotFoundError
-from neuromusic.models.messages import Chunk
+from neuromusic.models.core.clock import Clock
+from neuromusic.models.core.errors import ConfigError, SourceError, SourceNotFoundError
+from neuromusic.models.core.messages import Chunk
 
 _UNIT_SCALE = {  # channel unit in the stream's description -> factor to microvolts
     "": 1.0, "uv": 1.0, "µv": 1.0, "microvolt": 1.0, "microvolts": 1.0,

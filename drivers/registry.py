@@ -13,8 +13,8 @@ from typing import Any
 
 from neuromusic.drivers.base import Source
 from neuromusic.drivers.config import SourceConfig
-from neuromusic.models.clock import Clock
-from neuromusic.models.errors import ConfigError
+from neuromusic.models.core.clock import Clock
+from neuromusic.models.core.errors import ConfigError
 
 SOURCES: dict[str, str] = {
     "synthetic": "neuromusic.drivers.brainflow_source:create",

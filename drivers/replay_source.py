@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 from neuromusic.drivers.base import SourceInfo
 from neuromusic.drivers.config import SourceConfig
-from neuromusic.models.clock import Clock
-from neuromusic.models.errors import DataError, SourceError, SourceNotFoundError
-from neuromusic.models.messages import Chunk
+from neuromusic.models.core.clock import Clock
+from neuromusic.models.core.errors import DataError, SourceError, SourceNotFoundError
+from neuromusic.models.core.messages import Chunk
 
 FloatArray = npt.NDArray[np.float64]
 MNE_SUFFIXES = (".edf", ".bdf", ".fif", ".fif.gz")
@@ -32,7 +32,7 @@ def load_recording(path: Path) -> tuple[FloatArray, FloatArray, tuple[str, ...],
     if not path.exists():
         raise SourceNotFoundError(f"replay: {path} does not exist; pass a session folder or an EDF/BDF/FIF file")
     if path.is_dir():
-        from neuromusic.models.session_store import SessionReader
+        from neuromusic.models.sessions.store import SessionReader
 
         try:
             eeg = SessionReader(path).eeg()

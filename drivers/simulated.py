@@ -21,9 +21,9 @@ import numpy as np
 from neuromusic.drivers.base import SourceInfo
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.drivers.listener_profile import ListenerProfile, _prefix_weight, load_profile
-from neuromusic.models.clock import Clock
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.messages import Chunk, FloatArray
+from neuromusic.models.core.clock import Clock
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Chunk, FloatArray
 from scipy import signal
 
 _STATE_NAMES = {"calm": 1.0, "relaxed": 0.8, "neutral": 0.5, "tense": 0.25, "stress": 0.0, "stressed": 0.0}

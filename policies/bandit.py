@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from neuromusic.models.messages import Controls, Score
+from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import ControlGuard, clamp_controls
 from neuromusic.policies.config import PolicyConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from neuromusic.models.messages import Controls, Score
+from neuromusic.models.core.messages import Controls, Score
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from neuromusic.models.messages import Controls, Score
+from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.config import GuardConfig
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neuromusic.models.messages import Controls, Score
+from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import ControlGuard, SmoothedScore, lerp
 from neuromusic.policies.config import MappingConfig, PolicyConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import cast
 
-from neuromusic.models.errors import ConfigError
+from neuromusic.models.core.errors import ConfigError
 from neuromusic.policies.base import Policy
 from neuromusic.policies.config import PolicyConfig
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from neuromusic.daemon.recorder import SessionWriter
-from neuromusic.daemon.recording_options import RecordingConfig
-from neuromusic.models.messages import Bar, Chunk, Controls, Event, Features, Note, Score, SourceStatus
+from neuromusic.daemon.cli.recording_options import RecordingConfig
+from neuromusic.daemon.services.recorder import SessionWriter
+from neuromusic.models.core.messages import Bar, Chunk, Controls, Event, Features, Note, Score, SourceStatus
 
 BANDS = ("delta", "theta", "alpha", "beta", "gamma")
 

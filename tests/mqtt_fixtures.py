@@ -18,11 +18,11 @@ import aiomqtt
 import numpy as np
 import pytest
 from neuromusic.daemon.config import load_config
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.control import SessionControl
-from neuromusic.daemon.hub import Hub
-from neuromusic.models.clock import MonotonicClock
-from neuromusic.models.messages import Bar, Controls, Features, Note, Score
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.daemon.session.control import SessionControl
+from neuromusic.daemon.session.hub import Hub
+from neuromusic.models.core.clock import MonotonicClock
+from neuromusic.models.core.messages import Bar, Controls, Features, Note, Score
 from neuromusic.policies.base import ControlBounds
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from neuromusic.daemon.config import Config
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.control import SessionControl
-from neuromusic.daemon.hub import Hub
-from neuromusic.models.clock import MonotonicClock, VirtualClock
-from neuromusic.models.errors import SinkError
-from neuromusic.models.messages import Bar, Controls, Note
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.daemon.session.control import SessionControl
+from neuromusic.daemon.session.hub import Hub
+from neuromusic.models.core.clock import MonotonicClock, VirtualClock
+from neuromusic.models.core.errors import SinkError
+from neuromusic.models.core.messages import Bar, Controls, Note
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

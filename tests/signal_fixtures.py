@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from neuromusic.models.features import FeatureConfig
-from neuromusic.models.messages import Chunk, Features, FloatArray
-from neuromusic.models.pipeline import FeaturePipeline
+from neuromusic.models.core.messages import Chunk, Features, FloatArray
+from neuromusic.models.signal.features import FeatureConfig
+from neuromusic.models.signal.pipeline import FeaturePipeline
 
 
 def names(n: int) -> tuple[str, ...]:

@@ -8,13 +8,13 @@ import math
 
 import pytest
 from neuromusic.daemon.config import load_config
-from neuromusic.models.arranger import CHANNELS, Arranger, ArrangerConfig, TempoRamp
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.harmony import choose_chord, infer_key, read_key, voice_chord
-from neuromusic.models.messages import Bar, Controls, NoteEvent
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Bar, Controls, NoteEvent
 from neuromusic.models.music.abc import parse_bar
+from neuromusic.models.music.arranger import CHANNELS, Arranger, ArrangerConfig, TempoRamp
 from neuromusic.models.music.controls import energy_level
-from neuromusic.models.sketch_composer import SketchComposer
+from neuromusic.models.music.harmony import choose_chord, infer_key, read_key, voice_chord
+from neuromusic.models.music.sketch_composer import SketchComposer
 
 from tests.playback_fixtures import melody_bar
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from neuromusic.models.messages import Controls, Score
+from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.bandit import BanditPolicy
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.config import BanditConfig, PolicyConfig

@@ -10,11 +10,11 @@ import pytest
 from neuromusic.drivers.brainflow_source import BrainFlowSource, board_shim, brainflow_board_id
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.drivers.registry import open_source
-from neuromusic.models.clock import MonotonicClock
-from neuromusic.models.errors import ConfigError, SourceError, SourceNotFoundError
-from neuromusic.models.features import FeatureConfig
-from neuromusic.models.messages import Chunk
-from neuromusic.models.pipeline import FeaturePipeline
+from neuromusic.models.core.clock import MonotonicClock
+from neuromusic.models.core.errors import ConfigError, SourceError, SourceNotFoundError
+from neuromusic.models.core.messages import Chunk
+from neuromusic.models.signal.features import FeatureConfig
+from neuromusic.models.signal.pipeline import FeaturePipeline
 
 
 def read_for(source: BrainFlowSource, seconds: float) -> list[Chunk]:

@@ -9,21 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from neuromusic.daemon.cmd_calibrate import _flat_out, run_protocol, simulated_script
+from neuromusic.daemon.cli.calibrate import _flat_out, run_protocol, simulated_script
 from neuromusic.daemon.config import load_config
 from neuromusic.drivers.base import SourceInfo
 from neuromusic.drivers.listener_profile import load_profile
 from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
-from neuromusic.models.calibration import (
+from neuromusic.models.core.clock import VirtualClock
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Chunk
+from neuromusic.models.signal.calibration import (
     CalibrationConfig,
     CalibrationData,
     fit_calibration,
     parse_protocol,
     relaxation,
 )
-from neuromusic.models.clock import VirtualClock
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.messages import Chunk
 
 CLI = [sys.executable, "-m", "neuromusic.daemon.cli"]
 SHORT = "rest:20,arithmetic:20,rest:20,arithmetic:20,rest:20,arithmetic:20"
@@ -80,7 +80,7 @@ def test_simulated_listener_reaches_90_percent(capsys: pytest.CaptureFixture[str
 
 
 def _fresh_de(config: object, script: str) -> list[np.ndarray]:
-    from neuromusic.models.pipeline import FeaturePipeline
+    from neuromusic.models.signal.pipeline import FeaturePipeline
 
     clock = VirtualClock()
     listener = SimulatedListener(load_profile(None), ScriptedState(script), clock, seed=7)

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from neuromusic.daemon import cli
-from neuromusic.daemon.cmd_run import add_arguments
+from neuromusic.daemon.cli.run import add_arguments
+from neuromusic.daemon.cli.run_options import GROUPS, run_overrides
 from neuromusic.daemon.config import Config, load_config
-from neuromusic.daemon.run_options import GROUPS, run_overrides
-from neuromusic.models.errors import ConfigError
+from neuromusic.models.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "deploy" / "neuromusic.example.toml"

@@ -18,7 +18,7 @@ from neuromusic.daemon.dashboard import board as board_module
 from neuromusic.daemon.dashboard.board import Board
 from neuromusic.daemon.dashboard.server import Broker as BrokerAddress
 from neuromusic.daemon.dashboard.server import Dashboard
-from neuromusic.daemon.telemetry import Telemetry
+from neuromusic.daemon.services.telemetry import Telemetry
 
 pytestmark = pytest.mark.mqtt
 

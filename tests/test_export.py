@@ -11,9 +11,9 @@ import mne_bids
 import numpy as np
 import pytest
 from lab_fixtures import write_session
-from neuromusic.daemon.export import export_session
-from neuromusic.models.errors import DataError
-from neuromusic.models.session_store import SessionReader
+from neuromusic.daemon.lab.export import export_session
+from neuromusic.models.core.errors import DataError
+from neuromusic.models.sessions.store import SessionReader
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_cli_export_and_clear_error(session: tuple[Path, np.ndarray], tmp_path: 
 
 
 def test_session_without_eeg_is_a_clear_error(tmp_path: Path) -> None:
-    from neuromusic.daemon.recording_options import RecordingConfig
+    from neuromusic.daemon.cli.recording_options import RecordingConfig
 
     write_session(tmp_path / "noraw", options=RecordingConfig(raw_eeg=False))
     with pytest.raises(DataError, match="holds no EEG"):

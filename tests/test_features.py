@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 from neuromusic.daemon.config import load_config
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.features import FeatureConfig, differential_entropy, differential_entropy_of
-from neuromusic.models.messages import Chunk
-from neuromusic.models.pipeline import FeaturePipeline
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Chunk
+from neuromusic.models.signal.features import FeatureConfig, differential_entropy, differential_entropy_of
+from neuromusic.models.signal.pipeline import FeaturePipeline
 from signal_fixtures import band_limited_noise, names, run_pipeline
 
 

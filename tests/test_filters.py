@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.features import FeatureConfig
-from neuromusic.models.filters import FilterBank, band_sos
-from neuromusic.models.ringbuffer import RingBuffer
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.signal.features import FeatureConfig
+from neuromusic.models.signal.filters import FilterBank, band_sos
+from neuromusic.models.signal.ringbuffer import RingBuffer
 from scipy import signal
 
 BANDS = FeatureConfig().bands

@@ -17,20 +17,20 @@ from typing import Any
 import numpy as np
 import pytest
 from neuromusic.daemon import cli
+from neuromusic.daemon.cli.recording_options import default_sessions_root
 from neuromusic.daemon.config import load_config
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.json_output import JsonOutput
-from neuromusic.daemon.profile_store import ProfileStore, rest_model_from_section
-from neuromusic.daemon.recording_options import default_sessions_root
-from neuromusic.daemon.session import Session
+from neuromusic.daemon.services.json_output import JsonOutput
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.daemon.session.profile_store import ProfileStore, rest_model_from_section
+from neuromusic.daemon.session.runner import Session
 from neuromusic.drivers.listener_profile import load_profile
 from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
-from neuromusic.models.calibration import relaxation
-from neuromusic.models.clock import VirtualClock
-from neuromusic.models.errors import ConfigError, DataError
-from neuromusic.models.messages import Features, Score
-from neuromusic.models.score import RelaxationScorer, ScoreConfig
-from neuromusic.models.session_store import SessionReader
+from neuromusic.models.core.clock import VirtualClock
+from neuromusic.models.core.errors import ConfigError, DataError
+from neuromusic.models.core.messages import Features, Score
+from neuromusic.models.sessions.store import SessionReader
+from neuromusic.models.signal.calibration import relaxation
+from neuromusic.models.signal.score import RelaxationScorer, ScoreConfig
 from test_brainflow_source import write_recording
 
 CLI = [sys.executable, "-m", "neuromusic.daemon.cli"]
@@ -165,7 +165,7 @@ def test_per_user_folders_point_into_a_temporary_folder_here_and_in_subprocesses
     real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
     assert not default_sessions_root().is_relative_to(real_home)
     assert not Path.home().is_relative_to(real_home)
-    probe = "from neuromusic.daemon.recording_options import default_sessions_root as d; print(d())"
+    probe = "from neuromusic.daemon.cli.recording_options import default_sessions_root as d; print(d())"
     child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, check=True)
     assert Path(child.stdout.strip()) == default_sessions_root()
     for variable in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR"):

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from neuromusic.daemon.scheduler import Scheduler
+from neuromusic.daemon.services.scheduler import Scheduler
 from neuromusic.drivers.sinks.midiport_sink import MidiPortSink, list_output_ports
-from neuromusic.models.clock import MonotonicClock
-from neuromusic.models.errors import SinkError
-from neuromusic.models.messages import NoteEvent
+from neuromusic.models.core.clock import MonotonicClock
+from neuromusic.models.core.errors import SinkError
+from neuromusic.models.core.messages import NoteEvent
 
 pytestmark = [
     pytest.mark.jack,

@@ -12,9 +12,9 @@ from lsl_fixtures import start_outlet, stop_outlet
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.drivers.lsl_source import LSLSource, predicate
 from neuromusic.drivers.registry import open_source
-from neuromusic.models.clock import MonotonicClock
-from neuromusic.models.errors import ConfigError, SourceError, SourceNotFoundError
-from neuromusic.models.messages import Chunk
+from neuromusic.models.core.clock import MonotonicClock
+from neuromusic.models.core.errors import ConfigError, SourceError, SourceNotFoundError
+from neuromusic.models.core.messages import Chunk
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mqtt_fixtures import Broker, Collector, broker_fixture, make_context  # noqa: F401
-from neuromusic.daemon import remote
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.telemetry import Telemetry
-from neuromusic.models.messages import Event
+from neuromusic.daemon.mqtt import remote
+from neuromusic.daemon.services.telemetry import Telemetry
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.models.core.messages import Event
 
 
 def send(ctx: SessionContext, command: Any, enabled: bool = True) -> dict[str, Any]:

@@ -13,12 +13,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 from mqtt_fixtures import Broker, Collector, broker_fixture, daemon, feed, make_context  # noqa: F401
-from neuromusic.daemon import mqtt_topics
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.mqtt_options import mqtt_overrides, parse_host_port
-from neuromusic.daemon.telemetry import Telemetry, create
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.messages import Event, SourceStatus
+from neuromusic.daemon.cli.mqtt_options import mqtt_overrides, parse_host_port
+from neuromusic.daemon.mqtt import topics as mqtt_topics
+from neuromusic.daemon.services.telemetry import Telemetry, create
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Event, SourceStatus
 
 pytestmark = pytest.mark.mqtt
 
@@ -84,7 +84,7 @@ def test_without_mqtt_host_there_is_no_service() -> None:
 def test_flags_override_the_toml() -> None:
     import argparse
 
-    from neuromusic.daemon.mqtt_options import add_mqtt_arguments
+    from neuromusic.daemon.cli.mqtt_options import add_mqtt_arguments
 
     parser = argparse.ArgumentParser()
     add_mqtt_arguments(parser)

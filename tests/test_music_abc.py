@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from neuromusic.models.messages import Controls
+from neuromusic.models.core.messages import Controls
 from neuromusic.models.music import abc, bars, keyfinding
 from neuromusic.models.music.controls import density_level, energy_level, tempo_level, tokens_for, valence_level
 from neuromusic.models.music.corpus import find_key

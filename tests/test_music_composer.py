@@ -11,8 +11,8 @@ import pytest
 import torch
 from neuromusic.daemon.cli import main
 from neuromusic.daemon.config import load_config
-from neuromusic.models.errors import ConfigError, ModelError
-from neuromusic.models.messages import Controls
+from neuromusic.models.core.errors import ConfigError, ModelError
+from neuromusic.models.core.messages import Controls
 from neuromusic.models.music.abc import parse_bar
 from neuromusic.models.music.composer import Composer, filter_logits
 from neuromusic.models.music.config import ComposerConfig

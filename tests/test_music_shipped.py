@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from neuromusic.models.messages import Controls
+from neuromusic.models.core.messages import Controls
 from neuromusic.models.music.abc import parse_bar
 from neuromusic.models.music.composer import Composer
 from neuromusic.models.music.config import ComposerConfig

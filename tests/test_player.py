@@ -15,20 +15,20 @@ from pathlib import Path
 import mido
 import pytest
 from neuromusic.daemon.config import Config, load_config
-from neuromusic.daemon.player import Player, create
-from neuromusic.daemon.profile_store import ProfileStore
-from neuromusic.daemon.services import SERVICES, resolve
-from neuromusic.daemon.session import Session
+from neuromusic.daemon.services.player import Player, create
+from neuromusic.daemon.session.profile_store import ProfileStore
+from neuromusic.daemon.session.runner import Session
+from neuromusic.daemon.session.services import SERVICES, resolve
 from neuromusic.drivers.listener_profile import load_profile
 from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
 from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
 from neuromusic.drivers.sinks.wav_sink import WavSink
-from neuromusic.models.clock import VirtualClock
-from neuromusic.models.errors import ConfigError, ModelError, SinkError, SourceError
-from neuromusic.models.messages import Bar, Controls, Event, Score
-from neuromusic.models.pipeline import FeaturePipeline
-from neuromusic.models.score import RelaxationScorer
-from neuromusic.models.sketch_composer import SketchComposer
+from neuromusic.models.core.clock import VirtualClock
+from neuromusic.models.core.errors import ConfigError, ModelError, SinkError, SourceError
+from neuromusic.models.core.messages import Bar, Controls, Event, Score
+from neuromusic.models.music.sketch_composer import SketchComposer
+from neuromusic.models.signal.pipeline import FeaturePipeline
+from neuromusic.models.signal.score import RelaxationScorer
 
 from tests.playback_fixtures import BreakingSink, WorldClock, make_ctx
 
@@ -333,7 +333,7 @@ async def test_what_the_policy_learned_is_loaded_for_its_own_name_and_put_back(
     clock = WorldClock()
     ctx = make_ctx(config, clock)
     ctx.profile = ProfileStore(tmp_path / "p.json", {"policy": {"name": "target", "state": {"integral": 1.0}}})
-    with caplog.at_level(logging.INFO, logger="neuromusic.daemon.player"):
+    with caplog.at_level(logging.INFO, logger="neuromusic.daemon.services.player"):
         other = Player(ctx, sinks=[])
     assert other.policy.observations == []
     assert "holds what policy 'target' learned; policy 'bandit' starts afresh" in caplog.text

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from neuromusic.daemon.config import load_config
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.messages import Controls, Score
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import ControlGuard, usable
 from neuromusic.policies.config import GuardConfig, MappingConfig, PolicyConfig, TargetConfig

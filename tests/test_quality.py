@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from neuromusic.drivers.base import SourceInfo
-from neuromusic.models.features import FeatureConfig
-from neuromusic.models.messages import Chunk, Features
-from neuromusic.models.pipeline import FeaturePipeline
-from neuromusic.models.quality import DEFAULT_MAX_UV, QualityConfig
+from neuromusic.models.core.messages import Chunk, Features
+from neuromusic.models.signal.features import FeatureConfig
+from neuromusic.models.signal.pipeline import FeaturePipeline
+from neuromusic.models.signal.quality import DEFAULT_MAX_UV, QualityConfig
 from signal_fixtures import names, run_pipeline
 
 SFREQ = 250.0

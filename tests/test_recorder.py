@@ -14,12 +14,12 @@ import mido
 import numpy as np
 import pytest
 from lab_fixtures import write_session
+from neuromusic.daemon.cli.recording_options import RecordingConfig, default_sessions_root
 from neuromusic.daemon.config import load_config
-from neuromusic.daemon.recorder import SessionWriter, create, new_session_folder
-from neuromusic.daemon.recording_options import RecordingConfig, default_sessions_root
-from neuromusic.models import session_store as store
-from neuromusic.models.errors import ConfigError, DataError
-from neuromusic.models.session_store import SessionReader, find_session
+from neuromusic.daemon.services.recorder import SessionWriter, create, new_session_folder
+from neuromusic.models.core.errors import ConfigError, DataError
+from neuromusic.models.sessions import store
+from neuromusic.models.sessions.store import SessionReader, find_session
 
 
 def test_everything_written_reads_back(tmp_path: Path) -> None:
@@ -217,10 +217,10 @@ def test_cli_sessions_lists_a_cut_short_session(tmp_path: Path) -> None:
 
 
 def _service_context(tmp_path: Path, **recording: object) -> object:
-    from neuromusic.daemon.context import SessionContext
-    from neuromusic.daemon.control import SessionControl
-    from neuromusic.daemon.hub import Hub
-    from neuromusic.models.clock import VirtualClock
+    from neuromusic.daemon.session.context import SessionContext
+    from neuromusic.daemon.session.control import SessionControl
+    from neuromusic.daemon.session.hub import Hub
+    from neuromusic.models.core.clock import VirtualClock
     from neuromusic.policies.base import ControlBounds
 
     overrides = {f"recording.{k}": v for k, v in recording.items()}
@@ -232,7 +232,7 @@ def _service_context(tmp_path: Path, **recording: object) -> object:
 
 
 def _chunk(k: int) -> object:
-    from neuromusic.models.messages import Chunk
+    from neuromusic.models.core.messages import Chunk
 
     return Chunk(np.full((2, 10), float(k)), np.arange(10) / 100.0 + k / 10, ("A", "B"), 100.0)
 

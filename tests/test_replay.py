@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from lab_fixtures import write_session
 from neuromusic.daemon.config import load_config
-from neuromusic.daemon.export import export_session
+from neuromusic.daemon.lab.export import export_session
 from neuromusic.drivers.registry import open_source
 from neuromusic.drivers.replay_source import ReplaySource
-from neuromusic.models.clock import MonotonicClock
-from neuromusic.models.errors import SourceError, SourceNotFoundError
-from neuromusic.models.features import FeatureConfig
-from neuromusic.models.pipeline import FeaturePipeline
-from neuromusic.models.score import RelaxationScorer, ScoreConfig
-from neuromusic.models.session_store import SessionReader
+from neuromusic.models.core.clock import MonotonicClock
+from neuromusic.models.core.errors import SourceError, SourceNotFoundError
+from neuromusic.models.sessions.store import SessionReader
+from neuromusic.models.signal.features import FeatureConfig
+from neuromusic.models.signal.pipeline import FeaturePipeline
+from neuromusic.models.signal.score import RelaxationScorer, ScoreConfig
 
 
 def _drain(source: ReplaySource) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -10,12 +10,12 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 from lab_fixtures import write_session
-from neuromusic.daemon.recorder import SessionWriter
-from neuromusic.daemon.recording_options import RecordingConfig
-from neuromusic.daemon.report import write_report
-from neuromusic.models.errors import DataError
-from neuromusic.models.session_store import SessionReader
-from neuromusic.models.session_summary import summarize
+from neuromusic.daemon.cli.recording_options import RecordingConfig
+from neuromusic.daemon.lab.report import write_report
+from neuromusic.daemon.services.recorder import SessionWriter
+from neuromusic.models.core.errors import DataError
+from neuromusic.models.sessions.store import SessionReader
+from neuromusic.models.sessions.summary import summarize
 
 
 class _Page(HTMLParser):

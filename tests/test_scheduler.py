@@ -8,10 +8,10 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from neuromusic.daemon.scheduler import Scheduler
+from neuromusic.daemon.services.scheduler import Scheduler
 from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
-from neuromusic.models.clock import MonotonicClock, VirtualClock
-from neuromusic.models.messages import NoteEvent
+from neuromusic.models.core.clock import MonotonicClock, VirtualClock
+from neuromusic.models.core.messages import NoteEvent
 
 from tests.playback_fixtures import BreakingSink
 

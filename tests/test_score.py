@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from neuromusic.daemon.config import load_config
-from neuromusic.daemon.profile_store import ProfileStore, score_profile_from_section, score_profile_section
-from neuromusic.models.errors import ConfigError, DataError
-from neuromusic.models.messages import Features
-from neuromusic.models.score import RelaxationScorer, ScoreConfig
+from neuromusic.daemon.session.profile_store import ProfileStore, score_profile_from_section, score_profile_section
+from neuromusic.models.core.errors import ConfigError, DataError
+from neuromusic.models.core.messages import Features
+from neuromusic.models.signal.score import RelaxationScorer, ScoreConfig
 
 BANDS = ("delta", "theta", "alpha", "beta", "gamma")
 CHANNELS = ("O1", "O2", "Fz")

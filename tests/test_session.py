@@ -17,17 +17,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from neuromusic.daemon.acquisition import backoff_delay
 from neuromusic.daemon.config import Config, load_config
-from neuromusic.daemon.context import SessionContext
-from neuromusic.daemon.json_output import JsonOutput
-from neuromusic.daemon.profile_store import PROFILE_VERSION, ProfileStore
-from neuromusic.daemon.services import create_services, resolve
-from neuromusic.daemon.session import Session
-from neuromusic.daemon.shutdown import EXIT_SHUTDOWN_TIMEOUT, ShutdownHandler
-from neuromusic.daemon.terminal_view import TerminalView
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.messages import Controls, Event, Features, Score, SourceStatus
+from neuromusic.daemon.services.json_output import JsonOutput
+from neuromusic.daemon.services.terminal_view import TerminalView
+from neuromusic.daemon.session.acquisition import backoff_delay
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.daemon.session.profile_store import PROFILE_VERSION, ProfileStore
+from neuromusic.daemon.session.runner import Session
+from neuromusic.daemon.session.services import create_services, resolve
+from neuromusic.daemon.session.shutdown import EXIT_SHUTDOWN_TIMEOUT, ShutdownHandler
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Controls, Event, Features, Score, SourceStatus
 from rich.console import Console
 
 SIMULATED = {"source.board": "simulated", "source.script": "calm:60", "score.baseline_s": 0.5, "features.window_s": 1.0}
@@ -115,11 +115,11 @@ def test_services_registry_resolves_lazily_and_names_mistakes() -> None:
     ctx = Session(simulated_config()).ctx
     assert create_services(ctx, ["json"]) == []  # output is not "json": the factory says no
     with pytest.raises(ConfigError, match="unknown service 'nope'; registered services: a"):
-        create_services(ctx, ["nope"], registry={"a": "neuromusic.daemon.json_output:create"})
+        create_services(ctx, ["nope"], registry={"a": "neuromusic.daemon.services.json_output:create"})
     with pytest.raises(ConfigError, match="must look like"):
-        resolve("neuromusic.daemon.json_output")
+        resolve("neuromusic.daemon.services.json_output")
     with pytest.raises(ConfigError, match="has no attribute 'missing'"):
-        resolve("neuromusic.daemon.json_output:missing")
+        resolve("neuromusic.daemon.services.json_output:missing")
 
 
 def test_profile_store_round_trip_keeps_unknown_sections(tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from lsl_fixtures import start_outlet, stop_outlet
 from neuromusic.daemon.config import load_config
-from neuromusic.daemon.hub import Subscription
-from neuromusic.daemon.session import Session
+from neuromusic.daemon.session.hub import Subscription
+from neuromusic.daemon.session.runner import Session
 from neuromusic.drivers.base import SourceInfo
-from neuromusic.models.messages import Chunk, Event, Score, SourceStatus
+from neuromusic.models.core.messages import Chunk, Event, Score, SourceStatus
 
 FAST = {
     "score.baseline_s": 0.5,

@@ -11,11 +11,11 @@ from neuromusic.drivers.config import SourceConfig
 from neuromusic.drivers.listener_profile import DEFAULT_PROFILE, load_profile, profile_from_dict
 from neuromusic.drivers.registry import open_source
 from neuromusic.drivers.simulated import ScriptedState, SimulatedListener, aperiodic_sos
-from neuromusic.models.clock import MonotonicClock, VirtualClock
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.features import FeatureConfig
-from neuromusic.models.pipeline import FeaturePipeline
-from neuromusic.models.score import RelaxationScorer, ScoreConfig
+from neuromusic.models.core.clock import MonotonicClock, VirtualClock
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.signal.features import FeatureConfig
+from neuromusic.models.signal.pipeline import FeaturePipeline
+from neuromusic.models.signal.score import RelaxationScorer, ScoreConfig
 from scipy import signal
 
 

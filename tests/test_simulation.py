@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from neuromusic.daemon.cli import main
 from neuromusic.daemon.config import Config
-from neuromusic.daemon.simulation import (
+from neuromusic.daemon.session.simulation import (
     best_fixed,
     load_listener,
     make_composer,
@@ -27,8 +27,8 @@ from neuromusic.drivers.listener_response import (
     load_response,
     response_from_table,
 )
-from neuromusic.models.errors import ConfigError
-from neuromusic.models.messages import Controls
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Controls
 from neuromusic.policies.base import ControlBounds
 
 LIKED = Controls(62.0, 0.7, 0.25)

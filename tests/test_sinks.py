@@ -10,16 +10,16 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from neuromusic.daemon.scheduler import Scheduler
+from neuromusic.daemon.services.scheduler import Scheduler
 from neuromusic.drivers.sinks.config import SinkConfig
 from neuromusic.drivers.sinks.factory import open_sinks
 from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
 from neuromusic.drivers.sinks.soundfont import find_soundfont
 from neuromusic.drivers.sinks.wav_sink import WavSink
-from neuromusic.models.arranger import Arranger, ArrangerConfig
-from neuromusic.models.clock import VirtualClock
-from neuromusic.models.errors import ConfigError, SinkError
-from neuromusic.models.messages import Controls, NoteEvent
+from neuromusic.models.core.clock import VirtualClock
+from neuromusic.models.core.errors import ConfigError, SinkError
+from neuromusic.models.core.messages import Controls, NoteEvent
+from neuromusic.models.music.arranger import Arranger, ArrangerConfig
 
 from tests.playback_fixtures import melody_bar, onsets, read_wav
 

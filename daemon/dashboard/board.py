@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuromusic.daemon import mqtt_topics
+from neuromusic.daemon.mqtt import topics as mqtt_topics
 
 SCORE_HISTORY = 600  # 60 s at 10 Hz: what the chart shows
 EVENT_HISTORY = 20

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from neuromusic.daemon import remote
 from neuromusic.daemon.dashboard.board import Board
-from neuromusic.daemon.mqtt_config import DEVICE_ID_PATTERN
+from neuromusic.daemon.mqtt import remote
+from neuromusic.daemon.mqtt.config import DEVICE_ID_PATTERN
 
 log = logging.getLogger(__name__)
 

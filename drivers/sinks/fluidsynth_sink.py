@@ -17,7 +17,7 @@ from typing import Any
 from neuromusic.drivers.sinks.base import CC_ALL_SOUND_OFF, CHANNELS
 from neuromusic.drivers.sinks.config import SinkConfig
 from neuromusic.drivers.sinks.soundfont import find_soundfont
-from neuromusic.models.errors import SinkError
+from neuromusic.models.core.errors import SinkError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mido
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF
-from neuromusic.models.errors import SinkError
+from neuromusic.models.core.errors import SinkError
 
 TICKS_PER_BEAT = 480
 DEFAULT_BPM = 120.0  # MIDI's own default, used until the first tempo event

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF, CHANNELS
-from neuromusic.models.errors import SinkError
+from neuromusic.models.core.errors import SinkError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from neuromusic.models.errors import SinkError
+from neuromusic.models.core.errors import SinkError
 
 # Preferred names first: the system's chosen default, then the Debian/Ubuntu/Fedora/Homebrew packages.
 PREFERRED = ("default-GM.sf2", "FluidR3_GM.sf2", "TimGM6mb.sf2", "default.sf2", "FluidR3_GM.sf3", "GeneralUser.sf2")

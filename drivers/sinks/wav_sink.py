@@ -13,7 +13,7 @@ from typing import Any
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF, CHANNELS
 from neuromusic.drivers.sinks.config import SinkConfig
 from neuromusic.drivers.sinks.fluidsynth_sink import new_synth
-from neuromusic.models.errors import SinkError
+from neuromusic.models.core.errors import SinkError
 
 BLOCK = 4096  # frames rendered per get_samples call
 TAIL_S = 2.0  # release and reverb rendered after the last event

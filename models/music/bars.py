@@ -6,7 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from neuromusic.models.messages import Bar, Controls, Note
+from neuromusic.models.core.messages import Bar, Controls, Note
 from neuromusic.models.music.abc import AbcNote, KeySig, format_bar, parse_key
 from neuromusic.models.music.controls import density, density_level
 from neuromusic.models.music.keyfinding import histogram, key_margin

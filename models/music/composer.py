@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from neuromusic.models.messages import Bar, Controls
+from neuromusic.models.core.messages import Bar, Controls
 from neuromusic.models.music import bars as barlib
 from neuromusic.models.music.abc import AbcError, AbcNote, format_bar, parse_bar, parse_meter
 from neuromusic.models.music.config import ComposerConfig

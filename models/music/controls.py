@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from neuromusic.models.messages import Controls
+from neuromusic.models.core.messages import Controls
 
 METERS = ("2/4", "3/4", "4/4", "2/2", "3/8", "6/8", "9/8", "12/8", "3/2", "6/4", "5/4")
 TEMPO_EDGES = (80.0, 120.0)

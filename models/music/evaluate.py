@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from neuromusic.models.messages import Bar, Controls
+from neuromusic.models.core.messages import Bar, Controls
 from neuromusic.models.music.abc import format_tune, parse_bar
 from neuromusic.models.music.controls import density, density_level, energy_level, valence_level
 from neuromusic.models.music.corpus import read_corpus

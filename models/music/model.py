@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from neuromusic.models.errors import ModelError
+from neuromusic.models.core.errors import ModelError
 from neuromusic.models.music.tokens import MusicTokenizer
 from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel

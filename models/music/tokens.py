@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from neuromusic.models.errors import ModelError
+from neuromusic.models.core.errors import ModelError
 from neuromusic.models.music.controls import BAR, BOS, EOS, PAD, UNK, special_tokens
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from neuromusic.models.errors import DataError, ModelError
+from neuromusic.models.core.errors import DataError, ModelError
 from neuromusic.models.music.controls import control_tokens, tempo_level
 from neuromusic.models.music.corpus import read_corpus
 from neuromusic.models.music.model import (

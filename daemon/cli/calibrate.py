@@ -1,0 +1,286 @@
+"""`neuromusic calibrate`: a guided protocol (eyes-closed rest vs mental arithmetic), a per-person model, a profile.
+
+The protocol alternates blocks, e.g. rest:45,arithmetic:45,... Each block starts with a prompt in the terminal (and a
+sound cue through FluidSynth when an audio device works: a low soft chord for rest, two high notes for arithmetic).
+Blocks are timed by samples received, so a slow or bursty source still gives every block its full length. The
+fitted model (models/signal/calibration.py) is judged by leave-one-block-pair-out cross-validation; a profile
+whose accuracy is at chance is refused (exit code 7) and nothing is saved.
+An accepted fit is saved to the --profile JSON:
+  "calibration"  the logistic model (weights over z-scored band DE), its accuracy and the protocol; `run --profile`
+                 scores with it instead of a baseline (the score is its P(rest), smoothed: models/signal/score.py)
+  "score"        the per-band, per-channel DE statistics over the whole protocol (a baseline for the same layout).
+With --board simulated the simulated listener's hidden state follows the blocks (calm during rest, stressed during
+arithmetic), so the whole procedure runs without a headset; --fast runs it on a virtual clock without waiting.
+The calibration is also recorded as a session (phases as events), unless --no-record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neuromusic.daemon.cli.run_options import GROUPS
+
+PROMPTS = {
+    "rest": "REST: close your eyes, relax and breathe slowly until the next cue.",
+    "arithmetic": "ARITHMETIC: eyes open; count backwards from 1000 in steps of 7, in your head, until the next cue.",
+}
+SOURCE_GROUPS = ("source (which EEG to read)", "signal and score")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="TOML", help="configuration file; flags override its values")
+    for title in SOURCE_GROUPS:
+        group = parser.add_argument_group(title)
+        for flag in GROUPS[title]:
+            dest = "opt_" + flag.flag.lstrip("-").replace("-", "_")
+            if flag.type is None:
+                group.add_argument(flag.flag, dest=dest, action="store_const", const=flag.const, help=flag.help)
+            else:
+                group.add_argument(flag.flag, dest=dest, type=flag.type, metavar=flag.metavar, help=flag.help)
+    group = parser.add_argument_group("calibration")
+    group.add_argument(
+        "--protocol",
+        metavar="BLOCKS",
+        help="blocks in order, KIND:SECONDS with KIND rest or arithmetic "
+        "(TOML calibration.protocol, default rest:40,arithmetic:40 three times)",
+    )
+    group.add_argument("--settle", type=float, metavar="S", help="seconds left out at each block start (default 4)")
+    group.add_argument("--l2", type=float, metavar="LAMBDA", help="ridge penalty of the model (default 1)")
+    group.add_argument("--min-accuracy", type=float, metavar="P", help="refuse below this CV accuracy (default 0.7)")
+    group.add_argument("--profile", type=Path, metavar="JSON", help="listener profile to save the calibration into")
+    group.add_argument("--fast", action="store_true", help="--board simulated only: virtual clock, no waiting")
+    group.add_argument("--no-audio", action="store_true", help="prompts in the terminal only, no sound cues")
+    group.add_argument("--no-record", action="store_true", help="do not record the calibration as a session")
+    group.add_argument("--session-dir", type=Path, metavar="DIR", help="folder for the calibration's recording")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for title in SOURCE_GROUPS:
+        for flag in GROUPS[title]:
+            value = getattr(args, "opt_" + flag.flag.lstrip("-").replace("-", "_"), None)
+            if value is not None:
+                out[flag.key] = value
+    out["calibration.protocol"] = args.protocol
+    out["calibration.settle_s"] = args.settle
+    out["calibration.l2"] = args.l2
+    out["calibration.min_accuracy"] = args.min_accuracy
+    return out
+
+
+@dataclass
+class Outcome:
+    result: Any  # CalibrationResult
+    score_section: dict[str, Any]
+    calibration_section: dict[str, Any]
+    session_dir: Path | None
+
+
+def simulated_script(blocks: list[Any]) -> str:
+    """The simulated listener's hidden state for a protocol: calm while resting, stressed during arithmetic."""
+    return ",".join(f"{'calm' if b.relaxed else 'stress'}:{b.seconds:g}" for b in blocks)
+
+
+def run_protocol(
+    source: Any,
+    config: Any,
+    *,
+    read: Callable[[], Any] | None = None,
+    say: Callable[[str], None] = print,
+    cue: Callable[[str], None] | None = None,
+    now: Callable[[], float] = time.monotonic,
+    recorder: Any = None,
+) -> Outcome:
+    """Run the protocol on an opened-or-not `source`, collect features per block, fit and judge the model.
+    `read` returns the next Chunk or None (default: source.read(0.2)); `recorder` is a SessionWriter or None."""
+    import numpy as np
+    from neuromusic.daemon.session.profile_store import score_profile_section
+    from neuromusic.models.core.messages import Event
+    from neuromusic.models.signal.calibration import CalibrationData, fit_calibration, parse_protocol
+    from neuromusic.models.signal.pipeline import FeaturePipeline
+    from neuromusic.models.signal.score import ScoreProfile
+
+    calibration = config.calibration
+    blocks = parse_protocol(calibration.protocol)
+    info = source.open()
+    try:
+        pipeline = FeaturePipeline.for_source(config.features, info)
+        bands = tuple(config.features.bands)
+        data = CalibrationData(bands, tuple(info.channel_names))
+        next_chunk = read or (lambda: source.read(0.2))
+        for number, block in enumerate(blocks):
+            say(f"[{number + 1}/{len(blocks)}] {PROMPTS[block.kind]} ({block.seconds:g} s)")
+            if cue is not None:
+                cue(block.kind)
+            if recorder is not None:
+                recorder.write(Event(now(), "phase", f"{block.kind} {number + 1}", {"block": number}), now())
+            needed = round(block.seconds * info.sfreq)
+            settle = round(calibration.settle_s * info.sfreq)
+            received = 0
+            while received < needed:
+                chunk = next_chunk()
+                if chunk is None:
+                    continue
+                received += chunk.n_samples
+                if recorder is not None:
+                    recorder.write(chunk, now())
+                for features in pipeline.push(chunk):
+                    if recorder is not None:
+                        recorder.write(features, now())
+                    if received >= settle:
+                        de = np.where(features.good[np.newaxis, :], features.de, np.nan)
+                        data.add(de, block.relaxed, number)
+                if recorder is not None:
+                    recorder.flush()
+    finally:
+        source.close()
+    say("fitting the model ...")
+    result = fit_calibration(data, calibration, config.features.window_s, config.features.hop_s)
+    stack = np.vstack(data.rows).reshape(-1, len(bands), len(info.channel_names))
+    with np.errstate(all="ignore"):
+        mean, std = np.nanmean(stack, axis=0), _pooled_std(stack, np.asarray(data.labels))
+    score = ScoreProfile(bands, tuple(info.channel_names), mean, std, len(stack))
+    return Outcome(result, score_profile_section(score), result.to_profile(calibration, config.features.window_s), None)
+
+
+def _pooled_std(stack: Any, labels: Any) -> Any:
+    """Within-class standard deviation: how much DE varies inside one state, not between the two."""
+    import numpy as np
+
+    centred = stack.copy()
+    for label in (0, 1):
+        rows = labels == label
+        centred[rows] -= np.nanmean(stack[rows], axis=0)
+    return np.sqrt(np.nanmean(centred**2, axis=0))
+
+
+class _Cues:
+    """Sound cues through FluidSynth, when an audio device works; otherwise silent (said once)."""
+
+    def __init__(self, sinks_config: Any, say: Callable[[str], None]) -> None:
+        self._sink: Any = None
+        try:
+            from neuromusic.drivers.sinks.fluidsynth_sink import FluidSynthSink
+            from neuromusic.models.core.errors import SinkError
+
+            try:
+                self._sink = FluidSynthSink.open(sinks_config)
+            except SinkError as error:
+                say(f"(no sound cues: {error})")
+        except ImportError:
+            say("(no sound cues: FluidSynth is not available)")
+
+    def __call__(self, kind: str) -> None:
+        if self._sink is None:
+            return
+        notes = (48, 55, 60) if kind == "rest" else (84, 84)
+        t = time.monotonic()
+        if kind == "rest":
+            for pitch in notes:
+                self._sink.note_on(0, pitch, 50, t)
+            time.sleep(1.2)
+            for pitch in notes:
+                self._sink.note_off(0, pitch, t)
+        else:
+            for pitch in notes:
+                self._sink.note_on(0, pitch, 90, t)
+                time.sleep(0.15)
+                self._sink.note_off(0, pitch, t)
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close(time.monotonic())
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuromusic.daemon.config import load_config
+    from neuromusic.daemon.session.profile_store import ProfileStore
+    from neuromusic.models.core.clock import MonotonicClock, VirtualClock
+    from neuromusic.models.core.errors import ConfigError, DataError
+    from neuromusic.models.signal.calibration import parse_protocol
+
+    config = load_config(args.config, overrides(args))
+    if args.fast and config.source.board != "simulated":
+        raise ConfigError("--fast needs --board simulated (a real headset cannot be read faster than it records)")
+    profile = ProfileStore.load(args.profile) if args.profile is not None else None  # refuse a bad file first
+    blocks = parse_protocol(config.calibration.protocol)
+    clock: MonotonicClock | VirtualClock = VirtualClock() if args.fast else MonotonicClock()
+    read = None
+    if config.source.board == "simulated":
+        from neuromusic.drivers.listener_profile import load_profile
+        from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
+
+        listener = SimulatedListener(
+            load_profile(config.source.listener), ScriptedState(simulated_script(blocks)), clock, config.source.seed
+        )
+        source: Any = listener
+        if args.fast and isinstance(clock, VirtualClock):
+            read = _flat_out(listener, clock)
+    else:
+        from neuromusic.drivers.registry import open_source
+
+        source = open_source(config.source, clock)
+    say = _printer()
+    cues = _Cues(config.sinks, say) if not (args.no_audio or args.fast) else None
+    recorder = None
+    if not args.no_record:
+        import dataclasses
+
+        from neuromusic.daemon.services.recorder import SessionWriter, new_session_folder
+
+        folder = args.session_dir or new_session_folder(config.recording.sessions_root(), "calibration")
+        recorder = SessionWriter(
+            folder, dataclasses.asdict(config), config.recording, clock.now(), "calibration", config.source.board
+        )
+    total = sum(b.seconds for b in blocks)
+    say(f"calibration: {len(blocks)} blocks, {total:g} s in all. Sit comfortably; follow each prompt.")
+    try:
+        outcome = run_protocol(source, config, read=read, say=say, cue=cues, now=clock.now, recorder=recorder)
+    finally:
+        if cues is not None:
+            cues.close()
+        if recorder is not None:
+            recorder.close()
+            say(f"recorded to {recorder.folder}")
+    result = outcome.result
+    folds = ", ".join(f"{a:.0%}" for a in result.fold_accuracies)
+    say(
+        f"cross-validated accuracy {result.cv_accuracy:.1%} (folds: {folds}; chance {result.chance:.0%}, "
+        f"p = {result.p_value:.2g}, {result.n_windows} windows)"
+    )
+    if not result.accepted:
+        raise DataError(f"profile not saved: {result.reason}")
+    if profile is None:
+        say("accepted; pass --profile FILE to save it")
+        return 0
+    profile.put("calibration", outcome.calibration_section)
+    profile.put("score", outcome.score_section)
+    profile.save()
+    say(f"profile saved to {profile.path}; use it with: neuromusic run --profile {profile.path}")
+    return 0
+
+
+def _flat_out(listener: Any, clock: Any, chunk_s: float = 0.1) -> Callable[[], Any]:
+    """Reads for --fast: the next 0.1 s of simulated EEG at once, moving the virtual clock along with it."""
+    chunk_n = max(1, round(chunk_s * listener.sfreq))
+
+    def read() -> Any:
+        chunk = listener.generate(chunk_n)
+        clock.advance(chunk_n / listener.sfreq)
+        return chunk
+
+    return read
+
+
+def _printer() -> Callable[[str], None]:
+    def say(text: str) -> None:
+        print(text, file=sys.stdout, flush=True)
+
+    return say

@@ -1,0 +1,172 @@
+"""`neuromusic generate`: compose offline with fixed controls (or a per-bar plan) into MIDI, ABC and WAV files.
+
+A plan is a TOML file of segments, played in order; a key left out keeps the command-line value:
+
+    [[segment]]
+    bars = 8
+    valence = 0.8
+    energy = 0.2
+    [[segment]]
+    bars = 8
+    valence = 0.2
+    tempo = 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Controls
+
+if TYPE_CHECKING:
+    from neuromusic.models.core.messages import Bar
+
+PLAN_KEYS = {"bars", "tempo", "valence", "energy"}
+MELODY_PROGRAM = 73  # General MIDI flute: a soft, clear melody voice
+VELOCITY = 80
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bars", type=int, default=32, help="bars to compose (ignored with --plan)")
+    parser.add_argument("--tempo", type=float, default=70.0, help="BPM, 20..300 (default 70)")
+    parser.add_argument("--valence", type=float, default=0.5, help="0 (minor, sad) .. 1 (major, happy)")
+    parser.add_argument("--energy", type=float, default=0.3, help="0 (few long notes) .. 1 (many short notes)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same music (default 0)")
+    parser.add_argument("-o", "--out", type=Path, default=None, help="write a standard MIDI file")
+    parser.add_argument("--abc", type=Path, default=None, help="write the tune as ABC")
+    parser.add_argument("--wav", type=Path, default=None, help="render a WAV file with FluidSynth")
+    parser.add_argument("--plan", type=Path, default=None, help="TOML plan: [[segment]] bars/tempo/valence/energy")
+    parser.add_argument("--config", type=Path, default=None, help="a neuromusic TOML config; its [composer] is used")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="model folder (default: the shipped one)")
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--candidates", type=int, default=None, help="bars sampled per step (rejection sampling)")
+    parser.add_argument("--meter", default=None, help="4/4, 3/4, 6/8, ...")
+    parser.add_argument("--tonic", default=None, help="the key's tonic: D, F#, Bb, ...")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def controls(tempo: float, valence: float, energy: float, where: str) -> Controls:
+    try:
+        return Controls(tempo=float(tempo), valence=float(valence), energy=float(energy))
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: {error}") from error
+
+
+def read_plan(path: Path, default: Controls) -> list[Controls]:
+    """One Controls per bar from a plan file; ConfigError naming the segment and key for bad input."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ConfigError(f"plan file not found: {path}") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+    segments = data.get("segment")
+    if not isinstance(segments, list) or not segments or set(data) != {"segment"}:
+        raise ConfigError(f"{path}: a plan is a list of [[segment]] tables with keys {', '.join(sorted(PLAN_KEYS))}")
+    plan: list[Controls] = []
+    for number, segment in enumerate(segments, 1):
+        where = f"{path} segment {number}"
+        unknown = set(segment) - PLAN_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]}; known: {', '.join(sorted(PLAN_KEYS))}")
+        bars = segment.get("bars")
+        if isinstance(bars, bool) or not isinstance(bars, int) or not 1 <= bars <= 10000:
+            raise ConfigError(f"{where}: bars must be an integer within 1..10000, got {bars!r}")
+        values: dict[str, Any] = default.as_dict() | {k: v for k, v in segment.items() if k != "bars"}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+        plan += [controls(values["tempo"], values["valence"], values["energy"], where)] * bars
+    return plan
+
+
+def composer_config(args: argparse.Namespace) -> Any:
+    from neuromusic.daemon.config import load_config
+
+    overrides = {
+        "composer.checkpoint": str(args.checkpoint) if args.checkpoint else None,
+        "composer.temperature": args.temperature,
+        "composer.top_k": args.top_k,
+        "composer.top_p": args.top_p,
+        "composer.candidates": args.candidates,
+        "composer.meter": args.meter,
+        "composer.tonic": args.tonic,
+        "composer.threads": args.threads,
+        "composer.seed": args.seed,
+    }
+    return load_config(args.config, overrides).composer
+
+
+def write_files(bars: list[Bar], args: argparse.Namespace) -> None:
+    from neuromusic.models.music.abc import format_tune, parse_bar
+
+    if args.abc is not None:
+        tune = [(bar.key, parse_bar(bar.abc, bar.meter, bar.key).notes) for bar in bars]
+        _write(args.abc, format_tune(tune, bars[0].meter, bars[0].controls.tempo))
+    if args.out is None and args.wav is None:
+        return
+    from neuromusic.drivers.sinks.config import SinkConfig
+    from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
+    from neuromusic.drivers.sinks.wav_sink import WavSink
+
+    sinks: list[Any] = []
+    if args.out is not None:
+        sinks.append(MidiFileSink(args.out, 0.0))
+    if args.wav is not None:
+        sinks.append(WavSink(args.wav, SinkConfig(), 0.0))
+    events: list[tuple[float, int, int, str]] = []  # (t, order: offs before ons, pitch, kind)
+    t, tempi = 0.0, []
+    for bar in bars:
+        seconds_per_beat = 60.0 / bar.controls.tempo
+        tempi.append((t, bar.controls.tempo))
+        for note in bar.notes:
+            start = t + note.start * seconds_per_beat
+            events.append((start, 1, note.pitch, "on"))
+            events.append((start + note.duration * seconds_per_beat * 0.95, 0, note.pitch, "off"))
+        t += bar.beats * seconds_per_beat
+    for sink in sinks:
+        sink.program(0, MELODY_PROGRAM, 0.0)
+        for when, bpm in tempi:
+            sink.tempo(bpm, when)
+        for when, _, pitch, kind in sorted(events):
+            if kind == "on":
+                sink.note_on(0, pitch, VELOCITY, when)
+            else:
+                sink.note_off(0, pitch, when)
+        sink.close(t)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as error:
+        raise ConfigError(f"cannot write {path}: {error}") from error
+
+
+def run(args: argparse.Namespace) -> int:
+    default = controls(args.tempo, args.valence, args.energy, "--tempo/--valence/--energy")
+    if args.plan is not None:
+        plan = read_plan(args.plan, default)
+    else:
+        if not 1 <= args.bars <= 10000:
+            raise ConfigError(f"--bars must be within 1..10000, got {args.bars}")
+        plan = [default] * args.bars
+    config = composer_config(args)
+    from neuromusic.models.music.composer import Composer
+
+    composer = Composer.load(config)
+    bars = [composer.next_bar(c) for c in plan]
+    write_files(bars, args)
+    repaired = sum(bar.repaired for bar in bars)
+    mean_ms = sum(bar.compose_ms for bar in bars) / len(bars)
+    print(f"{len(bars)} bars in {bars[0].key}, {bars[0].meter}; {repaired} repaired; {mean_ms:.0f} ms per bar")
+    if args.out is None and args.abc is None and args.wav is None:
+        print("\n".join(bar.abc for bar in bars))
+    return 0

@@ -1,0 +1,34 @@
+"""`neuromusic report SESSION [-o DIR]`: an HTML page with plots (score, DE heat map, controls, quality, summary)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from neuromusic.daemon.cli.session_args import add_session_argument, sessions_root
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_session_argument(parser)
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="DIR", help="folder for index.html and the PNGs (default SESSION/report)"
+    )
+    parser.add_argument(
+        "--relaxed-threshold",
+        type=float,
+        default=0.6,
+        metavar="SCORE",
+        help="a score at or above this counts as relaxed in the summary (default 0.6)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuromusic.daemon.lab.report import write_report
+    from neuromusic.models.core.errors import ConfigError
+    from neuromusic.models.sessions.store import find_session
+
+    if not 0.0 <= args.relaxed_threshold <= 1.0:
+        raise ConfigError(f"--relaxed-threshold must be within 0..1, got {args.relaxed_threshold}")
+    folder = find_session(args.session, sessions_root(args))
+    print(write_report(folder, args.output, args.relaxed_threshold))
+    return 0

@@ -1,0 +1,1 @@
+"""What a lab takes away from a session: HTML reports, exports to FIF/EDF/BIDS, simulation plots."""

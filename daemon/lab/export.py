@@ -1,0 +1,106 @@
+"""Export a recorded session to FIF, EDF or BIDS so it opens in MNE, EEGLAB, EDFbrowser and BIDS tools.
+
+What goes out: the raw EEG in volts (channel type EEG, the recorded channel names and sampling rate), the start of
+the recording as the measurement date, and annotations for every marker, phase and control change (onsets in
+seconds from the first sample; markers "marker/<label>", phases "phase/<name>", controls "control/<what>").
+FIF keeps the float32 samples exactly (written as double); EDF stores 16-bit integers, so it is exact to within
+(physical range) / 65535 per channel; BIDS writes EDF inside a BIDS tree (sub-<id>/ses-<id>/eeg/).
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from neuromusic.models.core.errors import DataError
+from neuromusic.models.sessions.store import SessionReader
+
+ExportFormat = Literal["fif", "edf", "bids"]
+FORMATS: tuple[ExportFormat, ...] = ("fif", "edf", "bids")
+ANNOTATED_KINDS = ("marker", "phase", "control")
+
+
+def sample_times(reader: SessionReader) -> tuple[float, float]:
+    """Session-clock time of the first sample and the sampling rate. A frame's t_received is when its last sample
+    arrived, so the first sample was taken about (frame length / sfreq) earlier."""
+    eeg = reader.eeg()
+    first_frame = int(np.searchsorted(eeg.t_received, eeg.t_received[0], side="right"))
+    return float(eeg.t_received[0]) - first_frame / eeg.sfreq, eeg.sfreq
+
+
+def session_annotations(reader: SessionReader) -> list[tuple[float, str]]:
+    """(onset seconds from the first sample, description) for markers, phases and control changes."""
+    start, _ = sample_times(reader)
+    duration = reader.eeg().duration_s
+    out = []
+    for event in reader.events():
+        kind = str(event.get("kind", ""))
+        if kind not in ANNOTATED_KINDS:
+            continue
+        label = str(event.get("data", {}).get("what", "")) if kind == "control" else str(event.get("text", ""))
+        onset = float(event["t"]) - start
+        if 0.0 <= onset <= duration:
+            out.append((onset, f"{kind}/{label}"))
+    return out
+
+
+def to_raw(reader: SessionReader) -> Any:
+    """The session's EEG as an mne.io.RawArray (volts) with annotations and the measurement date."""
+    import mne
+
+    eeg = reader.eeg()
+    if eeg.n_samples == 0:
+        raise DataError(f"{reader.folder}: the session holds no EEG samples to export")
+    info = mne.create_info(list(eeg.channel_names), eeg.sfreq, ch_types="eeg")
+    raw = mne.io.RawArray(eeg.data * 1e-6, info, verbose="error")
+    start, _ = sample_times(reader)
+    if reader.wall_t0 > 0:
+        wall = reader.wall_t0 + (start - reader.t0)
+        raw.set_meas_date(datetime.datetime.fromtimestamp(wall, tz=datetime.UTC))
+    marks = session_annotations(reader)
+    if marks:
+        onsets, descriptions = zip(*marks, strict=True)
+        raw.set_annotations(mne.Annotations(list(onsets), [0.0] * len(marks), list(descriptions)))
+    return raw
+
+
+def default_output(reader: SessionReader, fmt: ExportFormat) -> Path:
+    if fmt == "bids":
+        return reader.folder / "bids"
+    suffix = "_raw.fif" if fmt == "fif" else ".edf"  # MNE expects FIF names to end in raw.fif
+    return reader.folder / f"{reader.session_id}{suffix}"
+
+
+def export_session(folder: Path, fmt: ExportFormat, output: Path | None = None, overwrite: bool = False) -> Path:
+    """Write the session in `fmt`; returns the file (or BIDS root) written."""
+    if fmt not in FORMATS:
+        raise DataError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    reader = SessionReader(folder)
+    target = Path(output) if output is not None else default_output(reader, fmt)
+    if fmt != "bids" and target.exists() and not overwrite:
+        raise DataError(f"{target} exists; pass --overwrite or another -o PATH")
+    raw = to_raw(reader)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "fif":
+        if not target.name.endswith(("raw.fif", "raw.fif.gz", "_eeg.fif")):
+            raise DataError(f"a FIF export must end in _raw.fif (MNE's naming rule), got {target.name}")
+        raw.save(target, fmt="double", overwrite=True, verbose="error")
+    elif fmt == "edf":
+        import mne
+
+        mne.export.export_raw(target, raw, fmt="edf", overwrite=True, verbose="error")
+    else:
+        _write_bids(reader, raw, target, overwrite)
+    return target
+
+
+def _write_bids(reader: SessionReader, raw: Any, root: Path, overwrite: bool) -> None:
+    import mne_bids
+
+    subject = "".join(c for c in str(reader.manifest.get("device_id") or "01") if c.isalnum()) or "01"
+    session = "".join(c for c in reader.session_id if c.isalnum())
+    path = mne_bids.BIDSPath(subject=subject, session=session, task="neurofeedback", datatype="eeg", root=root)
+    raw.info["line_freq"] = 50  # BIDS requires a value; the recording's notch setting is in config.json
+    mne_bids.write_raw_bids(raw, path, format="EDF", allow_preload=True, overwrite=overwrite, verbose=False)

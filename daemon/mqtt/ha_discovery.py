@@ -1,0 +1,76 @@
+"""Home Assistant MQTT discovery (`--ha-discovery`): the score, state and controls appear as sensors by themselves.
+
+Home Assistant reads retained configs under homeassistant/<component>/<node_id>/<object_id>/config and then follows
+our own topics; nothing is published twice. Pause/resume/marker buttons are added only when remote control is on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from neuromusic.daemon.mqtt import topics as mqtt_topics
+from neuromusic.daemon.mqtt.topics import Outgoing
+
+PREFIX = "homeassistant"
+
+# object id -> (name, source topic, value template, unit, icon)
+SENSORS: dict[str, tuple[str, str, str, str | None, str]] = {
+    "score": ("Relaxation score", "score", "{{ value_json.value }}", None, "mdi:meditation"),
+    "confidence": ("Score confidence", "score", "{{ value_json.confidence }}", None, "mdi:gauge"),
+    "state": ("State", "status", "{{ value_json.state }}", None, "mdi:state-machine"),
+    "tempo": ("Tempo", "controls", "{{ value_json.tempo | round(1) }}", "BPM", "mdi:metronome"),
+    "valence": ("Valence", "controls", "{{ value_json.valence | round(2) }}", None, "mdi:emoticon-happy-outline"),
+    "energy": ("Energy", "controls", "{{ value_json.energy | round(2) }}", None, "mdi:lightning-bolt-outline"),
+    "quality": ("Signal quality", "quality", "{{ value_json.quality }}", None, "mdi:signal"),
+}
+BUTTONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "pause": ("Pause", {"id": "ha-pause", "cmd": "pause"}),
+    "resume": ("Resume", {"id": "ha-resume", "cmd": "resume"}),
+    "marker": ("Marker", {"id": "ha-marker", "cmd": "marker", "label": "marker from Home Assistant"}),
+}
+
+
+def _device(device_id: str) -> dict[str, Any]:
+    return {"identifiers": [f"neuromusic_{device_id}"], "name": f"neuromusic {device_id}", "manufacturer": "neuromusic"}
+
+
+def _availability(device_id: str) -> dict[str, Any]:
+    # Anything but "offline" counts as available: calibrating and playing are both alive.
+    return {
+        "availability_topic": mqtt_topics.topic(device_id, "status"),
+        "availability_template": "{{ 'offline' if value_json.state == 'offline' else 'online' }}",
+    }
+
+
+def _config(component: str, device_id: str, object_id: str, body: dict[str, Any]) -> Outgoing:
+    node = f"neuromusic_{device_id}"
+    payload = {"unique_id": f"{node}_{object_id}", "object_id": f"{node}_{object_id}", "device": _device(device_id)}
+    payload.update(_availability(device_id))
+    payload.update(body)
+    return Outgoing(f"{PREFIX}/{component}/{node}/{object_id}/config", json.dumps(payload).encode(), 1, True)
+
+
+def discovery_messages(device_id: str, remote_control: bool) -> list[Outgoing]:
+    messages = []
+    for object_id, (name, source, template, unit, icon) in SENSORS.items():
+        body: dict[str, Any] = {
+            "name": name,
+            "state_topic": mqtt_topics.topic(device_id, source),
+            "value_template": template,
+            "icon": icon,
+        }
+        if unit:
+            body["unit_of_measurement"] = unit
+        if object_id != "state":
+            body["state_class"] = "measurement"
+        messages.append(_config("sensor", device_id, object_id, body))
+    if remote_control:
+        for object_id, (name, command) in BUTTONS.items():
+            body = {
+                "name": name,
+                "command_topic": mqtt_topics.topic(device_id, "cmd"),
+                "payload_press": json.dumps(command),
+            }
+            messages.append(_config("button", device_id, object_id, body))
+    return messages

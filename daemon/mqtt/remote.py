@@ -1,0 +1,172 @@
+"""Remote control: one JSON command in, one reply out, the session changed only by a command that is fully valid.
+
+A command is a JSON object on neuromusic/<device_id>/cmd:
+
+    {"id": "42", "cmd": "pause"}                              also: "resume"
+    {"id": "43", "cmd": "stop", "reason": "end of block"}     reason optional
+    {"id": "44", "cmd": "set_policy", "name": "mapping"}
+    {"id": "45", "cmd": "set_target", "value": 0.7}
+    {"id": "46", "cmd": "set_bounds", "bounds": {"tempo_min": 55, "tempo_max": 75}}
+    {"id": "47", "cmd": "set_controls", "tempo": 60, "valence": 0.6, "energy": 0.3}
+    {"id": "48", "cmd": "clear_override"}
+    {"id": "49", "cmd": "marker", "label": "eyes closed"}
+
+The reply on .../cmd/result is {"id": <the command's id or null>, "cmd": <name or null>, "ok": true} or
+{"id": ..., "cmd": ..., "ok": false, "error": "<what was wrong>"}. Every argument is checked before anything is
+called; a command takes plain numbers and strings only, so none can name a file, a module or code to load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from neuromusic.daemon.session.control import SessionControl
+from neuromusic.models.core.messages import Controls
+
+MAX_PAYLOAD_BYTES = 4096
+MAX_ID_LENGTH = 64
+MAX_REASON_LENGTH = 200
+
+
+class CommandError(ValueError):
+    """A command that must be refused; the message goes back to the operator."""
+
+
+def _number(body: dict[str, Any], key: str) -> float:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CommandError(f"{key} must be a number, got {json.dumps(value)}")
+    if not math.isfinite(value):
+        raise CommandError(f"{key} must be a finite number")
+    return float(value)
+
+
+def _string(body: dict[str, Any], key: str, limit: int, required: bool = True) -> str:
+    value = body.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise CommandError(f"{key} must be a string, got {json.dumps(value)}")
+    if len(value) > limit:
+        raise CommandError(f"{key} is at most {limit} characters")
+    return value
+
+
+def _keys(body: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(body) - allowed - {"id", "cmd"})
+    if extra:
+        raise CommandError(
+            f"unexpected field {extra[0]!r}; this command takes: {', '.join(sorted(allowed)) or 'nothing'}"
+        )
+
+
+def _pause(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, set())
+    control.pause()
+
+
+def _resume(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, set())
+    control.resume()
+
+
+def _stop(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, {"reason"})
+    reason = _string(body, "reason", MAX_REASON_LENGTH, required=False)
+    control.stop(f"remote stop: {reason}" if reason else "remote stop")
+
+
+def _set_policy(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, {"name"})
+    control.set_policy(_string(body, "name", 64))
+
+
+def _set_target(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, {"value"})
+    control.set_target(_number(body, "value"))
+
+
+def _set_bounds(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, {"bounds"})
+    bounds = body.get("bounds")
+    if not isinstance(bounds, dict) or not bounds:
+        raise CommandError('bounds must be a non-empty object, e.g. {"tempo_min": 55}')
+    control.set_bounds(**{str(key): _number(bounds, key) for key in bounds})
+
+
+def _set_controls(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, {"tempo", "valence", "energy"})
+    values = {key: _number(body, key) for key in ("tempo", "valence", "energy")}
+    b = control.bounds
+    # Refuse rather than clamp: an operator who asks for 120 BPM under a 90 BPM cap should hear why not.
+    for key in ("tempo", "valence", "energy"):
+        low, high = getattr(b, f"{key}_min"), getattr(b, f"{key}_max")
+        if not low <= values[key] <= high:
+            raise CommandError(f"{key} {values[key]:g} is outside the control bounds {low:g}..{high:g}")
+    control.set_controls(Controls(**values))
+
+
+def _clear_override(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, set())
+    control.set_controls(None)
+
+
+def _marker(control: SessionControl, body: dict[str, Any]) -> None:
+    _keys(body, {"label"})
+    control.marker(_string(body, "label", 10_000), source="mqtt")
+
+
+COMMANDS: dict[str, Callable[[SessionControl, dict[str, Any]], None]] = {
+    "pause": _pause,
+    "resume": _resume,
+    "stop": _stop,
+    "set_policy": _set_policy,
+    "set_target": _set_target,
+    "set_bounds": _set_bounds,
+    "set_controls": _set_controls,
+    "clear_override": _clear_override,
+    "marker": _marker,
+}
+
+
+def _reply_id(body: Any) -> str | int | None:
+    value = body.get("id") if isinstance(body, dict) else None
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
+        return value
+    return None
+
+
+def handle(control: SessionControl, payload: bytes, enabled: bool = True) -> dict[str, Any]:
+    """Run one command; return the reply. Never raises: every failure is an error reply and the session unchanged."""
+    body: Any = None
+    name: str | None = None
+    try:
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise CommandError(f"command too long ({len(payload)} bytes; at most {MAX_PAYLOAD_BYTES})")
+        try:
+            body = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise CommandError(f"not valid JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise CommandError('a command must be a JSON object like {"id": "1", "cmd": "pause"}')
+        raw_name = body.get("cmd")
+        name = raw_name if isinstance(raw_name, str) and len(raw_name) <= 64 else None
+        if "id" in body and _reply_id(body) is None:
+            raise CommandError(f"id must be a string of at most {MAX_ID_LENGTH} characters or an integer")
+        if not enabled:
+            raise CommandError("remote control is turned off on this device (--no-remote-control)")
+        if not isinstance(raw_name, str):
+            raise CommandError(f"cmd must be a string; one of: {', '.join(COMMANDS)}")
+        action = COMMANDS.get(raw_name)
+        if action is None:
+            raise CommandError(f"unknown command {raw_name[:64]!r}; one of: {', '.join(COMMANDS)}")
+        action(control, body)
+    except (CommandError, ValueError, TypeError) as error:
+        # SessionControl raises ValueError for values it refuses; it validates before it changes anything.
+        return {"id": _reply_id(body), "cmd": name, "ok": False, "error": str(error)[:500]}
+    return {"id": _reply_id(body), "cmd": name, "ok": True}

@@ -1,0 +1,1 @@
+"""Services a session runs beside its signal path: player and scheduler, recorder, telemetry, JSON, terminal view."""

@@ -1,0 +1,307 @@
+"""The telemetry service: the session's hub -> MQTT, and MQTT commands -> the session's control.
+
+The music never waits for the network. A pump task turns hub messages into MQTT messages in a bounded outbox (the
+oldest are dropped, and counted, when the broker is away long enough to fill it); a connection loop drains the outbox
+whenever a broker is there, reconnecting with jittered exponential backoff. On every reconnect it republishes the
+retained status and config and reports, as an event, how long it was away and how much it dropped. On shutdown it
+flushes what is left (briefly), then publishes a retained "offline" status; a crash leaves the Last Will to say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import ssl
+import time
+from collections import deque
+from typing import Any
+
+import aiomqtt
+from neuromusic.daemon.mqtt import ha_discovery, remote
+from neuromusic.daemon.mqtt import topics as mqtt_topics
+from neuromusic.daemon.mqtt.config import MqttConfig, safe_device_id
+from neuromusic.daemon.mqtt.topics import Outgoing
+from neuromusic.daemon.session.context import SessionContext
+from neuromusic.daemon.session.hub import Subscription
+from neuromusic.models.core.messages import Bar, Controls, Event, Features, Score, SourceStatus
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 5.0
+SHUTDOWN_FLUSH_S = 2.0
+BACKOFF_BASE_S = 0.5
+
+
+def _raised_while_cancelled(error: BaseException) -> bool:
+    """Whether `error` was raised while a CancelledError was being handled (it is then in the context chain)."""
+    seen = error.__context__
+    while seen is not None:
+        if isinstance(seen, asyncio.CancelledError):
+            return True
+        seen = seen.__context__
+    return False
+
+
+class Telemetry:
+    name = "telemetry"
+
+    def __init__(self, ctx: SessionContext, config: MqttConfig, rng: random.Random | None = None) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.device_id = config.device_id or safe_device_id(ctx.device_id)
+        self._rng = rng or random.Random()
+        self._outbox: deque[Outgoing] = deque()
+        self._wakeup = asyncio.Event()
+        self._last_sent: dict[str, float] = {}  # topic name -> time.monotonic() of the last publish (throttling)
+        self._last_score_state: str | None = None
+        self._score_state: str | None = None
+        self._source_state = "connecting"
+        self._source_event_state: str | None = None  # the state the last source event on `events` announced
+        self._sub: Subscription | None = None
+        self.state = "online"
+        self.connected = asyncio.Event()
+        self.published = 0
+        self.dropped_total = 0
+        self._dropped_unreported = 0
+        self._hub_dropped_seen = 0
+        self.reconnects = 0
+        self._lost_at: float | None = None  # time.monotonic() when the broker went away (None: never connected yet)
+
+    # -- hub side ----------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._sub = self.ctx.hub.subscribe(Score, Features, Controls, Bar, Event, SourceStatus, maxsize=512)
+        pump = asyncio.create_task(self._pump(self._sub), name="telemetry-pump")
+        try:
+            await self._connection_loop()
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            self._sub.close()
+
+    async def _pump(self, sub: Subscription) -> None:
+        while True:
+            self.accept(await sub.get())
+
+    def _drain(self) -> None:
+        """Move whatever the hub still holds into the outbox (at shutdown: the last events must not be lost)."""
+        if self._sub is None:
+            return
+        while not self._sub.queue.empty():
+            self.accept(self._sub.get_nowait())
+
+    def accept(self, message: Any) -> None:
+        """Turn one hub message into outgoing MQTT messages (some throttled away) and update the status."""
+        dev = self.device_id
+        rates = self.config.rates
+        if isinstance(message, Score):
+            self._score_state = message.state
+            changed = message.state != self._last_score_state
+            self._last_score_state = message.state
+            if changed or self._due("score", rates.score_hz):
+                self._enqueue(mqtt_topics.score(dev, message))
+        elif isinstance(message, Features):
+            if self._due("bands", rates.bands_hz):
+                self._enqueue(mqtt_topics.bands(dev, message))
+            if self._due("quality", rates.quality_hz):
+                self._enqueue(mqtt_topics.quality(dev, message))
+        elif isinstance(message, Controls):
+            self._enqueue(mqtt_topics.controls(dev, self.ctx.clock.now(), message))
+        elif isinstance(message, Bar):
+            self._enqueue(mqtt_topics.bar(dev, self.ctx.clock.now(), message))
+        elif isinstance(message, Event):
+            self._enqueue(mqtt_topics.event(dev, message))
+        elif isinstance(message, SourceStatus):
+            # The events topic logs transitions: a source that reports the state it is already in (a stop seen both
+            # by the reader and by the acquisition's clean-up, repeated reconnect attempts) adds nothing.
+            if message.state != self._source_event_state:
+                self._enqueue(mqtt_topics.source_event(dev, message))
+            self._source_event_state = message.state
+            self._source_state = message.state
+        self._update_state()
+
+    def _due(self, name: str, rate_hz: float) -> bool:
+        if rate_hz <= 0:
+            return False
+        now = time.monotonic()
+        # 10 % slack so a 10 Hz stream is not halved by scheduling jitter against a 10 Hz limit.
+        if now - self._last_sent.get(name, -1e9) < 0.9 / rate_hz:
+            return False
+        self._last_sent[name] = now
+        return True
+
+    def _update_state(self) -> None:
+        if self.ctx.control.paused:
+            state = "paused"
+        elif self._source_state in ("stale", "reconnecting"):
+            state = "stale"
+        elif self._score_state is None:
+            state = "online"
+        elif self._score_state == "calibrating":
+            state = "calibrating"
+        elif self._score_state == "scoring":
+            state = "playing"
+        else:
+            state = "stale"
+        if state != self.state:
+            self.state = state
+            self._enqueue(self._status())
+
+    def _status(self, state: str | None = None) -> Outgoing:
+        control = self.ctx.control
+        return mqtt_topics.status(
+            self.device_id,
+            self.ctx.clock.now(),
+            state or self.state,
+            paused=control.paused,
+            policy=control.policy_name,
+            target=control.target,
+            override=None if control.override is None else control.override.as_dict(),
+            remote_control=self.config.remote_control,
+            telemetry={"published": self.published, "dropped": self.dropped_total, "reconnects": self.reconnects},
+        )
+
+    def _enqueue(self, message: Outgoing) -> None:
+        if len(self._outbox) >= self.config.queue_size:
+            self._outbox.popleft()  # the oldest goes: after an outage the newest values matter most
+            self.dropped_total += 1
+            self._dropped_unreported += 1
+        self._outbox.append(message)
+        self._wakeup.set()
+
+    # -- broker side -------------------------------------------------------------------------------------------
+    def _client(self) -> aiomqtt.Client:
+        c = self.config
+        will = aiomqtt.Will(
+            mqtt_topics.topic(self.device_id, "status"),
+            mqtt_topics.status(self.device_id, self.ctx.clock.now(), "offline", "connection lost").payload,
+            qos=1,
+            retain=True,
+        )
+        return aiomqtt.Client(
+            c.host,
+            c.port,
+            username=c.user or None,
+            password=c.password or None,
+            identifier=f"neuromusic-{self.device_id}-{os.getpid()}",
+            will=will,
+            keepalive=c.keepalive_s,
+            timeout=PUBLISH_TIMEOUT_S,
+            tls_context=ssl.create_default_context() if c.tls else None,
+        )
+
+    async def _connection_loop(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with self._client() as client:
+                    attempt = 0
+                    await self._serve(client)
+            except aiomqtt.MqttError as error:
+                if _raised_while_cancelled(error):
+                    # aiomqtt's __aexit__ disconnects gracefully on the way out of a cancel; when the connection
+                    # breaks at that moment it raises MqttError in place of the CancelledError. The shutdown wins.
+                    raise asyncio.CancelledError from error
+                self.connected.clear()
+                if self._lost_at is None:
+                    self._lost_at = time.monotonic()
+                    text = f"MQTT broker {self.config.host}:{self.config.port} unreachable: {error}; retrying"
+                    self.ctx.hub.publish(Event(self.ctx.clock.now(), "warning", text))
+                    # Also on stderr: with --json or --quiet no view shows the event, and the user asked for MQTT.
+                    log.warning("%s", text)
+                else:
+                    log.info("MQTT: %s; retrying", error)
+            await asyncio.sleep(self.backoff(attempt))
+            attempt += 1
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before connection attempt `attempt` + 1. Full jitter (uniform from 0) keeps a lab's
+        daemons from reconnecting in lock step after the broker restarts."""
+        return self._rng.uniform(0, min(self.config.reconnect_max_s, BACKOFF_BASE_S * 2 ** min(attempt, 16)))
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        if self._lost_at is not None or self.reconnects or self.published:
+            self.reconnects += 1
+        await client.subscribe(mqtt_topics.topic(self.device_id, "cmd"), qos=1)
+        # Retained state first, so a dashboard that connects later sees where the session is.
+        await self._send(client, self._status())
+        await self._send(client, mqtt_topics.config(self.device_id, self.ctx.clock.now(), self.ctx.config))
+        if self.config.ha_discovery:
+            for message in ha_discovery.discovery_messages(self.device_id, self.config.remote_control):
+                await self._send(client, message)
+        self._report_reconnect()
+        self.connected.set()
+        try:
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._sender(client), name="telemetry-sender")
+                    tg.create_task(self._receiver(client), name="telemetry-commands")
+            except* aiomqtt.MqttError as group:
+                raise group.exceptions[0] from None  # the connection broke: the loop reconnects
+        except asyncio.CancelledError:
+            await self._goodbye(client)
+            raise
+
+    def _report_reconnect(self) -> None:
+        hub_dropped = self._sub.dropped if self._sub else 0
+        lost = hub_dropped - self._hub_dropped_seen
+        self._hub_dropped_seen = hub_dropped
+        if self._lost_at is None and not lost and not self._dropped_unreported:
+            return
+        away = time.monotonic() - self._lost_at if self._lost_at is not None else 0.0
+        dropped = self._dropped_unreported + lost
+        self.dropped_total += lost
+        self._dropped_unreported = 0
+        self._lost_at = None
+        text = f"MQTT telemetry reconnected after {away:.1f} s; {dropped} messages dropped"
+        # Through the hub, so the terminal and the recorder see it too; the pump brings it back to MQTT.
+        self.ctx.hub.publish(
+            Event(self.ctx.clock.now(), "reconnect", text, {"what": "telemetry", "dropped": dropped, "away_s": away})
+        )
+
+    async def _sender(self, client: aiomqtt.Client) -> None:
+        me = asyncio.current_task()
+        while True:
+            while self._outbox:
+                # Peek, publish, then pop: a message whose publish failed stays for the next connection.
+                await self._send(client, self._outbox[0])
+                self._outbox.popleft()
+                if me is not None and me.cancelling():
+                    # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) loses a cancel that arrives as the
+                    # confirmation does; this task would then wait for more messages forever and hold shutdown up.
+                    raise asyncio.CancelledError
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _receiver(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            reply = remote.handle(self.ctx.control, payload, enabled=self.config.remote_control)
+            log.info("MQTT command %s -> %s", payload[:200], reply)
+            self._enqueue(mqtt_topics.result(self.device_id, self.ctx.clock.now(), reply))
+            self._update_state()  # pause/resume change the status at once
+
+    async def _send(self, client: aiomqtt.Client, message: Outgoing) -> None:
+        await client.publish(
+            message.topic, message.payload, qos=message.qos, retain=message.retain, timeout=PUBLISH_TIMEOUT_S
+        )
+        self.published += 1
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """Shutdown: flush what is left within a deadline, then say offline (a clean disconnect sends no Will)."""
+        self._drain()
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_FLUSH_S):
+                while self._outbox:
+                    await self._send(client, self._outbox.popleft())
+                await self._send(client, self._status("offline"))
+
+
+def create(ctx: SessionContext) -> Telemetry | None:
+    config = ctx.config.mqtt
+    if not config.enabled:
+        return None
+    return Telemetry(ctx, config)

@@ -1,0 +1,1 @@
+"""One running session: the wiring, its clock, hub and control, acquisition, shutdown, the simulated loop."""

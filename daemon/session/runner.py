@@ -1,0 +1,341 @@
+"""One running session: source -> features -> score on the Hub, plus the registered services, in one TaskGroup.
+
+    session = Session(config)                # or Session(config, VirtualClock(), services=[...]) from code
+    result = await session.run()             # until --duration, session.request_stop(), or a fatal source error
+
+Tasks (named, so a traceback or `asyncio.all_tasks()` says which stage is which):
+    acquisition     the source on its worker thread (daemon/session/acquisition.py), Chunks into the signal path
+    signal          FeaturePipeline + RelaxationScorer; publishes Chunk, Features and Score; a Score at least every hop
+    service:<name>  each service from daemon/session/services.py; one that fails is reported and dropped
+    supervisor      waits for the stop, then stops the stages in order within session.stop_timeout_s
+
+The wiring only wires: the signal maths lives in models/, the sources in drivers/, the services in their modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from neuromusic.daemon.config import Config
+from neuromusic.daemon.session.acquisition import Acquisition
+from neuromusic.daemon.session.context import SessionContext, SessionService
+from neuromusic.daemon.session.control import SessionControl
+from neuromusic.daemon.session.hub import Hub
+from neuromusic.daemon.session.profile_store import (
+    ProfileStore,
+    rest_model_from_section,
+    score_profile_from_section,
+    score_profile_section,
+)
+from neuromusic.daemon.session.services import SERVICES, create_services
+from neuromusic.daemon.session.shutdown import EXIT_OK, EXIT_SHUTDOWN_TIMEOUT
+from neuromusic.drivers.base import Source, SourceInfo
+from neuromusic.models.core.clock import MonotonicClock, VirtualClock
+from neuromusic.models.core.errors import ConfigError, NeuromusicError
+from neuromusic.models.core.messages import Chunk, Event, Score
+from neuromusic.models.signal.pipeline import FeaturePipeline
+from neuromusic.models.signal.score import RelaxationScorer
+
+log = logging.getLogger(__name__)
+
+WAKE_S = 0.05  # how often the signal path looks at the source state when no samples come
+
+ServiceSpec = str | Callable[[SessionContext], SessionService | None]
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    exit_code: int
+    reason: str  # why the session stopped
+    duration_s: float
+    reconnects: int
+
+
+class Session:
+    def __init__(
+        self,
+        config: Config,
+        clock: MonotonicClock | VirtualClock | None = None,
+        *,
+        hub: Hub | None = None,
+        services: list[ServiceSpec] | None = None,
+        open_source: Callable[[], Source] | None = None,
+    ) -> None:
+        """`services`: names from daemon/session/services.py or factories `create(ctx)`; None runs every registered one.
+        `open_source`: make the Source (default: drivers/registry.py from config.source)."""
+        self.config = config
+        self.clock = clock if clock is not None else MonotonicClock()
+        self.hub = hub if hub is not None else Hub()
+        self.control = SessionControl(
+            self.clock,
+            self.hub.publish,
+            config.policy.name,
+            config.policy.bounds,
+            config.policy.target,
+            policy_names=_policy_names(),
+        )
+        # Read the profile now: a broken profile is refused before anything starts, and nothing overwrites it.
+        profile_path = config.session.profile
+        self.profile = ProfileStore.load(profile_path) if profile_path is not None else None
+        self.ctx = SessionContext(
+            config=config,
+            hub=self.hub,
+            clock=self.clock,
+            control=self.control,
+            # One name everywhere (MQTT topics, recordings): [mqtt] device_id (--device-id), else the host name.
+            device_id=config.mqtt.device_id or socket.gethostname(),
+            session_dir=config.session.session_dir,
+            profile=self.profile,
+        )
+        self._service_specs = services
+        self._open_source = open_source or self._default_source
+        # Each chunk with the session clock when it arrived: the time base of Features.t and Score.t.
+        self._chunks: asyncio.Queue[tuple[Chunk, SourceInfo, float]] = asyncio.Queue()
+        self.scorer: RelaxationScorer | None = None
+        self.last_score: Score | None = None
+        self.acquisition = Acquisition(
+            self._open_source,
+            lambda chunk, info: self._chunks.put_nowait((chunk, info, self.clock.now())),
+            self.clock,
+            self.hub,
+            stale_after_s=config.source.stale_after_s,
+            reconnect_after_s=config.session.reconnect_after_s,
+            reconnect_base_s=config.session.reconnect_base_s,
+            reconnect_max_s=config.session.reconnect_max_s,
+            drain=self._chunks.join,  # a finite source's last chunks are scored before the session stops
+        )
+        self.on_stopping: list[Callable[[str], None]] = []  # e.g. the signal handler's watchdog
+        self.fatal_error: NeuromusicError | None = None
+        self._timed_out = False
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the session to stop cleanly (thread-unsafe: call on the event loop; signals go through the loop)."""
+        if not self.control.stop_requested.is_set():
+            self.control.stop(reason)
+
+    async def run(self) -> SessionResult:
+        self.hub.bind_loop(asyncio.get_running_loop())
+        started = self.clock.now()
+        services = self._create_services()
+        tasks: dict[str, asyncio.Task[Any]] = {}
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks["acquisition"] = group.create_task(self._run_acquisition(), name="acquisition")
+                tasks["signal"] = group.create_task(self._fatal_on_error(self._signal_path()), name="signal")
+                for service in services:
+                    name = f"service:{service.name}"
+                    if name in tasks:  # two services of one name: each still needs its own task to stop
+                        name = f"{name}#{sum(key.startswith(name) for key in tasks) + 1}"
+                    tasks[name] = group.create_task(self._guard(service), name=name)
+                group.create_task(self._supervise(tasks, started), name="supervisor")
+        except* NeuromusicError as errors:
+            # A service's factory or a stage outside the guards: report it as itself, not as an exception group.
+            raise errors.exceptions[0] from None
+        finally:
+            release_services(services)  # a service whose run() never started still puts its profile section
+            self._save_profile()
+        if self.fatal_error is not None:
+            raise self.fatal_error
+        reason = self.control.stop_reason or "stopped"
+        return SessionResult(
+            exit_code=EXIT_SHUTDOWN_TIMEOUT if self._timed_out else EXIT_OK,
+            reason=reason,
+            duration_s=self.clock.now() - started,
+            reconnects=self.acquisition.reconnects,
+        )
+
+    # -- stages ------------------------------------------------------------------------------------------------
+    async def _run_acquisition(self) -> None:
+        streaming = asyncio.ensure_future(self.acquisition.streaming.wait())
+        streaming.add_done_callback(lambda _: self.ctx.started.set())
+        try:
+            await self._fatal_on_error(self.acquisition.run())
+        finally:
+            streaming.cancel()
+        if self.acquisition.finished_reason is not None:  # a replay or playback file ran out: a clean end
+            self.request_stop(self.acquisition.finished_reason)
+
+    async def _fatal_on_error(self, stage: Coroutine[Any, Any, None]) -> None:
+        """A NeuromusicError in the signal path (the headset is not there at start; bands beyond the source's
+        Nyquist) ends the session. Not raised into the TaskGroup, which would cancel the services in no order and
+        with no deadline: the session stops like any other stop, then run() raises it."""
+        try:
+            await stage
+        except NeuromusicError as error:
+            if self.fatal_error is None:
+                self.fatal_error = error
+            self.request_stop(f"failed: {error}")
+
+    async def _signal_path(self) -> None:
+        """Chunks -> Features -> Score. Publishes a Score at least every hop, so consumers see "stale" promptly."""
+        hop_s = self.config.features.hop_s
+        band_names = tuple(self.config.features.bands)
+        pipeline: FeaturePipeline | None = None
+        layout: tuple[float, tuple[str, ...]] | None = None
+        last_emit = self.clock.now()
+        while True:
+            try:
+                # Wake often: a source going stale must show in the score at once, not up to a hop later.
+                chunk, info, received_t = await asyncio.wait_for(self._chunks.get(), timeout=min(hop_s, WAKE_S))
+            except TimeoutError:
+                chunk = None
+            if chunk is not None:
+                self.hub.publish(chunk)
+                if (info.sfreq, info.channel_names) != layout:
+                    # A new layout (first open, or a reconnect to a different device): start the filters afresh.
+                    layout = (info.sfreq, info.channel_names)
+                    pipeline = FeaturePipeline.for_source(self.config.features, info)
+                    if self.scorer is None or self.scorer.channel_names != info.channel_names:
+                        self.scorer = RelaxationScorer(
+                            self.config.score,
+                            band_names,
+                            info.channel_names,
+                            self._stored_score_profile(),
+                            self._stored_rest_model(),
+                        )
+                assert pipeline is not None and self.scorer is not None
+                for features in pipeline.push(chunk, received_t):
+                    self.hub.publish(features)
+                    self._emit(self.scorer.update(features))
+                    last_emit = self.clock.now()
+                self._chunks.task_done()
+            now = self.clock.now()
+            source_down = self.acquisition.state != "streaming"
+            newly_stale = source_down and (self.last_score is None or self.last_score.state != "stale")
+            if newly_stale or now - last_emit >= hop_s:
+                last_emit = now
+                if source_down:
+                    self._emit(self.scorer.stale(now) if self.scorer else Score(now, None, 0.0, "stale"))
+                elif self.last_score is None:
+                    # Streaming, the first window is still filling: part of the baseline unless a profile was loaded.
+                    calibrating = self.scorer.calibrating if self.scorer else not self._has_stored_model()
+                    self._emit(Score(now, None, 0.0, "calibrating" if calibrating else "stale"))
+                else:
+                    # Quiet but not stale yet: the last score still holds, published now (its source_t says which
+                    # window it came from).
+                    self._emit(dataclasses.replace(self.last_score, t=now))
+
+    def _emit(self, score: Score) -> None:
+        self.last_score = score
+        self.hub.publish(score)
+
+    async def _guard(self, service: SessionService) -> None:
+        try:
+            await service.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a service's failure is reported and contained; the music/signal goes on
+            log.exception("service %s failed", service.name)
+            text = f"service {service.name} stopped: {error}"
+            self.hub.publish(Event(t=self.clock.now(), kind="error", text=text, data={"service": service.name}))
+
+    async def _supervise(self, tasks: dict[str, asyncio.Task[Any]], started: float) -> None:
+        waits = [asyncio.ensure_future(self.control.stop_requested.wait())]
+        duration = self.config.session.duration_s
+        if duration is not None:
+            waits.append(asyncio.ensure_future(self.clock.sleep_until(started + duration)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        self.request_stop("duration reached")  # no-op when a stop was already requested, keeps its reason
+        for callback in self.on_stopping:
+            callback(self.control.stop_reason)
+        log.info("stopping: %s", self.control.stop_reason)
+        # Order matters: no new data first, then the signal path, then the services (all notes off, offline status).
+        order = [["acquisition"], ["signal"], [name for name in tasks if name.startswith("service:")][::-1]]
+        try:
+            async with asyncio.timeout(self.config.session.stop_timeout_s):
+                for names in order:
+                    for name in names:
+                        tasks[name].cancel()
+                    pending = [tasks[name] for name in names]
+                    if pending:
+                        await asyncio.wait(pending)
+        except TimeoutError:
+            self._timed_out = True
+            left = [name for name, task in tasks.items() if not task.done()]
+            log.error("shutdown deadline %g s passed; cancelling again: %s", self.config.session.stop_timeout_s, left)
+            for name in left:  # a task still cleaning up (awaiting in `finally`) is interrupted there too
+                tasks[name].cancel()
+
+    @property
+    def pending_exit_code(self) -> int:
+        """The exit code if the process must be ended before run() returns (the shutdown watchdog uses it)."""
+        return self.fatal_error.exit_code if self.fatal_error is not None else EXIT_SHUTDOWN_TIMEOUT
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _create_services(self) -> list[SessionService]:
+        specs = self._service_specs
+        if specs is None:
+            without = self.config.session.without
+            unknown = [name for name in without if name not in SERVICES]
+            if unknown:
+                raise ConfigError(f"session.without: unknown service {unknown[0]!r}; services: {', '.join(SERVICES)}")
+            specs = [name for name in SERVICES if name not in without]
+        services: list[SessionService] = []
+        try:
+            for spec in specs:
+                if isinstance(spec, str):
+                    services.extend(create_services(self.ctx, [spec]))
+                elif (service := spec(self.ctx)) is not None:
+                    services.append(service)
+        except BaseException:
+            release_services(services)  # a later factory failed: those made already let go of what they opened
+            raise
+        return services
+
+    def _default_source(self) -> Source:
+        from neuromusic.drivers.registry import open_source
+
+        return open_source(self.config.source, self.clock)
+
+    def _has_stored_model(self) -> bool:
+        return self.profile is not None and (self.profile.get("score") or self.profile.get("calibration")) is not None
+
+    def _stored_rest_model(self) -> Any:
+        section = self.profile.get("calibration") if self.profile is not None else None
+        if section is None or self.profile is None:
+            return None
+        return rest_model_from_section(section, self.profile.path)
+
+    def _stored_score_profile(self) -> Any:
+        section = self.profile.get("score") if self.profile is not None else None
+        if section is None or self.profile is None:
+            return None
+        return score_profile_from_section(section, self.profile.path)
+
+    def _save_profile(self) -> None:
+        if self.profile is None or not self.acquisition.streaming.is_set():
+            return  # nothing was learned: leave the file (or its absence) as it was
+        if self.scorer is not None and self.scorer.profile is not None:
+            self.profile.put("score", score_profile_section(self.scorer.profile))
+        self.profile.save()
+        log.info("profile saved to %s", self.profile.path)
+
+
+def release_services(services: list[SessionService]) -> None:
+    """Call each service's optional, idempotent `release()`: what its run() frees when it ends (the player's sinks,
+    an unfinished WAV), freed also when run() never started (a later factory failed; cancelled before starting)."""
+    for service in services:
+        release = getattr(service, "release", None)
+        if callable(release):
+            try:
+                release()
+            except Exception:  # one service's failure to let go must not keep the others holding on
+                log.exception("service %s: release failed", service.name)
+
+
+def _policy_names() -> Callable[[], list[str]] | None:
+    try:
+        from neuromusic.policies.registry import policy_names
+    except ImportError:  # the policies package may not offer a registry yet; then any name is accepted
+        return None
+    return policy_names

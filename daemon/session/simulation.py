@@ -1,0 +1,251 @@
+"""The whole closed loop on a virtual clock, faster than real time, with no audio device.
+
+    simulated EEG (the listener's hidden relaxation follows the music it hears)
+      -> FeaturePipeline -> RelaxationScorer -> policy -> composer -> arranger -> what the listener hears
+
+One bar at a time: the policy picks the controls for the next bar, the composer writes it, the arranger times it
+(tempo ramps included), the listener hears it (the controls it actually heard: the bar's mean tempo), and the EEG
+for the bar's duration is generated, filtered and scored; each score goes back to the policy. Nothing sleeps: the
+virtual clock jumps from bar to bar. The hidden state, the scores and the controls are recorded for the report and
+the plot. `best_fixed` finds the best fixed controls for a listener by a grid search on the same seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from neuromusic.daemon.config import Config
+from neuromusic.drivers.listener_profile import DEFAULT_PROFILE, ListenerProfile, load_profile
+from neuromusic.drivers.listener_response import (
+    MusicResponsiveState,
+    ResponseConfig,
+    fixed_trajectories,
+    response_from_table,
+)
+from neuromusic.drivers.simulated import SimulatedListener
+from neuromusic.models.core.clock import VirtualClock
+from neuromusic.models.core.errors import ConfigError, ModelError
+from neuromusic.models.core.messages import Bar, Controls, FloatArray
+from neuromusic.models.music.arranger import Arranger
+from neuromusic.models.signal.pipeline import FeaturePipeline
+from neuromusic.models.signal.score import RelaxationScorer
+from neuromusic.policies.base import ControlBounds, Policy
+from neuromusic.policies.registry import make_policy
+
+log = logging.getLogger(__name__)
+
+ComposerChoice = Literal["auto", "sketch", "model"]
+ROLLING_S = 60.0  # "reached" means the hidden relaxation's 60-second mean got there
+REACH_FRACTION = 0.9  # ... to this fraction of the best fixed controls' mean relaxation
+HIDDEN_STEP_S = 1.0  # the hidden state is recorded once a second
+
+
+class BarComposer(Protocol):
+    def next_bar(self, controls: Controls) -> Bar: ...
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A shipped or given listener: its EEG profile and its response to music."""
+
+    name: str
+    path: Path
+    profile: ListenerProfile
+    response: ResponseConfig
+
+
+@dataclass
+class SessionTrace:
+    """What one simulated session did. Times in seconds from the session start."""
+
+    listener: str
+    policy: str
+    seed: int
+    minutes: float
+    hidden_t: FloatArray  # (n,) once a second
+    hidden: FloatArray  # (n,) the listener's true relaxation
+    score_t: FloatArray  # (m,) one per feature hop while scoring
+    score: FloatArray  # (m,) NaN while calibrating / stale
+    bar_t: FloatArray  # (b,) bar starts
+    controls: FloatArray  # (b, 3) tempo, valence, energy played
+    wall_s: float = 0.0
+    composer: str = ""
+    policy_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_relaxation(self) -> float:
+        return float(self.hidden.mean())
+
+    def changes_per_minute(self) -> float:
+        if len(self.controls) < 2:
+            return 0.0
+        changed = np.any(np.abs(np.diff(self.controls, axis=0)) > 1e-9, axis=1)
+        return float(changed.sum()) / self.minutes
+
+    def time_to_reach(self, level: float) -> float:
+        """Minutes until the 60-second mean of the hidden relaxation first reached `level` (inf: never)."""
+        return time_to_reach(self.hidden, HIDDEN_STEP_S, level)
+
+
+def time_to_reach(hidden: FloatArray, step_s: float, level: float) -> float:
+    k = max(1, round(ROLLING_S / step_s))
+    if len(hidden) < k:
+        return math.inf
+    rolling = np.convolve(hidden, np.ones(k) / k, mode="valid")
+    hits = np.nonzero(rolling >= level)[0]
+    return math.inf if len(hits) == 0 else float((hits[0] + k) * step_s / 60.0)
+
+
+def shipped_listeners() -> list[Path]:
+    """Every listener profile shipped in drivers/listeners, sorted by name."""
+    return sorted(DEFAULT_PROFILE.parent.glob("*.toml"))
+
+
+def load_listener(path: Path) -> Listener:
+    profile = load_profile(path)
+    response = response_from_table(profile.sections.get("response", {}), f"{path}: response")
+    return Listener(profile.name, Path(path), profile, response)
+
+
+def make_composer(choice: ComposerChoice, config: Config, seed: int) -> tuple[BarComposer, str]:
+    """The GPT-2 composer when asked for (or, with "auto", when its checkpoint loads), else the sketch composer."""
+    if choice in ("auto", "model"):
+        try:
+            from neuromusic.models.music.composer import Composer
+        except ImportError as error:
+            if choice == "model":
+                raise ModelError(f"the GPT-2 composer is not available in this installation ({error})") from error
+        else:
+            try:
+                composer = Composer.load(config.composer)
+                composer.reset(seed)
+                return composer, "model"
+            except ModelError:
+                if choice == "model":
+                    raise
+                log.info("no GPT-2 checkpoint loads; simulating with the sketch composer")
+    from neuromusic.models.music.sketch_composer import SketchComposer
+
+    return SketchComposer(seed=seed), "sketch"
+
+
+def seeded_policy(config: Config, name: str, seed: int) -> Policy:
+    """A fresh policy whose own randomness (the bandit's draws) is seeded by the session seed, so seeds differ."""
+    return make_policy(name, replace(config.policy, bandit=replace(config.policy.bandit, seed=seed)))
+
+
+def run_session(
+    config: Config,
+    listener: Listener,
+    policy_name: str,
+    minutes: float,
+    seed: int,
+    composer: BarComposer,
+    composer_name: str = "",
+    policy: Policy | None = None,
+) -> SessionTrace:
+    """One closed-loop session of `minutes` simulated minutes. Pass `policy` to continue one (e.g. with state)."""
+    if minutes <= 0:
+        raise ConfigError(f"--minutes must be positive, got {minutes}")
+    started = time.perf_counter()
+    duration = minutes * 60.0
+    clock = VirtualClock()
+    state = MusicResponsiveState(listener.response, seed=seed)
+    source = SimulatedListener(listener.profile, state, clock, seed=seed)
+    info = source.open()
+    bands = tuple(config.features.bands)
+    pipeline = FeaturePipeline.for_source(config.features, info)
+    scorer = RelaxationScorer(config.score, bands, info.channel_names)
+    if policy is None:
+        policy = seeded_policy(config, policy_name, seed)
+    arranger = Arranger()
+    score_t: list[float] = []
+    score_v: list[float] = []
+    bar_t: list[float] = []
+    played: list[tuple[float, float, float]] = []
+    t, bar_index, emitted = 0.0, 0, 0
+    while t < duration:
+        controls = policy.next_controls(bar_index, t)
+        bar = composer.next_bar(controls)
+        arranged = arranger.arrange_bar(bar, t, controls.tempo)
+        heard_tempo = (arranged.ramp.start + arranged.ramp.end) / 2.0
+        state.hear(Controls(heard_tempo, controls.valence, controls.energy), t)
+        bar_t.append(t)
+        played.append((controls.tempo, controls.valence, controls.energy))
+        end = t + arranged.duration
+        n = round(end * info.sfreq) - emitted
+        if n > 0:
+            chunk = source.generate(n)
+            emitted += n
+            for features in pipeline.push(chunk):
+                score = scorer.update(features)
+                policy.observe(score)
+                score_t.append(score.t)
+                score_v.append(math.nan if score.value is None else score.value)
+        clock.advance(end - t)
+        t, bar_index = end, bar_index + 1
+    source.close()
+    hidden_t = np.arange(0.0, duration, HIDDEN_STEP_S)
+    hidden = np.array([state.relaxation(float(x)) for x in hidden_t])
+    return SessionTrace(
+        listener=listener.name,
+        policy=policy_name,
+        seed=seed,
+        minutes=minutes,
+        hidden_t=hidden_t,
+        hidden=hidden,
+        score_t=np.array(score_t),
+        score=np.array(score_v),
+        bar_t=np.array(bar_t),
+        controls=np.array(played).reshape(-1, 3),
+        wall_s=time.perf_counter() - started,
+        composer=composer_name,
+        policy_state=policy.state_dict(),
+    )
+
+
+@dataclass(frozen=True)
+class FixedBest:
+    controls: Controls
+    mean_relaxation: float  # mean over the seeds of the session-mean hidden relaxation
+    per_seed: tuple[float, ...]
+
+
+def fixed_grid(bounds: ControlBounds, tempo_step: float = 5.0, unit_step: float = 0.1) -> FloatArray:
+    """(K, 3) fixed settings covering the bounds: tempo every `tempo_step` BPM, valence and energy every `unit_step`."""
+
+    def axis(low: float, high: float, step: float) -> FloatArray:
+        n = max(1, round((high - low) / step) + 1)
+        return np.linspace(low, high, n)
+
+    grid = np.meshgrid(
+        axis(bounds.tempo_min, bounds.tempo_max, tempo_step),
+        axis(bounds.valence_min, bounds.valence_max, unit_step),
+        axis(bounds.energy_min, bounds.energy_max, unit_step),
+        indexing="ij",
+    )
+    return np.stack([g.ravel() for g in grid], axis=1)
+
+
+def best_fixed(response: ResponseConfig, bounds: ControlBounds, minutes: float, seeds: list[int]) -> FixedBest:
+    """The fixed controls with the highest mean relaxation over the seeds (the hidden state depends only on what is
+    heard, so fixed controls need no EEG; the same seeds give the same listener noise as the closed-loop runs)."""
+    grid = fixed_grid(bounds)
+    duration = minutes * 60.0
+    means = []
+    for seed in seeds:
+        trajectory = fixed_trajectories(response, grid, duration, seed)  # (steps + 1, K)
+        # sample once a second like SessionTrace.hidden
+        step = response.step_s
+        index = np.minimum(np.round(np.arange(0.0, duration, HIDDEN_STEP_S) / step).astype(int), len(trajectory) - 1)
+        means.append(trajectory[index].mean(axis=0))
+    per_setting = np.mean(means, axis=0)
+    best = int(np.argmax(per_setting))
+    tempo, valence, energy = (float(v) for v in grid[best])
+    return FixedBest(Controls(tempo, valence, energy), float(per_setting[best]), tuple(float(m[best]) for m in means))

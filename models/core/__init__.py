@@ -1,0 +1,1 @@
+"""What every stage shares: the messages between stages, the error hierarchy, the clocks."""

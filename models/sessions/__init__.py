@@ -1,0 +1,1 @@
+"""The on-disk session format: the folder a run writes, its reader and its summary."""

@@ -1,0 +1,1 @@
+"""EEG in, relaxation out: causal filters, differential entropy, channel quality, the score, calibration."""

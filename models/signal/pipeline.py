@@ -1,0 +1,235 @@
+"""FeaturePipeline: chunks in, one Features per completed hop out.
+
+Each chunk is filtered once per band with carried state (models/signal/filters.py). Instead of keeping filtered samples
+and recomputing a window's variance every hop, the pipeline keeps per-hop sums (Σx, Σx² per band and channel, and the
+quality statistics); a window is the last `window_s / hop_s` hops, so a hop costs O(new samples), whatever the
+window length. Hop boundaries fall at round(k · hop_s · sfreq) samples, so rates like 250 Hz with a 0.25 s hop
+(62.5 samples) alternate 62- and 63-sample hops instead of drifting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from neuromusic.models.core.messages import BoolArray, Chunk, Features, FloatArray
+from neuromusic.models.signal.features import FeatureConfig, differential_entropy
+from neuromusic.models.signal.filters import FilterBank
+from neuromusic.models.signal.quality import BurstDetector, hold_last_good, invalid_samples, judge
+from neuromusic.models.signal.ringbuffer import RingBuffer
+
+
+@dataclass
+class _Hop:
+    """Sums and extremes of one hop's samples, per channel (band sums per band and channel)."""
+
+    n: int
+    band_sum: FloatArray  # (bands, channels)
+    band_sq: FloatArray  # (bands, channels)
+    nonfinite: FloatArray  # (channels,) count
+    railed: FloatArray  # (channels,) count
+    raw_min: FloatArray
+    raw_max: FloatArray
+    hp_absmax: FloatArray
+    hp_sq: FloatArray
+    gap_s: float
+    t_last: float
+    burst: BoolArray | None = None
+
+    def copy(self) -> _Hop:
+        return dataclasses.replace(
+            self,
+            band_sum=self.band_sum.copy(),
+            band_sq=self.band_sq.copy(),
+            nonfinite=self.nonfinite.copy(),
+            railed=self.railed.copy(),
+            raw_min=self.raw_min.copy(),
+            raw_max=self.raw_max.copy(),
+            hp_absmax=self.hp_absmax.copy(),
+            hp_sq=self.hp_sq.copy(),
+        )
+
+    def add(self, other: _Hop) -> None:
+        self.n += other.n
+        self.band_sum += other.band_sum
+        self.band_sq += other.band_sq
+        self.nonfinite += other.nonfinite
+        self.railed += other.railed
+        np.minimum(self.raw_min, other.raw_min, out=self.raw_min)
+        np.maximum(self.raw_max, other.raw_max, out=self.raw_max)
+        np.maximum(self.hp_absmax, other.hp_absmax, out=self.hp_absmax)
+        self.hp_sq += other.hp_sq
+        self.gap_s = max(self.gap_s, other.gap_s)
+        self.t_last = other.t_last
+
+
+class DescribedSource(Protocol):
+    """What the pipeline needs to know of an opened source (drivers/base.py:SourceInfo has it)."""
+
+    @property
+    def sfreq(self) -> float: ...
+
+    @property
+    def channel_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def max_uv(self) -> float | None: ...
+
+
+class FeaturePipeline:
+    def __init__(
+        self,
+        config: FeatureConfig,
+        sfreq: float,
+        channel_names: tuple[str, ...],
+        *,
+        source_max_uv: float | None = None,
+    ) -> None:
+        """source_max_uv: the source's declared amplitude range (SourceInfo.max_uv), used for the out-of-range rule
+        when the user has not set features.quality.max_uv."""
+        if not math.isfinite(sfreq) or sfreq <= 0:
+            raise ValueError(f"sampling rate must be a positive number, got {sfreq}")
+        self.config = config
+        self.max_uv = config.quality.effective_max_uv(source_max_uv)
+        self.sfreq = float(sfreq)
+        self.channel_names = tuple(channel_names)
+        self.band_names = tuple(config.bands)
+        n_ch = len(self.channel_names)
+        self._filters = FilterBank(config.bands, self.sfreq, n_ch, config.filter_order, config.notch_hz)
+        self._bursts = BurstDetector(config.quality, config.hop_s, n_ch)
+        self._hop_len = config.hop_s * self.sfreq  # samples per hop, possibly fractional
+        self._hops: deque[_Hop] = deque(maxlen=config.hops_per_window)
+        self._current: _Hop | None = None
+        self._n_seen = 0  # samples pushed so far
+        self._k = 1  # index of the next hop boundary
+        self._last_good = np.zeros(n_ch)
+        self._last_t: float | None = None
+        self.ring = RingBuffer(n_ch, max(1, round(config.window_s * self.sfreq)))  # the raw window, for views
+
+    @classmethod
+    def for_source(cls, config: FeatureConfig, info: DescribedSource) -> FeaturePipeline:
+        """The pipeline for an opened source: its rate, channels and expected amplitude range."""
+        return cls(config, info.sfreq, info.channel_names, source_max_uv=info.max_uv)
+
+    def push(self, chunk: Chunk, received_t: float | None = None) -> list[Features]:
+        """Feed a chunk; returns one Features per hop completed by it (none until the first full window).
+
+        `received_t`: the session clock when the chunk arrived, which becomes each Features' `t` (its `source_t` is
+        the window's last time stamp). None, for offline use where the source's clock is the only one: t = source_t.
+        """
+        if chunk.data.ndim != 2 or chunk.data.shape[0] != len(self.channel_names):
+            raise ValueError(f"chunk has shape {chunk.data.shape}; expected ({len(self.channel_names)}, n)")
+        n = chunk.n_samples
+        if n == 0:
+            return []
+        raw = np.asarray(chunk.data, dtype=np.float64)
+        self.ring.push(raw, chunk.timestamps)
+        nonfinite, railed = invalid_samples(raw, self.config.quality.rail_uv)
+        bad = nonfinite | railed
+        x = hold_last_good(raw, bad, self._last_good) if bad.any() else raw
+        self._last_good[:] = x[:, -1]
+        bands, hp = self._filters(x)
+        gaps = self._gaps(chunk.timestamps)
+
+        # Segment the chunk at hop boundaries: cut points local to this chunk.
+        cuts = []
+        while (boundary := round(self._k * self._hop_len)) <= self._n_seen + n:
+            cuts.append(boundary - self._n_seen)
+            self._k += 1
+        starts = [0, *(c for c in cuts if c < n)]
+        ends = [*starts[1:], n]
+        sq = bands * bands
+        seg = np.array(starts)
+        band_sum = np.add.reduceat(bands, seg, axis=2)  # (bands, channels, segments)
+        band_sq = np.add.reduceat(sq, seg, axis=2)
+        nf = np.add.reduceat(nonfinite, seg, axis=1, dtype=np.float64)
+        rl = np.add.reduceat(railed, seg, axis=1, dtype=np.float64)
+        rmin = np.minimum.reduceat(x, seg, axis=1)
+        rmax = np.maximum.reduceat(x, seg, axis=1)
+        habs = np.maximum.reduceat(np.abs(hp), seg, axis=1)
+        hsq = np.add.reduceat(hp * hp, seg, axis=1)
+        gmax = np.maximum.reduceat(gaps, seg)
+        out: list[Features] = []
+        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            part = _Hop(
+                end - start,
+                band_sum[:, :, i],
+                band_sq[:, :, i],
+                nf[:, i],
+                rl[:, i],
+                rmin[:, i],
+                rmax[:, i],
+                habs[:, i],
+                hsq[:, i],
+                float(gmax[i]),
+                float(chunk.timestamps[end - 1]),
+            )
+            if self._current is None:
+                self._current = part.copy()
+            else:
+                self._current.add(part)
+            if end in cuts:
+                window_full = len(self._hops) + 1 >= self.config.hops_per_window
+                hop = self._finish_hop()
+                if window_full:
+                    out.append(self._features(hop, received_t))
+        self._n_seen += n
+        return out
+
+    def window(self) -> tuple[FloatArray, FloatArray]:
+        """The newest window of raw samples ((n_channels, n), (n,) time stamps), for views and recorders."""
+        return self.ring.get_data()
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _gaps(self, timestamps: FloatArray) -> FloatArray:
+        """Per-sample gap (s) before each sample beyond the expected 1/sfreq, 0 where none."""
+        ts = np.asarray(timestamps, dtype=np.float64)
+        prev = np.empty_like(ts)
+        prev[0] = ts[0] - 1.0 / self.sfreq if self._last_t is None else self._last_t
+        prev[1:] = ts[:-1]
+        self._last_t = float(ts[-1])
+        excess = np.abs(ts - prev - 1.0 / self.sfreq)  # backwards jumps count as gaps too
+        return np.where(excess > self.config.quality.gap_s, excess, 0.0)
+
+    def _features(self, hop: _Hop, received_t: float | None) -> Features:
+        """Features of the window made of the last hops_per_window hops; `hop` is the newest."""
+        total = self._hops[0].copy()
+        for h in list(self._hops)[1:]:
+            total.add(h)
+        burst = np.logical_or.reduce([h.burst for h in self._hops if h.burst is not None])
+        var = (total.band_sq - total.band_sum**2 / total.n) / total.n
+        de = differential_entropy(var)
+        good, reasons = judge(
+            self.config.quality,
+            self.max_uv,
+            total.nonfinite,
+            total.railed,
+            total.raw_max - total.raw_min,
+            total.hp_absmax,
+            burst,
+        )
+        de[:, ~good] = np.nan
+        return Features(
+            t=total.t_last if received_t is None else received_t,
+            de=de,
+            band_names=self.band_names,
+            channel_names=self.channel_names,
+            good=good,
+            bad_reasons=reasons,
+            gap_s=hop.gap_s,
+            source_t=total.t_last,
+        )
+
+    def _finish_hop(self) -> _Hop:
+        hop = self._current
+        assert hop is not None  # a boundary always follows at least one sample
+        self._current = None
+        valid = (hop.nonfinite == 0) & (hop.railed == 0) & (hop.raw_max - hop.raw_min >= self.config.quality.flat_uv)
+        hop.burst = self._bursts(np.sqrt(hop.hp_sq / hop.n), valid)
+        self._hops.append(hop)
+        return hop
