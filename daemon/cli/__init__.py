@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessions": ("neuromusic.daemon.cli.sessions", "list recorded sessions"),
     "export": ("neuromusic.daemon.cli.export", "export a session to FIF, EDF or BIDS"),
     "report": ("neuromusic.daemon.cli.report", "write an HTML report with plots for a session"),
+    "config": ("neuromusic.daemon.cli.config", "check a configuration file or print the reference of every option"),
 }
 
 
