@@ -34,13 +34,14 @@ from neuromusic.daemon.session.profile_store import (
     score_profile_section,
 )
 from neuromusic.daemon.session.services import SERVICES, create_services
-from neuromusic.daemon.session.shutdown import EXIT_OK, EXIT_SHUTDOWN_TIMEOUT
+from neuromusic.daemon.session.shutdown import EXIT_OK, EXIT_SERVICE_FAILED, EXIT_SHUTDOWN_TIMEOUT
 from neuromusic.drivers.base import Source, SourceInfo
 from neuromusic.models.core.clock import MonotonicClock, VirtualClock
 from neuromusic.models.core.errors import ConfigError, NeuromusicError
 from neuromusic.models.core.messages import Chunk, Event, Score
 from neuromusic.models.signal.pipeline import FeaturePipeline
 from neuromusic.models.signal.score import RelaxationScorer
+from neuromusic.policies.registry import policy_names
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Session:
             config.policy.name,
             config.policy.bounds,
             config.policy.target,
-            policy_names=_policy_names(),
+            policy_names=policy_names,
         )
         # Read the profile now: a broken profile is refused before anything starts, and nothing overwrites it.
         profile_path = config.session.profile
@@ -113,6 +114,7 @@ class Session:
         self.on_stopping: list[Callable[[str], None]] = []  # e.g. the signal handler's watchdog
         self.fatal_error: NeuromusicError | None = None
         self._timed_out = False
+        self.failed_service: str | None = None  # the first service that crashed, when that ends the run
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Ask the session to stop cleanly (thread-unsafe: call on the event loop; signals go through the loop)."""
@@ -143,8 +145,13 @@ class Session:
         if self.fatal_error is not None:
             raise self.fatal_error
         reason = self.control.stop_reason or "stopped"
+        exit_code = EXIT_OK
+        if self.failed_service is not None:
+            exit_code = EXIT_SERVICE_FAILED
+        if self._timed_out:
+            exit_code = EXIT_SHUTDOWN_TIMEOUT
         return SessionResult(
-            exit_code=EXIT_SHUTDOWN_TIMEOUT if self._timed_out else EXIT_OK,
+            exit_code=exit_code,
             reason=reason,
             duration_s=self.clock.now() - started,
             reconnects=self.acquisition.reconnects,
@@ -230,10 +237,13 @@ class Session:
             await service.run()
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # a service's failure is reported and contained; the music/signal goes on
+        except Exception as error:  # reported, then the configured policy: end the run, or go on without it
             log.exception("service %s failed", service.name)
             text = f"service {service.name} stopped: {error}"
             self.hub.publish(Event(t=self.clock.now(), kind="error", text=text, data={"service": service.name}))
+            if self.config.session.on_service_failure == "stop" and self.failed_service is None:
+                self.failed_service = service.name
+                self.request_stop(f"service {service.name} failed: {error}")
 
     async def _supervise(self, tasks: dict[str, asyncio.Task[Any]], started: float) -> None:
         waits = [asyncio.ensure_future(self.control.stop_requested.wait())]
@@ -331,11 +341,3 @@ def release_services(services: list[SessionService]) -> None:
                 release()
             except Exception:  # one service's failure to let go must not keep the others holding on
                 log.exception("service %s: release failed", service.name)
-
-
-def _policy_names() -> Callable[[], list[str]] | None:
-    try:
-        from neuromusic.policies.registry import policy_names
-    except ImportError:  # the policies package may not offer a registry yet; then any name is accepted
-        return None
-    return policy_names
