@@ -5,7 +5,7 @@
 
 Tasks (named, so a traceback or `asyncio.all_tasks()` says which stage is which):
     acquisition     the source on its worker thread (daemon/session/acquisition.py), Chunks into the signal path
-    signal          FeaturePipeline + RelaxationScorer; publishes Chunk, Features and Score; a Score at least every hop
+    signal          the signal stage (daemon/session/signal_stage.py): Chunk, Features and Score, a Score every hop
     service:<name>  each service from daemon/session/services.py; one that fails is reported and dropped
     supervisor      waits for the stop, then stops the stages in order within session.stop_timeout_s
 
@@ -15,7 +15,6 @@ The wiring only wires: the signal maths lives in models/, the sources in drivers
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import socket
 from collections.abc import Callable, Coroutine
@@ -35,11 +34,11 @@ from neuromusic.daemon.session.profile_store import (
 )
 from neuromusic.daemon.session.services import SERVICES, create_services
 from neuromusic.daemon.session.shutdown import EXIT_OK, EXIT_SERVICE_FAILED, EXIT_SHUTDOWN_TIMEOUT
+from neuromusic.daemon.session.signal_stage import SignalStage, StoredModels
 from neuromusic.drivers.base import Source, SourceInfo
 from neuromusic.models.core.clock import MonotonicClock, VirtualClock
 from neuromusic.models.core.errors import ConfigError, NeuromusicError
 from neuromusic.models.core.messages import Chunk, Event, Score
-from neuromusic.models.signal.pipeline import FeaturePipeline
 from neuromusic.models.signal.score import RelaxationScorer
 from neuromusic.policies.registry import policy_names
 
@@ -98,8 +97,12 @@ class Session:
         self._open_source = open_source or self._default_source
         # Each chunk with the session clock when it arrived: the time base of Features.t and Score.t.
         self._chunks: asyncio.Queue[tuple[Chunk, SourceInfo, float]] = asyncio.Queue()
-        self.scorer: RelaxationScorer | None = None
-        self.last_score: Score | None = None
+        self.signal = SignalStage(
+            config.features,
+            config.score,
+            self.hub.publish,
+            StoredModels(self._stored_score_profile(), self._stored_rest_model()),
+        )
         self.acquisition = Acquisition(
             self._open_source,
             lambda chunk, info: self._chunks.put_nowait((chunk, info, self.clock.now())),
@@ -180,12 +183,8 @@ class Session:
             self.request_stop(f"failed: {error}")
 
     async def _signal_path(self) -> None:
-        """Chunks -> Features -> Score. Publishes a Score at least every hop, so consumers see "stale" promptly."""
+        """Chunks -> Features -> Score through the signal stage, which publishes a Score at least every hop."""
         hop_s = self.config.features.hop_s
-        band_names = tuple(self.config.features.bands)
-        pipeline: FeaturePipeline | None = None
-        layout: tuple[float, tuple[str, ...]] | None = None
-        last_emit = self.clock.now()
         while True:
             try:
                 # Wake often: a source going stale must show in the score at once, not up to a hop later.
@@ -193,44 +192,17 @@ class Session:
             except TimeoutError:
                 chunk = None
             if chunk is not None:
-                self.hub.publish(chunk)
-                if (info.sfreq, info.channel_names) != layout:
-                    # A new layout (first open, or a reconnect to a different device): start the filters afresh.
-                    layout = (info.sfreq, info.channel_names)
-                    pipeline = FeaturePipeline.for_source(self.config.features, info)
-                    if self.scorer is None or self.scorer.channel_names != info.channel_names:
-                        self.scorer = RelaxationScorer(
-                            self.config.score,
-                            band_names,
-                            info.channel_names,
-                            self._stored_score_profile(),
-                            self._stored_rest_model(),
-                        )
-                assert pipeline is not None and self.scorer is not None
-                for features in pipeline.push(chunk, received_t):
-                    self.hub.publish(features)
-                    self._emit(self.scorer.update(features))
-                    last_emit = self.clock.now()
+                self.signal.push(chunk, info, received_t, self.clock.now())
                 self._chunks.task_done()
-            now = self.clock.now()
-            source_down = self.acquisition.state != "streaming"
-            newly_stale = source_down and (self.last_score is None or self.last_score.state != "stale")
-            if newly_stale or now - last_emit >= hop_s:
-                last_emit = now
-                if source_down:
-                    self._emit(self.scorer.stale(now) if self.scorer else Score(now, None, 0.0, "stale"))
-                elif self.last_score is None:
-                    # Streaming, the first window is still filling: part of the baseline unless a profile was loaded.
-                    calibrating = self.scorer.calibrating if self.scorer else not self._has_stored_model()
-                    self._emit(Score(now, None, 0.0, "calibrating" if calibrating else "stale"))
-                else:
-                    # Quiet but not stale yet: the last score still holds, published now (its source_t says which
-                    # window it came from).
-                    self._emit(dataclasses.replace(self.last_score, t=now))
+            self.signal.tick(self.clock.now(), source_down=self.acquisition.state != "streaming")
 
-    def _emit(self, score: Score) -> None:
-        self.last_score = score
-        self.hub.publish(score)
+    @property
+    def scorer(self) -> RelaxationScorer | None:
+        return self.signal.scorer
+
+    @property
+    def last_score(self) -> Score | None:
+        return self.signal.last_score
 
     async def _guard(self, service: SessionService) -> None:
         try:
@@ -306,9 +278,6 @@ class Session:
         from neuromusic.drivers.registry import open_source
 
         return open_source(self.config.source, self.clock)
-
-    def _has_stored_model(self) -> bool:
-        return self.profile is not None and (self.profile.get("score") or self.profile.get("calibration")) is not None
 
     def _stored_rest_model(self) -> Any:
         section = self.profile.get("calibration") if self.profile is not None else None
