@@ -62,7 +62,7 @@ def test_a_source_that_goes_down_is_stale_at_once_and_a_quiet_one_repeats_its_sc
 
 
 def test_a_new_layout_starts_the_filters_and_the_scorer_afresh() -> None:
-    signal, seen = stage()
+    signal, _ = stage()
     rng = np.random.default_rng(3)
     for k in range(20):
         signal.push(chunk(k * 64, 64, rng), info(), received_t=k * 0.25, now=k * 0.25)
