@@ -104,7 +104,7 @@ def run_protocol(
     from neuromusic.models.core.messages import Event
     from neuromusic.models.signal.calibration import CalibrationData, fit_calibration, parse_protocol
     from neuromusic.models.signal.pipeline import FeaturePipeline
-    from neuromusic.models.signal.score import ScoreProfile
+    from neuromusic.models.signal.score import ScoreProfile, band_shares
 
     calibration = config.calibration
     blocks = parse_protocol(calibration.protocol)
@@ -143,9 +143,12 @@ def run_protocol(
     say("fitting the model ...")
     result = fit_calibration(data, calibration, config.features.window_s, config.features.hop_s)
     stack = np.vstack(data.rows).reshape(-1, len(bands), len(info.channel_names))
+    kind = config.score.features
+    if kind == "relative":
+        stack = np.stack([band_shares(window) for window in stack])
     with np.errstate(all="ignore"):
         mean, std = np.nanmean(stack, axis=0), _pooled_std(stack, np.asarray(data.labels))
-    score = ScoreProfile(bands, tuple(info.channel_names), mean, std, len(stack))
+    score = ScoreProfile(bands, tuple(info.channel_names), mean, std, len(stack), kind=kind)
     return Outcome(result, score_profile_section(score), result.to_profile(calibration, config.features.window_s), None)
 
 
