@@ -8,7 +8,7 @@
     neuromusic/<device_id>/controls    QoS 1  tempo / valence / energy, once per bar
     neuromusic/<device_id>/bar         QoS 0  the bar just composed: ABC and notes, once per bar
     neuromusic/<device_id>/events      QoS 1  markers, control changes, source reconnects, errors, telemetry drops
-    neuromusic/<device_id>/config      retained, QoS 1  the session's configuration (the password left out)
+    neuromusic/<device_id>/config      retained, QoS 1  the session's settings (an allow-list: no secret, path, address)
     neuromusic/<device_id>/cmd         commands in (see remote.py)
     neuromusic/<device_id>/cmd/result  QoS 1  one reply per command
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from neuromusic.daemon.mqtt.secrets import public_config
 from neuromusic.models.core.messages import Bar, Controls, Event, Features, Score, SourceStatus
 
 SCHEMA_VERSION = 1
@@ -166,10 +167,9 @@ def source_event(device_id: str, s: SourceStatus) -> Outgoing:
 
 
 def config(device_id: str, t: float, config: Any) -> Outgoing:
+    # An allow-list, not a deny-list: a setting added later stays private until someone decides it may be public.
     body = clean(config)
-    if isinstance(body.get("mqtt"), dict):
-        body["mqtt"]["password"] = "***" if body["mqtt"].get("password") else ""  # never publish a secret
-    return make(device_id, "config", t, {"config": body})
+    return make(device_id, "config", t, {"config": public_config(body) if isinstance(body, dict) else {}})
 
 
 def result(device_id: str, t: float, reply: dict[str, Any]) -> Outgoing:
