@@ -1,6 +1,7 @@
 """The MQTT topic tree and its JSON payloads, version 1. The README's MQTT section is the reader's copy of this module.
 
-    neuromusic/<device_id>/status      retained, QoS 1  online | calibrating | playing | paused | stale | offline
+    neuromusic/<device_id>/status      retained, QoS 1  online | calibrating | playing | paused | poor-signal | stale |
+                                                        offline
                                                         (the Last Will sets "offline" when the daemon dies)
     neuromusic/<device_id>/score       QoS 0  the relaxation score, at most rates.score_hz
     neuromusic/<device_id>/bands       QoS 0  differential entropy per band and channel, at most rates.bands_hz
@@ -46,7 +47,7 @@ QOS: dict[str, int] = {
     "cmd/result": 1,
 }
 RETAINED = frozenset({"status", "config"})
-STATES = ("online", "calibrating", "playing", "paused", "stale", "offline")
+STATES = ("online", "calibrating", "playing", "paused", "poor-signal", "stale", "offline")
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def bar(device_id: str, t: float, b: Bar) -> Outgoing:
         "controls": b.controls.as_dict(),
         "repaired": b.repaired,
         "compose_ms": b.compose_ms,
+        "chords": list(getattr(b, "chords", ())),  # the arranger's chord symbols, once the bar is arranged
         "notes": [[n.pitch, n.start, n.duration, n.velocity] for n in b.notes],  # [pitch, start, duration, velocity]
     }
     return make(device_id, "bar", t, body)

@@ -92,6 +92,7 @@ class Telemetry:
         self._last_sent: dict[str, float] = {}  # topic name -> time.monotonic() of the last publish (throttling)
         self._last_score_state: str | None = None
         self._score_state: str | None = None
+        self._no_good_channel = False  # the latest window had no usable channel
         self._source_state = "connecting"
         self._source_event_state: str | None = None  # the state the last source event on `events` announced
         self._sub: Subscription | None = None
@@ -148,6 +149,7 @@ class Telemetry:
             if changed or self._due("score", rates.score_hz):
                 self._enqueue(mqtt_topics.score(dev, message))
         elif isinstance(message, Features):
+            self._no_good_channel = not bool(message.good.any())
             if self._due("bands", rates.bands_hz):
                 self._enqueue(mqtt_topics.bands(dev, message))
             if self._due("quality", rates.quality_hz):
@@ -182,6 +184,8 @@ class Telemetry:
             state = "paused"
         elif self._source_state in ("stale", "reconnecting"):
             state = "stale"
+        elif self._score_state == "poor-signal" or (self._score_state == "calibrating" and self._no_good_channel):
+            state = "poor-signal"  # no usable channel: neither a stale source nor a calibration that advances
         elif self._score_state is None:
             state = "online"
         elif self._score_state == "calibrating":
