@@ -22,6 +22,7 @@ SERVICES: dict[str, str] = {
     "recorder": "neuromusic.daemon.services.recorder:create",
     "player": "neuromusic.daemon.services.player:create",
     "script_phases": "neuromusic.daemon.services.script_phases:create",
+    "replay_markers": "neuromusic.daemon.services.replay_markers:create",
     "lsl_markers": "neuromusic.daemon.services.lsl_markers:create",
     "lsl_out": "neuromusic.daemon.services.lsl_out:create",
 }
