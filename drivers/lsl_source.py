@@ -16,7 +16,7 @@ from neuromusic.models.core.clock import Clock
 from neuromusic.models.core.errors import ConfigError, SourceError, SourceNotFoundError
 from neuromusic.models.core.messages import Chunk
 
-_UNIT_SCALE = {  # channel unit in the stream's description -> factor to microvolts
+UNIT_SCALE = {  # channel unit in the stream's description -> factor to microvolts
     "": 1.0, "uv": 1.0, "µv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
     "mv": 1e3, "millivolt": 1e3, "millivolts": 1e3,
     "v": 1e6, "volt": 1e6, "volts": 1e6,
@@ -71,7 +71,7 @@ class LSLSource:
             inlet.close_stream()
             raise SourceNotFoundError(f"LSL stream {info.name()!r} vanished while connecting: {error}") from error
         names, units = _channels(full)
-        scales = {_UNIT_SCALE.get(u.strip().lower()) for u in units}
+        scales = {UNIT_SCALE.get(u.strip().lower()) for u in units}
         if None in scales or len(scales) > 1:
             inlet.close_stream()  # open() holds nothing after raising
             raise SourceError(

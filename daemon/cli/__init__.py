@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("neuromusic.daemon.cli.dashboard", "serve a live web dashboard of every session on an MQTT broker"),
     "calibrate": ("neuromusic.daemon.cli.calibrate", "guided calibration: fit and save a per-person profile"),
     "sessions": ("neuromusic.daemon.cli.sessions", "list recorded sessions"),
-    "export": ("neuromusic.daemon.cli.export", "export a session to FIF, EDF or BIDS"),
+    "export": ("neuromusic.daemon.cli.export", "export a session to FIF, EDF, BIDS or XDF"),
     "report": ("neuromusic.daemon.cli.report", "write an HTML report with plots for a session"),
     "config": ("neuromusic.daemon.cli.config", "check a configuration file or print the reference of every option"),
 }

@@ -1,4 +1,4 @@
-"""`neuromusic export SESSION --format fif|edf|bids [-o PATH]`: write a session in a format MNE/BIDS tools read."""
+"""`neuromusic export SESSION --format fif|edf|bids|xdf [-o PATH]`: write a session in a format MNE/BIDS tools read."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_session_argument(parser)
     parser.add_argument(
         "--format",
-        choices=("fif", "edf", "bids"),
+        choices=("fif", "edf", "bids", "xdf"),
         default="fif",
-        help="fif: MNE's format, exact samples; edf: 16-bit European Data Format; bids: an EEG-BIDS tree (EDF inside)",
+        help="fif: MNE's format, exact samples; edf: 16-bit European Data Format; bids: an EEG-BIDS tree (EDF inside); "
+        "xdf: EEG, score, controls and markers as LabRecorder would have recorded them",
     )
     parser.add_argument(
         "-o",

@@ -209,7 +209,7 @@ class Player:
             self.stats["bars"] += 1
             self._remember(arranged)
             self.ctx.hub.publish(bar.controls)
-            self.ctx.hub.publish(bar)
+            self.ctx.hub.publish(dataclasses.replace(bar, chords=arranged.chords, start_t=arranged.t0))
             index += 1
             t_next += arranged.duration
             await self._sleep_unless_resumed(t_next - cfg.lead_bars * arranged.duration)

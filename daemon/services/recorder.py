@@ -221,6 +221,8 @@ class SessionWriter:
                 "controls": bar.controls.as_dict(),
                 "repaired": bar.repaired,
                 "compose_ms": bar.compose_ms,
+                "chords": list(bar.chords),
+                "start_t": bar.start_t,
             },
         )
         abc = self._file(store.ABC_FILE)
