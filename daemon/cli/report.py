@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from neuromusic.daemon.cli.session_args import add_session_argument, sessions_root
+from neuromusic.daemon.cli.session_args import add_session_argument, find_session_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from neuromusic.daemon.lab.report import write_report
     from neuromusic.models.core.errors import ConfigError
-    from neuromusic.models.sessions.store import find_session
 
     if not 0.0 <= args.relaxed_threshold <= 1.0:
         raise ConfigError(f"--relaxed-threshold must be within 0..1, got {args.relaxed_threshold}")
-    folder = find_session(args.session, sessions_root(args))
+    folder = find_session_folder(args)
     print(write_report(folder, args.output, args.relaxed_threshold))
     return 0
