@@ -68,7 +68,7 @@ def test_sixteen_channels_fit_80_by_24(tmp_path: Path) -> None:
 
 
 def test_the_table_collapses_to_a_summary_row_when_it_does_not_fit(tmp_path: Path) -> None:
-    session, view = view_of(tmp_path)
+    _, view = view_of(tmp_path)
     playing(view)
     view.take(features(31.0, bad={2: "flat", 9: "railed"}))
     for panel in ("bandit", "arranger", "composer"):
