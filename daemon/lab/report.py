@@ -25,6 +25,7 @@ from neuromusic.daemon.lab.report_plots import (
     plot_spectra,
     plot_timeline,
     score_labeller,
+    share,
     state_spectra,
 )
 from neuromusic.models.core.errors import DataError
@@ -106,7 +107,7 @@ def _states_block(summary: SessionSummary, relaxed: float, tense: float) -> str:
 
 
 def _quality_table(reader: SessionReader) -> str:
-    rows = [[name, f"{fraction:.0%}", reason or "–"] for name, fraction, reason in channel_quality(reader)]
+    rows = [[name, share(fraction), reason or "–"] for name, fraction, reason in channel_quality(reader)]
     return _table(["channel", "usable", "most frequent problem"], rows, numeric_from=1)
 
 

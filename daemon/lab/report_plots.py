@@ -42,6 +42,13 @@ SPECTRUM_BAND = (1.0, 45.0)  # Hz shown in the spectra
 FloatArray = npt.NDArray[np.float64]
 
 
+def share(fraction: float) -> str:
+    """A percentage that never rounds a channel with problems up to a clean 100 %."""
+    if 0.995 <= fraction < 1.0:
+        return ">99%"
+    return f"{fraction:.0%}"
+
+
 def pyplot() -> Any:
     import matplotlib
 
@@ -256,9 +263,10 @@ def plot_channel_quality(reader: SessionReader, path: Path) -> None:
     colours = [COLOURS["calm"] if f >= 0.9 else COLOURS["neutral"] if f >= 0.5 else COLOURS["tense"] for f in fractions]
     ax.barh(names, fractions, color=colours)
     for y, (fraction, (_, _, reason)) in enumerate(zip(fractions, rows[::-1], strict=True)):
-        ax.text(min(fraction, 1.0) + 0.01, y, f"{fraction:.0%}" + (f"  (mostly {reason})" if reason else ""),
+        ax.text(min(fraction, 1.0) + 0.01, y, share(fraction) + (f"  (when not: mostly {reason})" if reason else ""),
                 va="center", fontsize=7)  # fmt: skip
-    ax.set(xlim=(0, 1.25), xlabel="fraction of windows the channel was usable")
+    ax.set(xlim=(0, 1.3), xlabel="fraction of windows the channel was usable")
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.tick_params(axis="y", labelsize=7)
     ax.set_title("Per-channel quality", fontsize=9)
     fig.tight_layout()
