@@ -22,7 +22,7 @@ class SourceConfig:
     master_board: str = "synthetic"  # playback: the board that recorded the file (its channel layout)
     playback_loop: bool = False  # playback: start again at the end of the file instead of going stale
     replay_speed: float = 1.0  # replay: 1 = real time, 4 = four times faster, 0 = as fast as it is read
-    stream: str = ""  # replay of an XDF file: the EEG stream's name ("" = the first stream of type EEG)
+    stream: str = ""  # replay of an XDF file: the EEG stream's name ("" = the only stream of type EEG)
     # LSL
     lsl_name: str = ""
     lsl_type: str = "EEG"

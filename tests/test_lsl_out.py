@@ -157,3 +157,23 @@ def test_lsl_out_is_off_unless_asked() -> None:
     assert "lsl_out" not in [
         s.name for s in Session(load_config(None, {"source.board": "simulated"}))._create_services()
     ]
+
+
+async def test_name_prefix_and_bands_options_change_the_outlets() -> None:
+    config = load_config(None, {"source.board": "simulated", "lsl_out.enabled": True, "lsl_out.name_prefix": "lab7"})
+    session = Session(config)
+    service = next(s for s in session._create_services() if s.name == "lsl_out")
+    assert service.names["score"] == f"lab7-{session.ctx.device_id}-score"  # type: ignore[attr-defined]
+    features = Features(1.0, np.zeros((2, 1)), ("alpha", "beta"), ("Cz",), np.ones(1, bool), ("",), source_t=5.0)
+    service._clock_map = ClockMap(0.0, source_is_lsl=False)  # type: ignore[attr-defined]
+    service._open(pylsl)  # type: ignore[attr-defined]
+    service.take(features)  # type: ignore[attr-defined]
+    assert "bands" not in service._outlets and service.pushed["bands"] == 0  # type: ignore[attr-defined]
+    with_bands = load_config(None, {"source.board": "simulated", "lsl_out.enabled": True, "lsl_out.bands": True})
+    other = next(s for s in Session(with_bands)._create_services() if s.name == "lsl_out")
+    other._clock_map = ClockMap(0.0, source_is_lsl=False)  # type: ignore[attr-defined]
+    other._open(pylsl)  # type: ignore[attr-defined]
+    other.take(features)  # type: ignore[attr-defined]
+    assert other.pushed["bands"] == 1  # type: ignore[attr-defined]
+    service.release()  # type: ignore[attr-defined]
+    other.release()  # type: ignore[attr-defined]

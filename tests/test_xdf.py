@@ -143,3 +143,16 @@ def test_export_xdf_round_trips_a_session(tmp_path: Path) -> None:
     assert marker_t == pytest.approx(event_t)
     with pytest.raises(Exception, match="exists"):
         export_session(folder, "xdf")
+
+
+def test_the_stream_option_reaches_the_replay_source(two_eeg: tuple[Path, XdfStream, XdfStream]) -> None:
+    from neuromusic.drivers.config import SourceConfig
+    from neuromusic.drivers.registry import open_source
+    from neuromusic.models.core.clock import MonotonicClock
+
+    path, _, _ = two_eeg
+    config = load_config(None, {"source.board": "replay", "source.file": str(path), "source.stream": "other"})
+    assert config.source.stream == "other"
+    source = open_source(config.source, MonotonicClock())
+    assert source.open().channel_names == ("Ch1", "Ch2")
+    assert open_source(SourceConfig(board="replay", file=path, stream="headset"), MonotonicClock()).open().sfreq == 250

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from neuromusic.daemon.cli.session_args import add_session_argument, sessions_root
+from neuromusic.daemon.cli.session_args import add_session_argument, find_session_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from neuromusic.daemon.lab.export import export_session
-    from neuromusic.models.sessions.store import find_session
 
-    folder = find_session(args.session, sessions_root(args))
+    folder = find_session_folder(args)
     written = export_session(folder, args.format, args.output, overwrite=args.overwrite)
     print(written)
     return 0

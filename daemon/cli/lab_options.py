@@ -54,7 +54,7 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--stream",
         metavar="NAME",
-        help="--board replay of an XDF file: the EEG stream's name (default: the first stream of type EEG) "
+        help="--board replay of an XDF file: the EEG stream's name (default: the only stream of type EEG) "
         "(TOML source.stream)",
     )
 

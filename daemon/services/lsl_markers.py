@@ -12,6 +12,7 @@ and says on the hub when it found, lost or cannot find the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -44,12 +45,13 @@ class LslMarkers:
                 ended.set_exception(error) if error is not None else ended.set_result(None)
 
         def serve() -> None:
+            outcome: BaseException | None = None
             try:
                 self._serve()
             except Exception as error:  # reported through run(): the session's guard names this service
-                loop.call_soon_threadsafe(finish, error)
-            else:
-                loop.call_soon_threadsafe(finish, None)
+                outcome = error
+            with contextlib.suppress(RuntimeError):  # the loop closed: the session ended, nobody waits for this
+                loop.call_soon_threadsafe(finish, outcome)
 
         # A daemon thread, not the loop's executor: a resolve in progress (up to resolve_timeout_s) must not hold
         # the process at exit; it sees the stop flag when that call returns.
@@ -64,7 +66,13 @@ class LslMarkers:
 
     # -- worker thread -----------------------------------------------------------------------------------------
     def _event(self, kind: str, text: str, **data: Any) -> None:
-        self._ctx.hub.publish_threadsafe(Event(t=self._ctx.clock.now(), kind=kind, text=text, data=data))
+        self._publish(Event(t=self._ctx.clock.now(), kind=kind, text=text, data=data))
+
+    def _publish(self, event: Event) -> None:
+        if self._stop.is_set():
+            return  # the session is ending: its loop may be closed already
+        with contextlib.suppress(RuntimeError):  # ... or close between the check and the call
+            self._ctx.hub.publish_threadsafe(event)
 
     def _serve(self) -> None:
         import pylsl
@@ -99,7 +107,7 @@ class LslMarkers:
                 label = str(sample[0]) if sample else ""
                 self.received += 1
                 event = Event(t=local + to_session, kind="marker", text=label, data={"source": "lsl", "stream": name})
-                self._ctx.hub.publish_threadsafe(event)
+                self._publish(event)
         except (pylsl.util.LostError, pylsl.util.TimeoutError):
             self._event("warning", f"LSL marker stream {name!r} was lost; looking for it again", stream=name)
         finally:
