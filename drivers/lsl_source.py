@@ -1,6 +1,6 @@
 """Lab Streaming Layer inlets as Sources.
 
-Peers' pain points shape this (RESEARCH.md §3): an inlet that recovers silently hides a dead sender and may never
+Known LSL failure modes shape this: an inlet that recovers silently hides a dead sender and may never
 deliver again after the outlet restarts (pylsl#88, liblsl#180), and recovery fails for an inlet built from an outlet's
 info instead of a fresh resolve (liblsl#35). So the inlet is made with `recover=False`: a vanished outlet raises
 SourceError at once, the daemon closes this source and opens it again, and `open()` resolves afresh by name / type /
