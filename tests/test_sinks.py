@@ -248,3 +248,32 @@ def test_a_louder_gain_is_limited_not_clipped(tmp_path: Path) -> None:
     samples, _ = read_wav(tmp_path / "hot.wav")
     assert loudness.true_peak <= PEAK_CEILING_DB + 0.5  # 16-bit rounding and peaks between samples
     assert np.count_nonzero(np.abs(samples) > 0.99) == 0  # no sample at full scale: nothing clipped
+
+
+def test_the_midi_file_streams_a_long_session_with_one_named_track_per_part(tmp_path: Path) -> None:
+    sink = MidiFileSink(tmp_path / "long.mid", t0=0.0)
+    sink.program(0, 0, 0.0)
+    sink.program(5, 49, 0.0)
+    sink.program(1, 46, 0.0)  # a part that never plays gets no track
+    held = []
+    for beat in range(3600):  # an hour at 60 BPM: a melody note each beat, a held string chord each bar
+        t = float(beat)
+        sink.tempo(60.0, t)
+        sink.note_on(0, 60 + beat % 12, 80, t)
+        sink.note_off(0, 60 + beat % 12, t + 0.9)
+        if beat % 4 == 0:
+            sink.note_on(5, 48, 60, t)
+            sink.note_off(5, 48, t + 4.0)
+        held.append(sink.held)
+    sink.close(3600.0)
+    assert max(held) < 100  # events wait only in the short reorder window: memory stays flat
+    assert not list(tmp_path.glob(".midi-track-*"))  # the spool files are gone
+    midi = mido.MidiFile(tmp_path / "long.mid")
+    assert [track.name for track in midi.tracks] == [
+        "neuromusic",
+        "melody: Acoustic Grand Piano",
+        "chords (calm): String Ensemble 2",
+    ]
+    melody = [m for m in midi.tracks[1] if m.type == "note_on"]
+    assert len(melody) == 3600 and sum(m.time for m in midi.tracks[1]) == pytest.approx(3599.9 * 480, abs=1)
+    assert midi.length == pytest.approx(3600.0, abs=0.01)

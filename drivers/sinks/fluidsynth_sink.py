@@ -30,7 +30,7 @@ class AudioUnavailable(SinkError):
 
 # FluidSynth's master gain that puts the arranged music at about TARGET_LUFS (drivers/sinks/loudness.py) with the
 # default soundfont; `[sinks] gain` multiplies it (1.0 = as calibrated). benchmarks/loudness.py measures it.
-CALIBRATED_GAIN = 3.0
+CALIBRATED_GAIN = 1.2
 
 
 def synth_gain(config: SinkConfig) -> float:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 from neuromusic.drivers.sinks.base import Sink
-from neuromusic.models.core.messages import Bar, NoteEvent
-from neuromusic.models.music.arranger import Arranger
+from neuromusic.models.core.messages import Bar, Controls, Note, NoteEvent
+from neuromusic.models.music.arranger import Arranger, ArrangerConfig
 
 
 def arrange(
@@ -57,3 +60,44 @@ def play(
             else:
                 sink.program(int(args[0]), int(args[1]), t)
         sink.close(last if end is None else end)
+
+
+def bar_from_record(record: dict[str, Any]) -> Bar:
+    """A Bar from its bars.jsonl record (what the recorder writes)."""
+    controls = record.get("controls", {})
+    return Bar(
+        index=int(record["index"]),
+        abc=str(record.get("abc", "")),
+        notes=tuple(Note(int(p), float(s), float(d), int(v)) for p, s, d, v in record["notes"]),
+        beats=float(record["beats"]),
+        meter=str(record.get("meter", "4/4")),
+        key=str(record.get("key", "")),
+        controls=Controls(
+            float(controls.get("tempo", 120.0)), float(controls.get("valence", 0.5)), float(controls.get("energy", 0.5))
+        ),
+    )
+
+
+def arranger_config(settings: dict[str, Any] | None) -> ArrangerConfig:
+    """The [arranger] section as a session's config.json holds it; the defaults where it is missing or unusable."""
+    if not settings:
+        return ArrangerConfig()
+    known = {f.name for f in dataclasses.fields(ArrangerConfig)}
+    values = {k: tuple(v) if k == "roles" else v for k, v in settings.items() if k in known}
+    try:
+        config = ArrangerConfig(**values)
+        config.validate()
+    except (TypeError, ValueError):
+        return ArrangerConfig()
+    return config
+
+
+def write_session_midi(records: list[dict[str, Any]], path: Path, settings: dict[str, Any] | None = None) -> None:
+    """The recorded bars arranged again as the session's arranger played them (it is deterministic: same bars,
+    same config, same notes), into a MIDI file with one named track per part."""
+    from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
+
+    arranger = Arranger(arranger_config(settings))
+    bars = [bar_from_record(r) for r in sorted(records, key=lambda r: int(r["index"]))]
+    events, tempi, end = arrange(arranger, bars)
+    play([MidiFileSink(path, 0.0, arranger.voices())], arranger.programs(), events, tempi, end)
