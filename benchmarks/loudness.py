@@ -131,18 +131,27 @@ def report(
 
     new_lufs = [r[1].integrated for r in rows]
     old_lufs = [r[2].integrated for r in rows]
+    summary = [
+        ("", "new", "baseline", "target"),
+        (
+            "quietest .. loudest render (LUFS)",
+            f"{min(new_lufs):.1f} .. {max(new_lufs):.1f}",
+            f"{min(old_lufs):.1f} .. {max(old_lufs):.1f}",
+            "-23 .. -16",
+        ),
+        (
+            "highest true peak (dBTP)",
+            f"{max(r[1].true_peak for r in rows):.1f}",
+            f"{max(r[2].true_peak for r in rows):.1f}",
+            f"<= {PEAK_CEILING_DB:.0f}",
+        ),
+        ("energy 0.1 vs 0.9, median (LU)", f"{gap(0):.1f}", f"{gap(1):.1f}", "<= 6"),
+        ("largest rise in 100 ms (dB)", f"{jump_new:.1f}", f"{jump_old:.1f}", "energy 0.1/0.9/0.1, 8 bars each"),
+    ]
+    widths = [max(len(r[i]) for r in summary) for i in range(4)]
     print()
-    print(f"{'':34}{'new':>10}{'baseline':>10}  target")
-    print(
-        f"{'quietest .. loudest render (LUFS)':34}{min(new_lufs):>5.1f}..{max(new_lufs):<5.1f}"
-        f"{min(old_lufs):>5.1f}..{max(old_lufs):<5.1f}  within -23..-16"
-    )
-    print(
-        f"{'highest true peak (dBTP)':34}{max(r[1].true_peak for r in rows):>10.1f}"
-        f"{max(r[2].true_peak for r in rows):>10.1f}  <= {PEAK_CEILING_DB:.0f}"
-    )
-    print(f"{'energy 0.1 vs 0.9, median (LU)':34}{gap(0):>10.1f}{gap(1):>10.1f}  <= 6")
-    print(f"{'largest momentary rise (LU/100 ms)':34}{jump_new:>10.1f}{jump_old:>10.1f}  (energy steps every 8 bars)")
+    for row in summary:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":

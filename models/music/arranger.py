@@ -158,7 +158,8 @@ class Arranger:
         self._calm: float | None = None  # ... and the calm voices' share
         self._count = 0  # bars arranged: the position in the form
         cfg = self.config
-        self.form = Form(cfg.form_seed, cfg.section_bars_min, cfg.section_bars_max) if cfg.variation else None
+        varied = cfg.variation and set(cfg.roles) != {"melody"}  # the bare melody is never transposed
+        self.form = Form(cfg.form_seed, cfg.section_bars_min, cfg.section_bars_max) if varied else None
 
     def programs(self) -> dict[int, int]:
         """channel -> program for the voices that play."""
