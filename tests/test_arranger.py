@@ -269,3 +269,17 @@ def test_sketch_bars_are_valid_abc_and_phrases_cadence_on_the_tonic() -> None:
     again = SketchComposer(seed=1)
     assert [again.next_bar(Controls(70.0, 0.8, 0.5)).notes for _ in range(8)] == [b.notes for b in bars]
     assert all(math.isfinite(b.compose_ms) and b.compose_ms < 50 for b in bars)
+
+
+def test_texture_edges_and_form_seed_change_the_output() -> None:
+    bar = melody_bar([60, 64, 67, 64], controls=Controls(70.0, 0.6, 0.35))
+    default = Arranger().arrange_bar(bar, 0.0).events  # between the edges: both voices
+    calmer = Arranger(ArrangerConfig(calm_energy=0.4, lively_energy=0.8)).arrange_bar(bar, 0.0).events
+    assert channels_of(default, "melody") == {CHANNELS["melody"], CALM_CHANNELS["melody"]}
+    assert channels_of(calmer, "melody") == {CALM_CHANNELS["melody"]}
+
+    def colours(seed: int) -> list[str]:
+        form = Form(seed)
+        return [form.at(bar).colour for bar in range(0, 600, 8)]
+
+    assert colours(0) == colours(0) and colours(0) != colours(1)
