@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import mido
 import pretty_midi
 import pytest
+import soundfile
 from neuromusic.daemon.cli import main
+from neuromusic.drivers.sinks.loudness import measure_file
 from neuromusic.models.music.abc import parse_tune
 
 from tests.music_fixtures import TINY_TRAIN, write_tunes
@@ -85,7 +86,9 @@ def test_bad_build_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "no usable tunes" in capsys.readouterr().err
 
 
-def test_generate_writes_midi_abc_wav_and_repeats_with_a_seed(built: tuple[Path, Path], tmp_path: Path) -> None:
+def test_generate_writes_midi_abc_wav_and_repeats_with_a_seed(
+    built: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     common = ["generate", "--checkpoint", str(built[1]), "--bars", "8", "--tempo", "70", "--valence", "0.8",
               "--energy", "0.2", "--seed", "1"]  # fmt: skip
     one, two = tmp_path / "one", tmp_path / "two"
@@ -94,11 +97,19 @@ def test_generate_writes_midi_abc_wav_and_repeats_with_a_seed(built: tuple[Path,
     assert (one / "out.abc").read_text() == (two / "out.abc").read_text()
     tune = parse_tune((one / "out.abc").read_text())
     assert len(tune.bars) == 8 and all(bar.complete for bar in tune.bars) and tune.key.name == "D"
-    midi = mido.MidiFile(str(one / "out.mid"))
-    assert sum(m.type == "note_on" and m.velocity > 0 for m in midi) > 0
+    midi = mido.MidiFile(str(one / "out.mid"))  # the arrangement a session plays: one named track per part
+    parts = {track.name.split(":")[0] for track in midi.tracks[1:] if any(m.type == "note_on" for m in track)}
+    assert {"melody", "chords", "bass", "pad"} <= {part.removesuffix(" (calm)") for part in parts}
     assert midi.length == pytest.approx(8 * 4 * 60 / 70, abs=0.5)
-    with wave.open(str(one / "o.wav")) as wav:
-        assert wav.getnframes() / wav.getframerate() > 8 * 4 * 60 / 70
+    assert soundfile.info(str(one / "o.wav")).duration > 8 * 4 * 60 / 70
+    loudness = measure_file(one / "o.wav")
+    assert -23.0 <= loudness.integrated <= -16.0 and loudness.true_peak <= -1.0
+    assert f"o.wav: {loudness.integrated:.1f} LUFS" in capsys.readouterr().out
+    assert main([*common, "--melody-only", "-o", str(two / "bare.mid")]) == 0
+    bare = mido.MidiFile(str(two / "bare.mid"))
+    assert [track.name for track in bare.tracks] == ["neuromusic", "melody: Flute"]
+    sounding = [m.note for m in bare.tracks[1] if m.type == "note_on" and m.velocity > 0]
+    assert sounding == [n.pitch for bar in tune.bars for n in bar.notes]  # the line as written, nothing added
 
 
 def test_generate_follows_a_plan(built: tuple[Path, Path], tmp_path: Path) -> None:

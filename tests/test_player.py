@@ -10,11 +10,11 @@ import json
 import logging
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import mido
 import pytest
+import soundfile
 from neuromusic.daemon.config import Config, load_config
 from neuromusic.daemon.services.player import Player, create
 from neuromusic.daemon.session.profile_store import ProfileStore
@@ -389,8 +389,9 @@ async def test_the_sinks_are_closed_when_the_session_fails_at_start(tmp_path: Pa
     with pytest.raises((ConfigError, SourceError)):
         await session.run()
     assert made and made[0]._file is None  # closed, its synth deleted
-    with wave.open(str(tmp_path / "x.wav")) as f:  # a finished file: the header states the frames it holds
-        assert f.getnchannels() == 2 and f.getnframes() * 4 + 44 == (tmp_path / "x.wav").stat().st_size
+    info = soundfile.info(str(tmp_path / "x.wav"))  # a finished file: the header states the frames it holds
+    data_end = info.frames * 4  # 16-bit stereo
+    assert info.channels == 2 and data_end < (tmp_path / "x.wav").stat().st_size <= data_end + 128
 
 
 @pytest.mark.slow

@@ -37,9 +37,11 @@ def test_everything_written_reads_back(tmp_path: Path) -> None:
     assert reader.manifest["features"]["band_names"] == ["delta", "theta", "alpha", "beta", "gamma"]
     assert reader.clean_exit and reader.config() == {"source": {"board": "test"}}
     assert reader.abc().count("CEG2 |") == 5
-    midi = mido.MidiFile(folder / store.MIDI_FILE)
-    notes = [m.note for m in midi.tracks[0] if m.type == "note_on"]
-    assert notes == [60, 64, 67] * 5
+    midi = mido.MidiFile(folder / store.MIDI_FILE)  # every part that played, one named track each
+    names = [track.name for track in midi.tracks]
+    assert names[0] == "neuromusic" and {name.split(":")[0] for name in names[1:]} >= {"melody", "chords", "bass"}
+    melody = next(track for track in midi.tracks if track.name.startswith("melody"))
+    assert [m.note % 12 for m in melody if m.type == "note_on" and m.velocity > 0] == [0, 4, 7] * 5
 
 
 def test_midi_rebuilt_from_bars_after_a_crash(tmp_path: Path) -> None:

@@ -13,13 +13,17 @@ import pytest
 from neuromusic.daemon.services.scheduler import Scheduler
 from neuromusic.drivers.sinks.config import SinkConfig
 from neuromusic.drivers.sinks.factory import open_sinks
+from neuromusic.drivers.sinks.limiter import Limiter
+from neuromusic.drivers.sinks.loudness import PEAK_CEILING_DB, measure_file
 from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
+from neuromusic.drivers.sinks.offline import arrange, play
 from neuromusic.drivers.sinks.soundfont import find_soundfont
 from neuromusic.drivers.sinks.wav_sink import WavSink
 from neuromusic.models.core.clock import VirtualClock
 from neuromusic.models.core.errors import ConfigError, SinkError
 from neuromusic.models.core.messages import Controls, NoteEvent
 from neuromusic.models.music.arranger import Arranger, ArrangerConfig
+from neuromusic.models.music.sketch_composer import SketchComposer
 
 from tests.playback_fixtures import SMALL_SOUNDFONT, SOUNDFONT, level_db, melody_bar, onsets, read_wav
 
@@ -74,17 +78,20 @@ def test_a_tempo_change_shows_in_the_inter_onset_intervals(tmp_path: Path) -> No
 
 
 def test_wav_options_sample_rate_gain_and_reverb_change_the_output(tmp_path: Path) -> None:
-    # A loud chord, so the effects are measured far above the 16-bit floor (about -100 dB RMS)
-    events = [NoteEvent(0.1, 0.3, pitch, 127, 0) for pitch in (48, 55, 60, 64, 67)]
-    render(tmp_path / "base.wav", events, DRY, end=0.5)
-    render(tmp_path / "rate.wav", events, dataclasses.replace(DRY, sample_rate=22050), end=0.5)
-    render(tmp_path / "loud.wav", events, dataclasses.replace(DRY, gain=DRY.gain * 2.0), end=0.5)
-    render(tmp_path / "wet.wav", events, dataclasses.replace(DRY, reverb=True), end=0.5)
+    # A chord loud enough to measure the effects far above the 16-bit floor (about -100 dB RMS), and under the
+    # limiter's ceiling even at twice the gain, so the gain is measured, not the limiter
+    events = [NoteEvent(0.1, 0.3, pitch, 64, 0) for pitch in (48, 55, 60, 64, 67)]
+    half = dataclasses.replace(DRY, gain=0.5)
+    render(tmp_path / "base.wav", events, half, end=0.5)
+    render(tmp_path / "rate.wav", events, dataclasses.replace(half, sample_rate=22050), end=0.5)
+    render(tmp_path / "loud.wav", events, dataclasses.replace(half, gain=1.0), end=0.5)
+    render(tmp_path / "wet.wav", events, dataclasses.replace(half, reverb=True), end=0.5)
     base, rate = read_wav(tmp_path / "base.wav")
-    _, half = read_wav(tmp_path / "rate.wav")
+    _, rate_half = read_wav(tmp_path / "rate.wav")
     loud, _ = read_wav(tmp_path / "loud.wav")
     wet, _ = read_wav(tmp_path / "wet.wav")
-    assert (rate, half) == (44100, 22050)
+    assert (rate, rate_half) == (44100, 22050)
+    assert np.abs(loud).max() < 10 ** (-1.5 / 20)  # under the limiter's ceiling
     note = slice(int(0.1 * rate), int(0.4 * rate))
     assert level_db(base[note]) > -40.0  # loud enough that the comparisons below measure sound, not noise
     assert level_db(loud[note]) - level_db(base[note]) == pytest.approx(6.0, abs=1.5)  # twice the gain: +6 dB
@@ -201,3 +208,72 @@ def test_sink_config_is_validated() -> None:
     with pytest.raises(ConfigError, match="lead_bars"):
         load_config(overrides={"sinks.lead_bars": 0.1})
     assert load_config(overrides={"sinks.wav": "x.wav"}).sinks.wav == Path("x.wav")
+
+
+def test_the_limiter_shapes_peaks_without_a_step_and_leaves_quiet_audio_alone() -> None:
+    rate = 44100
+    rng = np.random.default_rng(0)
+    quiet = (0.1 * rng.standard_normal((rate, 2))).astype(np.float32)
+    burst = quiet.copy()
+    burst[20000:20400] *= 12.0  # a peak about +10 dB over full scale
+    for audio, touched in ((quiet, False), (burst, True)):
+        limiter = Limiter(rate, ceiling_db=-1.5)
+        out = np.concatenate([limiter.process(audio[i : i + 4096]) for i in range(0, rate, 4096)] + [limiter.flush()])
+        assert out.shape == audio.shape  # delayed inside, but nothing lost or added
+        assert 20 * np.log10(np.abs(out).max()) <= -1.5 + 1e-3
+        assert (limiter.reduced > 0) == touched
+        assert np.array_equal(out[:19000], audio[:19000])  # far from the peak the samples pass untouched
+    gain = np.abs(out[19000:22000, 0]) / np.maximum(np.abs(burst[19000:22000, 0]), 1e-9)
+    assert np.max(np.abs(np.diff(gain[np.abs(burst[19000:22000, 0]) > 0.05]))) < 0.05  # a ramp, not a step
+
+
+def test_an_arranged_render_lands_near_the_loudness_target_with_peaks_under_the_ceiling(tmp_path: Path) -> None:
+    composer = SketchComposer(seed=0)
+    for energy in (0.1, 0.9):
+        arranger = Arranger()
+        bars = [composer.next_bar(Controls(90.0, 0.6, energy)) for _ in range(8)]
+        events, tempi, end = arrange(arranger, bars)
+        path = tmp_path / f"e{energy}.wav"
+        play([WavSink(path, DRY, 0.0)], arranger.programs(), events, tempi, end)
+        loudness = measure_file(path)
+        assert -23.0 <= loudness.integrated <= -16.0, loudness.line()
+        assert loudness.true_peak <= PEAK_CEILING_DB, loudness.line()
+    assert (tmp_path / "e0.1.wav").read_bytes()[:4] == b"RIFF"  # a plain WAV while it fits one (RF64 past 4 GiB)
+
+
+def test_a_louder_gain_is_limited_not_clipped(tmp_path: Path) -> None:
+    events = [NoteEvent(0.1 + 0.25 * i, 0.6, pitch, 127, 0) for i, pitch in enumerate((48, 55, 60, 64, 67, 72))]
+    render(tmp_path / "hot.wav", events, dataclasses.replace(DRY, gain=4.0), end=2.0)
+    loudness = measure_file(tmp_path / "hot.wav")
+    samples, _ = read_wav(tmp_path / "hot.wav")
+    assert loudness.true_peak <= PEAK_CEILING_DB + 0.5  # 16-bit rounding and peaks between samples
+    assert np.count_nonzero(np.abs(samples) > 0.99) == 0  # no sample at full scale: nothing clipped
+
+
+def test_the_midi_file_streams_a_long_session_with_one_named_track_per_part(tmp_path: Path) -> None:
+    sink = MidiFileSink(tmp_path / "long.mid", t0=0.0)
+    sink.program(0, 0, 0.0)
+    sink.program(5, 49, 0.0)
+    sink.program(1, 46, 0.0)  # a part that never plays gets no track
+    held = []
+    for beat in range(3600):  # an hour at 60 BPM: a melody note each beat, a held string chord each bar
+        t = float(beat)
+        sink.tempo(60.0, t)
+        sink.note_on(0, 60 + beat % 12, 80, t)
+        sink.note_off(0, 60 + beat % 12, t + 0.9)
+        if beat % 4 == 0:
+            sink.note_on(5, 48, 60, t)
+            sink.note_off(5, 48, t + 4.0)
+        held.append(sink.held)
+    sink.close(3600.0)
+    assert max(held) < 100  # events wait only in the short reorder window: memory stays flat
+    assert not list(tmp_path.glob(".midi-track-*"))  # the spool files are gone
+    midi = mido.MidiFile(tmp_path / "long.mid")
+    assert [track.name for track in midi.tracks] == [
+        "neuromusic",
+        "melody: Acoustic Grand Piano",
+        "chords (calm): String Ensemble 2",
+    ]
+    melody = [m for m in midi.tracks[1] if m.type == "note_on"]
+    assert len(melody) == 3600 and sum(m.time for m in midi.tracks[1]) == pytest.approx(3599.9 * 480, abs=1)
+    assert midi.length == pytest.approx(3600.0, abs=0.01)

@@ -1,5 +1,9 @@
 """`neuromusic generate`: compose offline with fixed controls (or a per-bar plan) into MIDI, ABC and WAV files.
 
+The MIDI and WAV files hold the arrangement a session plays (every part, one named MIDI track each, at the
+session's loudness), arranged by the config's [arranger] and rendered with its [sinks]; `--melody-only` writes the
+bare melody on one voice instead.
+
 A plan is a TOML file of segments, played in order; a key left out keeps the command-line value:
 
     [[segment]]
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
     from neuromusic.models.core.messages import Bar
 
 PLAN_KEYS = {"bars", "tempo", "valence", "energy"}
-MELODY_PROGRAM = 73  # General MIDI flute: a soft, clear melody voice
+MELODY_PROGRAM = 73  # General MIDI flute: a soft, clear melody voice for --melody-only
 VELOCITY = 80
 
 
@@ -39,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", type=Path, default=None, help="write a standard MIDI file")
     parser.add_argument("--abc", type=Path, default=None, help="write the tune as ABC")
     parser.add_argument("--wav", type=Path, default=None, help="render a WAV file with FluidSynth")
+    parser.add_argument(
+        "--melody-only", action="store_true", help="MIDI and WAV hold the bare melody on one flute, not the arrangement"
+    )
     parser.add_argument("--plan", type=Path, default=None, help="TOML plan: [[segment]] bars/tempo/valence/energy")
     parser.add_argument("--config", type=Path, default=None, help="a neuromusic TOML config; its [composer] is used")
     parser.add_argument("--checkpoint", type=Path, default=None, help="model folder (default: the shipped one)")
@@ -86,7 +93,8 @@ def read_plan(path: Path, default: Controls) -> list[Controls]:
     return plan
 
 
-def composer_config(args: argparse.Namespace) -> Any:
+def load(args: argparse.Namespace) -> Any:
+    """The config file (if any) with the command line's composer options over it."""
     from neuromusic.daemon.config import load_config
 
     overrides = {
@@ -100,10 +108,25 @@ def composer_config(args: argparse.Namespace) -> Any:
         "composer.threads": args.threads,
         "composer.seed": args.seed,
     }
-    return load_config(args.config, overrides).composer
+    return load_config(args.config, overrides)
 
 
-def write_files(bars: list[Bar], args: argparse.Namespace) -> None:
+def melody_events(bars: list[Bar]) -> tuple[list[Any], list[tuple[float, float]], float]:
+    """The bare melody at each bar's tempo, one voice, one velocity: what the model wrote, nothing added."""
+    from neuromusic.models.core.messages import NoteEvent
+
+    events, tempi, t = [], [], 0.0
+    for bar in bars:
+        seconds_per_beat = 60.0 / bar.controls.tempo
+        tempi.append((t, bar.controls.tempo))
+        for note in bar.notes:
+            start = t + note.start * seconds_per_beat
+            events.append(NoteEvent(start, note.duration * seconds_per_beat * 0.95, note.pitch, VELOCITY, 0))
+        t += bar.beats * seconds_per_beat
+    return events, tempi, t
+
+
+def write_files(bars: list[Bar], args: argparse.Namespace, config: Any = None) -> None:
     from neuromusic.models.music.abc import format_tune, parse_bar
 
     if args.abc is not None:
@@ -111,35 +134,28 @@ def write_files(bars: list[Bar], args: argparse.Namespace) -> None:
         _write(args.abc, format_tune(tune, bars[0].meter, bars[0].controls.tempo))
     if args.out is None and args.wav is None:
         return
-    from neuromusic.drivers.sinks.config import SinkConfig
+    from neuromusic.drivers.sinks.loudness import measure_file
     from neuromusic.drivers.sinks.midifile_sink import MidiFileSink
+    from neuromusic.drivers.sinks.offline import arrange, play
     from neuromusic.drivers.sinks.wav_sink import WavSink
+    from neuromusic.models.music.arranger import Arranger
 
+    config = config if config is not None else load(args)
+    if getattr(args, "melody_only", False):
+        programs, parts = {0: MELODY_PROGRAM}, {0: "melody"}
+        events, tempi, end = melody_events(bars)
+    else:
+        arranger = Arranger(config.arranger)
+        programs, parts = arranger.programs(), arranger.voices()
+        events, tempi, end = arrange(arranger, bars)
     sinks: list[Any] = []
     if args.out is not None:
-        sinks.append(MidiFileSink(args.out, 0.0))
+        sinks.append(MidiFileSink(args.out, 0.0, parts))
     if args.wav is not None:
-        sinks.append(WavSink(args.wav, SinkConfig(), 0.0))
-    events: list[tuple[float, int, int, str]] = []  # (t, order: offs before ons, pitch, kind)
-    t, tempi = 0.0, []
-    for bar in bars:
-        seconds_per_beat = 60.0 / bar.controls.tempo
-        tempi.append((t, bar.controls.tempo))
-        for note in bar.notes:
-            start = t + note.start * seconds_per_beat
-            events.append((start, 1, note.pitch, "on"))
-            events.append((start + note.duration * seconds_per_beat * 0.95, 0, note.pitch, "off"))
-        t += bar.beats * seconds_per_beat
-    for sink in sinks:
-        sink.program(0, MELODY_PROGRAM, 0.0)
-        for when, bpm in tempi:
-            sink.tempo(bpm, when)
-        for when, _, pitch, kind in sorted(events):
-            if kind == "on":
-                sink.note_on(0, pitch, VELOCITY, when)
-            else:
-                sink.note_off(0, pitch, when)
-        sink.close(t)
+        sinks.append(WavSink(args.wav, config.sinks, 0.0))
+    play(sinks, programs, events, tempi, end)
+    if args.wav is not None:
+        print(f"{args.wav}: {measure_file(args.wav).line()}")
 
 
 def _write(path: Path, text: str) -> None:
@@ -158,12 +174,12 @@ def run(args: argparse.Namespace) -> int:
         if not 1 <= args.bars <= 10000:
             raise ConfigError(f"--bars must be within 1..10000, got {args.bars}")
         plan = [default] * args.bars
-    config = composer_config(args)
+    config = load(args)
     from neuromusic.models.music.composer import Composer
 
-    composer = Composer.load(config)
+    composer = Composer.load(config.composer)
     bars = [composer.next_bar(c) for c in plan]
-    write_files(bars, args)
+    write_files(bars, args, config)
     repaired = sum(bar.repaired for bar in bars)
     mean_ms = sum(bar.compose_ms for bar in bars) / len(bars)
     print(f"{len(bars)} bars in {bars[0].key}, {bars[0].meter}; {repaired} repaired; {mean_ms:.0f} ms per bar")

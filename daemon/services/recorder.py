@@ -29,6 +29,7 @@ from typing import IO, Any
 from neuromusic.daemon.cli.recording_options import RecordingConfig
 from neuromusic.daemon.mqtt.secrets import redact, redact_argv
 from neuromusic.daemon.session.context import SessionContext
+from neuromusic.drivers.sinks.offline import write_session_midi
 from neuromusic.models.core.errors import DataError
 from neuromusic.models.core.messages import Bar, Chunk, Controls, Event, Features, Score, SourceStatus
 from neuromusic.models.sessions import store
@@ -92,6 +93,7 @@ class SessionWriter:
     ) -> None:
         self.folder = folder
         self.options = options
+        self._arranger = config.get("arranger")
         check_folder(folder)
         try:
             # exist_ok: other services (the player's WAV) may put their outputs into the same folder first
@@ -273,8 +275,8 @@ class SessionWriter:
                 os.fsync(handle.fileno())
             handle.close()
         bars = store.read_jsonl(self.folder / "bars.jsonl")
-        if bars:
-            store.bars_to_midi(bars, self.folder / store.MIDI_FILE)
+        if bars:  # every part that played, one track each: the bars arranged again as the player arranged them
+            write_session_midi(bars, self.folder / store.MIDI_FILE, self._arranger)
         self.manifest.update(clean_exit=True, ended_wall=time.time(), dropped=dropped)
         self._write_atomic(store.MANIFEST, self.manifest)
         for path in self.folder.iterdir():  # what other services wrote here (music.mid, a WAV) is private too

@@ -17,7 +17,7 @@ class SinkConfig:
     wav: Path | None = None  # also render the session to this WAV file (relative paths: the session folder)
     midi_file: Path | None = None  # also write the session as a standard MIDI file (relative: the session folder)
     sample_rate: int = 44100  # Hz, for FluidSynth and the WAV file
-    gain: float = 0.4  # FluidSynth master gain; four parts at once stay clear of clipping at 0.4
+    gain: float = 1.0  # loudness relative to the calibrated level (about -20 LUFS): 2.0 = +6 dB, 0.5 = -6 dB
     reverb: bool = True  # FluidSynth's reverb; gentle music wants a room
     lead_bars: float = 1.1  # compose a bar this many bars before it starts (>= 1: one bar is always ready)
     start_delay_s: float = 0.3  # the first bar starts this long after playback starts

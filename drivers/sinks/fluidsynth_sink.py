@@ -8,12 +8,14 @@ driver without a server blocks for about 6 s.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from neuromusic.drivers.sinks.base import CC_ALL_SOUND_OFF, CHANNELS
 from neuromusic.drivers.sinks.config import SinkConfig
 from neuromusic.drivers.sinks.soundfont import find_soundfont
@@ -24,6 +26,15 @@ log = logging.getLogger(__name__)
 
 class AudioUnavailable(SinkError):
     """No audio driver could be started; the caller renders to a WAV file instead."""
+
+
+# FluidSynth's master gain that puts the arranged music at about TARGET_LUFS (drivers/sinks/loudness.py) with the
+# default soundfont; `[sinks] gain` multiplies it (1.0 = as calibrated). benchmarks/loudness.py measures it.
+CALIBRATED_GAIN = 1.2
+
+
+def synth_gain(config: SinkConfig) -> float:
+    return min(10.0, CALIBRATED_GAIN * config.gain)  # 10 is FluidSynth's upper limit
 
 
 def new_synth(config: SinkConfig) -> Any:
@@ -38,7 +49,7 @@ def new_synth(config: SinkConfig) -> Any:
         ) from error
     # Load sample data only for the presets used: FluidR3_GM is 148 MB, the four programs need a few MB.
     synth = fluidsynth.Synth(
-        gain=config.gain,
+        gain=synth_gain(config),
         samplerate=float(config.sample_rate),
         **{"synth.dynamic-sample-loading": 1, "synth.reverb.active": 1 if config.reverb else 0},
     )
@@ -53,6 +64,19 @@ def new_synth(config: SinkConfig) -> Any:
         synth.set_reverb(roomsize=0.6, damping=0.4, width=0.8, level=0.5)
     synth.soundfont = soundfont  # for reports
     return synth
+
+
+def render_float(synth: Any, frames: int) -> np.ndarray:
+    """The next `frames` stereo frames as float32 (n, 2): unclipped, so a limiter can shape the peaks instead."""
+    import fluidsynth
+
+    out = np.zeros((frames, 2), dtype=np.float32)
+    pointer = out.ctypes.data_as(ctypes.c_void_p)
+    # left samples at even, right at odd float offsets of one interleaved buffer
+    fluidsynth._fl.fluid_synth_write_float(
+        ctypes.c_void_p(synth.synth), ctypes.c_int(frames), pointer, 0, 2, pointer, 1, 2
+    )
+    return out
 
 
 def candidate_drivers(given: str) -> list[str]:

@@ -1,111 +1,164 @@
-"""The session as a standard MIDI file (type 1: a tempo track and one track per channel), tempo changes included.
+"""The session as a standard MIDI file (type 1): a tempo track and one named track per part, tempo changes included.
 
-Events arrive with session times in seconds. They are kept and converted to ticks at close through the tempo map
-the arranger sent, so each note lands on the tick whose time (under that map) is the time it was played.
+Events arrive with session times in seconds and are converted to ticks through the tempo map the arranger sends, so
+each note lands on the tick whose time (under that map) is the time it was played. The file streams: events wait in
+a short reorder window (they may arrive a little out of order, e.g. a note-off sent with its note-on), then go as
+encoded bytes into one spool file per track beside the output; at close the tracks are joined into the file. Memory
+stays flat however long the session runs.
 """
 
 from __future__ import annotations
 
-import bisect
+import heapq
+import shutil
+import struct
+import tempfile
 from pathlib import Path
+from typing import IO
 
 import mido
+from mido.midifiles.midifiles import encode_variable_int
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF
 from neuromusic.models.core.errors import SinkError
+from neuromusic.models.music.arranger import CALM_CHANNELS, CHANNELS
 
 TICKS_PER_BEAT = 480
 DEFAULT_BPM = 120.0  # MIDI's own default, used until the first tempo event
+REORDER_S = 10.0  # an event is final once calls have reached this far past it
+TEMPO_TRACK = -1
+# The arranger's parts by channel, for track names
+PARTS = {ch: role for role, ch in CHANNELS.items()} | {ch: f"{role} (calm)" for role, ch in CALM_CHANNELS.items()}
+
+
+def instrument(program: int) -> str:
+    import pretty_midi
+
+    return str(pretty_midi.program_to_instrument_name(program))
 
 
 class MidiFileSink:
-    def __init__(self, path: Path, t0: float) -> None:
+    def __init__(self, path: Path, t0: float, parts: dict[int, str] | None = None) -> None:
         self.name = f"midi-file:{path}"
         self.live = False
         self.path = path
         self._t0 = t0
-        self._tempi: list[tuple[float, float]] = []  # (t, bpm), t increasing
-        self._events: list[tuple[float, int, mido.Message]] = []  # (t, order, message)
+        self._parts = PARTS if parts is None else parts
+        # tempo map from the last final event on: (t, beats at t, bpm from t)
+        self._map: list[tuple[float, float, float]] = [(t0, 0.0, DEFAULT_BPM)]
+        self._pending: list[tuple[float, int, int, mido.Message | mido.MetaMessage]] = []  # (t, seq, track, msg)
+        self._seq = 0
+        self._latest = t0
+        self._spools: dict[int, tuple[IO[bytes], list[int]]] = {}  # track -> (file, [last tick])
+        self._programs: dict[int, int] = {}
+        self._sounded: set[int] = set()  # channels that played a note: only these get a track
         self._closed = False
-        self._map: tuple[list[float], list[float], list[float]] | None = None  # fixed at close
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
         except OSError as error:
             raise SinkError(f"cannot write the MIDI file {path}: {error}") from error
 
-    def _add(self, t: float, message: mido.Message) -> None:
-        self._events.append((max(t, self._t0), len(self._events), message))
+    # -- calls ---------------------------------------------------------------------------------------------------
+    def _add(self, t: float, track: int, message: mido.Message | mido.MetaMessage) -> None:
+        t = max(t, self._t0)
+        heapq.heappush(self._pending, (t, self._seq, track, message))
+        self._seq += 1
+        self._latest = max(self._latest, t)
+        self._settle(self._latest - REORDER_S)
 
     def program(self, channel: int, program: int, t: float) -> None:
-        self._add(t, mido.Message("program_change", channel=channel, program=program))
+        self._programs.setdefault(channel, program)
+        self._add(t, channel, mido.Message("program_change", channel=channel, program=program))
 
     def note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
-        self._add(t, mido.Message("note_on", channel=channel, note=pitch, velocity=velocity))
+        self._sounded.add(channel)
+        self._add(t, channel, mido.Message("note_on", channel=channel, note=pitch, velocity=velocity))
 
     def note_off(self, channel: int, pitch: int, t: float) -> None:
-        self._add(t, mido.Message("note_off", channel=channel, note=pitch, velocity=0))
+        self._add(t, channel, mido.Message("note_off", channel=channel, note=pitch, velocity=0))
 
     def tempo(self, bpm: float, t: float) -> None:
-        t = max(t, self._t0)
-        if self._tempi and t <= self._tempi[-1][0]:
-            self._tempi[-1] = (self._tempi[-1][0], bpm)  # same instant: the later tempo wins
-        else:
-            self._tempi.append((t, bpm))
+        self._add(t, TEMPO_TRACK, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
 
     def all_notes_off(self, t: float) -> None:
-        for channel in range(16):
-            self._add(t, mido.Message("control_change", channel=channel, control=CC_ALL_NOTES_OFF, value=0))
+        for channel in sorted(set(self._spools) | {track for _, _, track, _ in self._pending}):
+            if channel != TEMPO_TRACK:
+                self._add(t, channel, mido.Message("control_change", channel=channel, control=CC_ALL_NOTES_OFF))
 
-    def _tempo_map(self) -> tuple[list[float], list[float], list[float]]:
-        """Breakpoints (t, beats at t, bpm from t) of the tempo map, starting at the file's start."""
-        tempi = self._tempi
-        if not tempi or tempi[0][0] > self._t0:
-            tempi = [(self._t0, DEFAULT_BPM), *tempi]
-        times, beats, bpms = [tempi[0][0]], [0.0], [tempi[0][1]]
-        for tt, bpm in tempi[1:]:
-            beats.append(beats[-1] + (tt - times[-1]) * bpms[-1] / 60.0)
-            times.append(tt)
-            bpms.append(bpm)
-        return times, beats, bpms
-
+    # -- conversion ----------------------------------------------------------------------------------------------
     def ticks(self, t: float) -> int:
-        """Session time -> absolute tick under the tempo map."""
-        times, beats, bpms = self._map if self._map is not None else self._tempo_map()
-        i = max(0, bisect.bisect_right(times, t) - 1)
-        return round((beats[i] + (t - times[i]) * bpms[i] / 60.0) * TICKS_PER_BEAT)
+        """Session time -> absolute tick under the tempo map known so far."""
+        i = len(self._map) - 1
+        while i > 0 and self._map[i][0] > t:
+            i -= 1
+        tt, beats, bpm = self._map[i]
+        return round((beats + (t - tt) * bpm / 60.0) * TICKS_PER_BEAT)
+
+    def _settle(self, until: float) -> None:
+        """Write out every event at or before `until`, in time order (at one time, in the order sent)."""
+        while self._pending and self._pending[0][0] <= until:
+            t, _, track, message = heapq.heappop(self._pending)
+            if track == TEMPO_TRACK:
+                tt, beats, bpm = self._map[-1]
+                at = (t, beats + (t - tt) * bpm / 60.0, mido.tempo2bpm(message.tempo))
+                self._map = [at]  # events settle in time order: none later needs an earlier breakpoint
+            self._write(track, self.ticks(t), message)
+
+    def _write(self, track: int, tick: int, message: mido.Message | mido.MetaMessage) -> None:
+        if track not in self._spools:
+            try:
+                self._spools[track] = (self._spool(), [0])
+            except OSError as error:
+                raise SinkError(f"cannot write beside the MIDI file {self.path}: {error}") from error
+        spool, last = self._spools[track]
+        delta = max(0, tick - last[0])
+        last[0] = max(last[0], tick)
+        try:
+            spool.write(bytes(encode_variable_int(delta)) + bytes(message.bin()))
+        except OSError as error:
+            raise SinkError(f"writing {self.path} failed: {error}") from error
+
+    def _spool(self) -> IO[bytes]:
+        """An anonymous file beside the output (gone when closed, also after a crash); open until close."""
+        return tempfile.TemporaryFile(dir=self.path.parent, prefix=".midi-track-")
+
+    @property
+    def held(self) -> int:
+        """Events waiting in the reorder window (the only ones kept in memory)."""
+        return len(self._pending)
+
+    # -- the file ------------------------------------------------------------------------------------------------
+    def _track_name(self, track: int) -> str:
+        if track == TEMPO_TRACK:
+            return "neuromusic"
+        part = self._parts.get(track, f"channel {track + 1}")
+        program = self._programs.get(track)
+        return part if program is None else f"{part}: {instrument(program)}"
 
     def close(self, t: float) -> None:
         if self._closed:
             return
         self._closed = True
-        self._map = self._tempo_map()
-        tempo_track = mido.MidiTrack()
-        tempo_track.append(mido.MetaMessage("track_name", name="neuromusic", time=0))
-        times, _, bpms = self._map
-        timed: list[tuple[int, mido.MetaMessage | mido.Message]] = [
-            (self.ticks(tt), mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
-            for tt, bpm in zip(times, bpms, strict=True)
-        ]
-        _append_delta(tempo_track, timed)
-        midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-        midi.tracks.append(tempo_track)
-        for channel in sorted({m.channel for _, _, m in self._events}):
-            track = mido.MidiTrack()
-            # at one tick, the order the scheduler sent them in (it sends note-offs before note-ons)
-            events = sorted(
-                (self.ticks(tt), order, message) for tt, order, message in self._events if message.channel == channel
-            )
-            _append_delta(track, [(tick, message) for tick, _, message in events])
-            midi.tracks.append(track)
+        self._settle(float("inf"))
+        if TEMPO_TRACK not in self._spools:  # no tempo was sent: the tempo track still leads, with its name
+            self._spools[TEMPO_TRACK] = (self._spool(), [0])
+        # the tempo track (-1) first, then the parts that played
+        tracks = [track for track in sorted(self._spools) if track == TEMPO_TRACK or track in self._sounded]
         try:
-            midi.save(str(self.path))
+            with self.path.open("wb") as out:
+                out.write(b"MThd" + struct.pack(">LHHH", 6, 1, len(tracks), TICKS_PER_BEAT))
+                for track in tracks:
+                    spool, _ = self._spools[track]
+                    name = mido.MetaMessage("track_name", name=self._track_name(track))
+                    head = b"\x00" + bytes(name.bin())
+                    tail = b"\x00\xff\x2f\x00"  # end of track
+                    size = spool.tell()
+                    out.write(b"MTrk" + struct.pack(">L", len(head) + size + len(tail)) + head)
+                    spool.seek(0)
+                    shutil.copyfileobj(spool, out)
+                    out.write(tail)
         except OSError as error:
             raise SinkError(f"writing {self.path} failed: {error}") from error
-
-
-def _append_delta(track: mido.MidiTrack, timed: list[tuple[int, mido.MetaMessage | mido.Message]]) -> None:
-    """Absolute ticks -> MIDI delta times."""
-    last = 0
-    for tick, message in timed:
-        track.append(message.copy(time=max(0, tick - last)))
-        last = max(last, tick)
+        finally:
+            for spool, _ in self._spools.values():
+                spool.close()

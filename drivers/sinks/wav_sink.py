@@ -1,22 +1,37 @@
-"""Offline rendering: FluidSynth without an audio driver, pulled with get_samples() in step with the session clock.
+"""Offline rendering: FluidSynth without an audio driver, pulled in step with the session clock.
 
 Before each event at time t the synth renders exactly the samples up to t, so a note lands on the sample it was
 scheduled for, whatever the scheduler's jitter; pauses stay in the file as silence, as the listener heard them.
+Samples come as floats and pass a gentle limiter (drivers/sinks/limiter.py) before they become 16-bit PCM, so
+a loud moment is shaped rather than clipped. The file is an ordinary WAV; a session that outgrows the WAV format's
+4 GiB (about 6.7 hours at 44.1 kHz) continues as RF64, the standard 64-bit WAV that audio editors read.
 """
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 from typing import Any
 
+import soundfile
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF, CHANNELS
 from neuromusic.drivers.sinks.config import SinkConfig
-from neuromusic.drivers.sinks.fluidsynth_sink import new_synth
+from neuromusic.drivers.sinks.fluidsynth_sink import new_synth, render_float
+from neuromusic.drivers.sinks.limiter import Limiter
+from neuromusic.drivers.sinks.loudness import PEAK_CEILING_DB
 from neuromusic.models.core.errors import SinkError
 
-BLOCK = 4096  # frames rendered per get_samples call
+BLOCK = 4096  # frames rendered per call
 TAIL_S = 2.0  # release and reverb rendered after the last event
+SFC_RF64_AUTO_DOWNGRADE = 0x1210  # libsndfile: write RF64 as a plain WAV while it fits one
+LIMIT_MARGIN_DB = 0.5  # sample peaks under the true-peak ceiling by this much (peaks between samples)
+
+
+def open_wav(path: Path, rate: int) -> soundfile.SoundFile:
+    """A 16-bit stereo RF64 file that stays a plain WAV unless it grows past 4 GiB."""
+    file = soundfile.SoundFile(str(path), "w", samplerate=rate, channels=2, subtype="PCM_16", format="RF64")
+    # soundfile has no wrapper for this libsndfile command; without it the file is RF64 from the start
+    soundfile._snd.sf_command(file._file, SFC_RF64_AUTO_DOWNGRADE, soundfile._ffi.NULL, 1)
+    return file
 
 
 class WavSink:
@@ -28,15 +43,13 @@ class WavSink:
         self._t0 = t0  # session time of the file's first sample
         self._frames = 0  # frames written so far
         self._synth: Any = new_synth(config)
+        self.limiter = Limiter(self._rate, PEAK_CEILING_DB - LIMIT_MARGIN_DB)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: wave.Wave_write | None = wave.open(str(path), "wb")  # noqa: SIM115 (open all session)
-        except OSError as error:
+            self._file: soundfile.SoundFile | None = open_wav(path, self._rate)
+        except (OSError, RuntimeError) as error:  # soundfile raises LibsndfileError, a RuntimeError
             self._synth.delete()
             raise SinkError(f"cannot write the WAV file {path}: {error}") from error
-        self._file.setnchannels(2)
-        self._file.setsampwidth(2)
-        self._file.setframerate(self._rate)
 
     def _render_to(self, t: float) -> None:
         if self._file is None:
@@ -45,9 +58,9 @@ class WavSink:
         try:
             while self._frames < target:
                 n = min(BLOCK, target - self._frames)
-                self._file.writeframes(self._synth.get_samples(n).tobytes())
+                self._file.write(self.limiter.process(render_float(self._synth, n)))
                 self._frames += n
-        except OSError as error:
+        except (OSError, RuntimeError) as error:
             raise SinkError(f"writing {self.path} failed: {error}") from error
 
     def program(self, channel: int, program: int, t: float) -> None:
@@ -79,6 +92,7 @@ class WavSink:
             for channel in CHANNELS:
                 self._synth.cc(channel, CC_ALL_NOTES_OFF, 0)  # notes release naturally into the tail
             self._render_to(end + TAIL_S)
+            self._file.write(self.limiter.flush())
         finally:
             self._file.close()
             self._file = None
