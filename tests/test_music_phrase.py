@@ -3,6 +3,7 @@ with hand-written bars."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -24,6 +25,7 @@ from neuromusic.models.music.phrase import (
     dominant,
     form_cost,
 )
+from neuromusic.models.music.sketch_composer import SketchComposer
 
 
 def bar(*pitches: int | None, length: Fraction = Fraction(1)) -> list[AbcNote]:
@@ -148,3 +150,19 @@ def test_heard_bars_from_messages_take_the_sounded_pitches_and_the_key() -> None
         listening.from_bar(message, [78])
     rests = listening.from_abc_notes([AbcNote(None, Fraction(1)), AbcNote(60, Fraction(3))], 0)
     assert rests.notes == ((60, 1.0, 3.0),)
+
+
+def test_the_sketch_composer_follows_the_same_phrase_plan() -> None:
+    composer = SketchComposer(seed=4)
+    steady = Controls(tempo=70, valence=0.8, energy=0.5)
+    bars = [composer.next_bar(steady) for _ in range(2 * SECTION)]
+    plan = PhrasePlan(seed=4)
+    repeats = [(i, plan.role(i).source) for i in range(2 * SECTION) if plan.role(i).source is not None]
+    exact = [(i, s) for i, s in repeats if plan.role(i).exact]
+    varied = [(i, s) for i, s in repeats if not plan.role(i).exact]
+    assert exact and all(bars[i].notes == bars[s].notes for i, s in exact)
+    assert varied and all([n.duration for n in bars[i].notes] == [n.duration for n in bars[s].notes] for i, s in varied)
+    composer.reset(4)
+    sources = {s for _, s in exact}
+    moving = [composer.next_bar(replace(steady, energy=0.1 if i in sources else 0.9)) for i in range(2 * SECTION)]
+    assert not any(moving[i].notes == moving[s].notes for i, s in exact)  # energy moved since: new bars
