@@ -4,9 +4,11 @@ the music travels to the dominant key and back; and the memory of the bars playe
 
 The music is planned in sections of 16 bars, four phrases of four bars. Each section takes one of a few forms
 (seeded, so a seed gives the same music):
-- AABA: a, a' (a's first three bars, the last one varied, then a close on the tonic), b (new), a'';
-- ABAB: a, b, then a and b again, each with one bar varied;
-- AABB: a, a', b, b'.
+- AABA: a, a' (a's first two bars, its third varied, a new close on the tonic), b (new), a'' (a's first two bars,
+  a' 's third varied again, a' 's close);
+- ABAB: a, b (closing on the tonic), a' (two bars of a, one varied, a new close), b' (b's first bar, its second
+  varied, a new bar, b's close);
+- AABB: a, a', b, b' (b's first two bars, its third varied, a' 's close).
 A repeated bar is offered to the composer as a candidate beside the model's own and wins when it still fits the
 controls (a changed energy level or mode makes the model write afresh). A varied bar should keep the rhythm of the
 bar it answers but not its notes. Every fourth bar is a half close: its last note long and on the tonic or the
