@@ -24,8 +24,8 @@ class ComposerConfig:
     max_bar_tokens: int = 24  # a sampled bar longer than this is cut off and repaired
     phrase_memory: bool = True  # phrase form: later bars repeat or answer earlier ones, closes every 4th/8th bar
     shape_line: bool = True  # a singable line: near a centre set by valence, mostly by step, no drift
-    melody_center_low: int = 62  # the melody's centre (MIDI pitch) at valence 0, with shape_line
-    melody_center_high: int = 74  # ... and at valence 1
+    melody_center_low: int = 60  # the melody's centre (MIDI pitch) at valence 0, with shape_line
+    melody_center_high: int = 72  # ... and at valence 1
     excursion_every: int = 64  # the last 16 of every this many bars are played in the dominant key (0 = never)
 
     def validate(self) -> None:
