@@ -1,6 +1,7 @@
 """Bar generation time on one CPU thread: the composer (KV cache kept across bars, candidates sampled in one batch
 through the lean decoding pass, rejection sampling) against plain `model.generate()` that re-reads the whole context
-every bar (no cache reuse), the baseline. A second table times one decoding step of N candidates: the transformers
+every bar (no cache reuse), the baseline; and the composer without its phrase memory and line steering, to show
+what they cost. A second table times one decoding step of N candidates: the transformers
 forward with its cache against the lean pass (inference.py) on the same weights.
 
     .venv/bin/python benchmarks/generation.py [--checkpoint DIR] [--bars 64] [--threads 1]
@@ -81,6 +82,10 @@ def main() -> None:
         ("model.generate(), no cache reuse (baseline)", generate_times(base, args.bars)),
         ("composer, 1 candidate", composer_times(replace(base, candidates=1), args.bars)),
         ("composer, 4 candidates", composer_times(replace(base, candidates=4), args.bars)),
+        (
+            f"composer, {base.candidates} cand., no form or line",
+            composer_times(replace(base, phrase_memory=False, shape_line=False), args.bars),
+        ),
         (f"composer, {base.candidates} candidates (default)", composer_times(base, args.bars)),
         (f"composer, {base.candidates} candidates x 2 rounds", composer_times(replace(base, rounds=2), args.bars)),
     ]

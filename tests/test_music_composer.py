@@ -136,6 +136,28 @@ def test_sampling_options_change_the_music(tiny: tuple[Path, Path]) -> None:
     assert piece(max_bar_tokens=2) != base
 
 
+def test_excursions_travel_to_the_dominant_and_come_home(tiny: tuple[Path, Path]) -> None:
+    composer = Composer.load(replace(ComposerConfig(checkpoint=tiny[1], seed=2), excursion_every=32))
+    keys = [composer.next_bar(CALM if i < 36 else replace(CALM, valence=0.2)).key for i in range(52)]
+    assert keys[:16] == ["D"] * 16 and keys[16:32] == ["A"] * 16 and keys[32:36] == ["D"] * 4
+    assert keys[36:48] == ["Dm"] * 12 and keys[48:] == ["Am"] * 4
+    composer = Composer.load(replace(ComposerConfig(checkpoint=tiny[1], seed=2), excursion_every=0))
+    assert {composer.next_bar(CALM).key for _ in range(40)} == {"D"}
+
+
+def test_new_composer_options_load_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[composer]\nphrase_memory = false\nshape_line = false\nmelody_center_low = 58\n"
+                    "melody_center_high = 70\nexcursion_every = 0\n")  # fmt: skip
+    config = load_config(path).composer
+    assert (config.phrase_memory, config.shape_line, config.melody_center_low, config.excursion_every) == (
+        False,
+        False,
+        58,
+        0,
+    )
+
+
 def test_filter_logits_keeps_the_likeliest() -> None:
     logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
     assert torch.isfinite(filter_logits(logits, 2, 1.0)).tolist() == [[False, True, True, False]]
@@ -175,6 +197,9 @@ def test_bad_composer_options_are_rejected() -> None:
         {"tonic": "Hm"},
         {"candidates": 0},
         {"rounds": 0},
+        {"melody_center_low": 80, "melody_center_high": 70},
+        {"melody_center_high": 100},
+        {"excursion_every": 16},
     ):
         with pytest.raises(ValueError):
             replace(ComposerConfig(), **bad).validate()

@@ -11,8 +11,8 @@ from neuromusic.models.core.errors import ConfigError
 
 TARGETS = {
     "parse_rate": (">=", 1.0),
-    "valence_adherence": (">=", 0.90),
-    "energy_adherence": (">=", 0.85),
+    "valence_adherence": (">=", 0.95),
+    "energy_adherence": (">=", 0.95),
     "switch_energy_first_bar": (">=", 0.80),
     "switch_valence_next_8": (">=", 0.80),
     "compose_ms_p95": ("<=", 60.0),
@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bars", type=int, default=16, help="bars per piece (default 16)")
     parser.add_argument("--candidates", type=int, default=None, help="bars sampled per step (rejection sampling)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as in the daemon)")
+    parser.add_argument(
+        "--plain", action="store_true", help="compose without phrase memory and line steering (for comparison)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
 
 
@@ -40,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    overrides = {} if args.candidates is None else {"candidates": args.candidates}
+    overrides: dict[str, object] = {} if args.candidates is None else {"candidates": args.candidates}
+    if args.plain:
+        overrides |= {"phrase_memory": False, "shape_line": False}
     config = ComposerConfig(checkpoint=args.checkpoint, threads=args.threads, **overrides)
     composer = Composer.load(config)
     report = Report()

@@ -34,7 +34,9 @@ from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.music.controls import energy_level, tokens_for, valence_level
 from neuromusic.models.music.inference import FastGPT2, KVCache
 from neuromusic.models.music.keyfinding import histogram
+from neuromusic.models.music.line import Line
 from neuromusic.models.music.model import SHIPPED, load_checkpoint
+from neuromusic.models.music.phrase import PhraseMemory, PhrasePlan, dominant, form_cost
 from neuromusic.models.music.tokens import MusicTokenizer
 from transformers import GPT2LMHeadModel
 
@@ -92,7 +94,9 @@ class Composer:
         self.pending: list[int] = []  # tokens in history but not yet in the cache (the last bar's body)
         self.raw_parsed = 0  # candidates kept without repair, for evaluation
         self._heard: deque[np.ndarray] = deque(maxlen=HEARD_BARS)  # pitch-class histograms of bars in this mode
-        self._heard_minor: bool | None = None
+        self._heard_key: tuple[bool, str] | None = None  # (minor, tonic) the heard bars were played in
+        self.memory = PhraseMemory(PhrasePlan(self.seed, self.config.excursion_every))
+        self.line = Line(self.config.melody_center_low, self.config.melody_center_high)
         self._feed(self.history)
 
     @torch.no_grad()
@@ -117,11 +121,15 @@ class Composer:
         started = time.perf_counter()
         minor = valence_level(controls.valence) == 0
         energy = energy_level(controls.energy)
-        if minor != self._heard_minor:  # a new mode: its key is judged afresh
+        tonic = dominant(self.config.tonic, minor) if self.memory.plan.away(self.index) else self.config.tonic
+        if (minor, tonic) != self._heard_key:  # a new mode or key: the key is judged afresh
             self._heard.clear()
-            self._heard_minor = minor
+            self._heard_key = (minor, tonic)
+        shift = barlib.tonic_shift(tonic)
+        if self.config.shape_line:
+            self.line.aim(controls.valence)
         try:
-            notes, repaired = self._compose(controls, minor, energy)
+            notes, repaired = self._compose(controls, minor, energy, shift)
         except Exception:  # the player must always get a bar: log the failure loudly, play a safe bar
             log.exception("composer failed on bar %d; playing a fallback bar and rebuilding the context", self.index)
             notes, repaired = barlib.fallback(self.beats, minor, energy), True
@@ -132,10 +140,12 @@ class Composer:
                 log.exception("context rebuild failed; starting a fresh context")
                 self.history, self.bar_starts = [self.tokenizer.bos_id], []
         self._heard.append(histogram(notes))
+        self.memory.remember(self.index, notes, minor, energy)
+        self.line.played(notes, shift)
         bar = barlib.to_bar(
             self.index,
             notes,
-            self.config.tonic,
+            tonic,
             minor,
             self.meter,
             self.beats,
@@ -147,7 +157,7 @@ class Composer:
         return bar
 
     @torch.no_grad()
-    def _compose(self, controls: Controls, minor: bool, energy: int) -> tuple[list[AbcNote], bool]:
+    def _compose(self, controls: Controls, minor: bool, energy: int, shift: int) -> tuple[list[AbcNote], bool]:
         cfg = self.config
         control_ids = [self.tokenizer.id(t) for t in tokens_for(controls, self.meter)]
         if self.cache is None or len(self.history) + len(control_ids) + cfg.max_bar_tokens + 1 > self.n_ctx:
@@ -158,14 +168,22 @@ class Composer:
         self.pending = []
         best: tuple[float, list[AbcNote]] | None = None
         heard = np.sum(self._heard, axis=0) if self._heard else None
+        role, source = self.memory.source(self.index, minor, energy)
+        remembered = [list(source.notes)] if cfg.phrase_memory and source is not None and role.exact else []
+
+        def shaped(notes: list[AbcNote]) -> float:
+            value = form_cost(notes, role, source, energy) if cfg.phrase_memory else 0.0
+            return value + self.line.cost(notes, shift) if cfg.shape_line else value
+
         for _ in range(cfg.rounds):
-            for ids in self._sample(logits):
-                notes = self._parse(ids)
-                if notes is None:
-                    continue
-                score = barlib.misfit(notes, self.beats, minor, energy, heard)
-                if best is None or score < best[0]:
-                    best = (score, notes)
+            for notes in remembered + [n for n in map(self._parse, self._sample(logits)) if n is not None]:
+                fit = barlib.misfit(notes, self.beats, minor, energy, heard)  # the same for an octave move
+                moves = self.line.octave_moves(notes, shift) if cfg.shape_line else []
+                for option in [notes, *moves]:
+                    value = fit + shaped(option)
+                    if best is None or value < best[0]:
+                        best = (value, option)
+            remembered = []
             if best is not None and best[0] < barlib.GOOD_ENOUGH:
                 break
         if best is None:

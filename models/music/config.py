@@ -22,6 +22,11 @@ class ComposerConfig:
     meter: str = "4/4"  # one of controls.METERS
     tonic: str = "D"  # the key the music is played in: major bars in "D", minor bars in "Dm"
     max_bar_tokens: int = 24  # a sampled bar longer than this is cut off and repaired
+    phrase_memory: bool = True  # phrase form: later bars repeat or answer earlier ones, closes every 4th/8th bar
+    shape_line: bool = True  # a singable line: near a centre set by valence, mostly by step, no drift
+    melody_center_low: int = 60  # the melody's centre (MIDI pitch) at valence 0, with shape_line
+    melody_center_high: int = 72  # ... and at valence 1
+    excursion_every: int = 64  # the last 16 of every this many bars are played in the dominant key (0 = never)
 
     def validate(self) -> None:
         if not self.temperature > 0:
@@ -34,6 +39,10 @@ class ComposerConfig:
             raise ValueError("threads, candidates and rounds must be >= 1 and max_bar_tokens >= 2")
         if self.meter not in METERS:
             raise ValueError(f"meter {self.meter!r} is not one the model knows; choose one of: {', '.join(METERS)}")
+        if not 36 <= self.melody_center_low <= self.melody_center_high <= 96:
+            raise ValueError("melody centres must satisfy 36 <= melody_center_low <= melody_center_high <= 96")
+        if self.excursion_every != 0 and self.excursion_every < 32:
+            raise ValueError(f"excursion_every must be 0 (never) or at least 32 bars, got {self.excursion_every}")
         try:
             key = parse_key(self.tonic)
         except AbcError as error:

@@ -5,6 +5,8 @@ It honours the controls the way the model is conditioned (models/music/controls.
 relative minor (so a flip keeps most notes), energy sets the note density level (<E0> under 1.25 onsets per beat,
 <E1> under 2.25, <E2> above), and tempo is left to the arranger. The melody is a seeded random walk on the scale:
 mostly steps, chord tones on strong beats, four-bar phrases that end on the dominant (bar 2) and the tonic (bar 4).
+It follows the same phrase plan as the model's composer (models/music/phrase.py): a bar the plan repeats is played
+again when mode and energy level are unchanged, and a bar it varies keeps the earlier bar's rhythm with new notes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import time
 from fractions import Fraction
 
 from neuromusic.models.core.messages import Bar, Controls, Note
-from neuromusic.models.music.abc import AbcNote, format_bar, parse_key
+from neuromusic.models.music.abc import AbcNote, KeySig, format_bar, parse_key
 from neuromusic.models.music.controls import VALENCE_EDGE, energy_level
+from neuromusic.models.music.phrase import PhrasePlan
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
@@ -44,13 +47,23 @@ class SketchComposer:
         self._rng = random.Random(seed)
         self._index = 0
         self._degree = 0  # scale degree of the last note, 0 = the tonic at the home octave
+        self._plan = PhrasePlan(seed or 0)
+        # bar index -> (minor, energy level, notes, degree of the last note), for the plan's repeats
+        self._played: dict[int, tuple[bool, int, tuple[Note, ...], int]] = {}
 
     def next_bar(self, controls: Controls) -> Bar:
         started = time.perf_counter()
         key = self.keys[int(controls.valence >= VALENCE_EDGE)]
         scale = MINOR if key.minor else MAJOR
         home = 60 + key.tonic if key.tonic <= 7 else 48 + key.tonic  # tonic between E3.. and G4
-        rhythm = self._fit(self._rng.choice(RHYTHMS[energy_level(controls.energy)]))
+        level = energy_level(controls.energy)
+        rhythm = self._fit(self._rng.choice(RHYTHMS[level]))
+        role = self._plan.role(self._index)
+        earlier = self._played.get(role.source) if role.source is not None else None
+        if earlier is not None and earlier[:2] == (key.minor, level):
+            if role.exact:
+                return self._emit(earlier[2], key, controls, started, earlier[3])
+            rhythm = tuple(n.duration for n in earlier[2])
         position = self._index % PHRASE
         notes: list[Note] = []
         beat = 0.0
@@ -70,6 +83,12 @@ class SketchComposer:
             velocity = 80 + self._rng.randint(-6, 6)
             notes.append(Note(pitch=pitch, start=beat, duration=length, velocity=velocity))
             beat += length
+        return self._emit(tuple(notes), key, controls, started, self._degree)
+
+    def _emit(self, notes: tuple[Note, ...], key: KeySig, controls: Controls, started: float, degree: int) -> Bar:
+        self._degree = degree
+        self._played[self._index] = (key.minor, energy_level(controls.energy), notes, degree)
+        self._played.pop(self._index - 32, None)
         bar = Bar(
             index=self._index,
             abc=format_bar([AbcNote(n.pitch, Fraction(n.duration)) for n in notes], key),
