@@ -64,7 +64,8 @@ class Result:
     excluded: dict[bool, Counter[tuple[str, str]]]  # state -> (channel, reason) -> windows
     excluded_mean: dict[bool, float]  # state -> mean number of channels excluded per window
     unscored: int = 0  # windows without a score value (poor signal)
-    series: dict[str, FloatArray] = field(default_factory=dict)  # t, ours, labels (for tests and plots)
+    series: dict[str, FloatArray] = field(default_factory=dict)  # t, score, truth of every window
+    reasons: list[tuple[str, ...]] = field(default_factory=list)  # every window's bad-channel reasons
 
 
 def data_dir(explicit: Path | None = None) -> Path:
@@ -127,8 +128,9 @@ def joined(name: str, parts: list[tuple[Path, bool]]) -> Recording:
     return Recording(name, np.concatenate(blocks, axis=1), names, sfreq, periods)
 
 
-def shared_recordings(folder: Path) -> list[Recording]:
-    """The recordings of the real-EEG folder (see its README): the EEGMAT pair and the eye-state recording."""
+def shared_recordings(folder: Path, repeats: int = 2) -> list[Recording]:
+    """The recordings of the real-EEG folder (see its README): the EEGMAT pair, replayed as arithmetic then rest
+    `repeats` times, and the eye-state recording."""
     if not folder.is_dir():
         raise SystemExit(f"real-EEG folder {folder} not found; pass --data DIR or set ${DATA_ENV}")
     out = []
@@ -137,8 +139,8 @@ def shared_recordings(folder: Path) -> list[Recording]:
         task_file = rest_file.with_name(rest_file.name.replace("_1_rest", "_2_arithmetic"))
         if task_file.exists():
             name = rest_file.name.replace("_1_rest.edf", "")
-            plan = [(task_file, False), (rest_file, True)] * 2
-            out.append(joined(f"{name} (arithmetic/rest x2)", plan))
+            plan = [(task_file, False), (rest_file, True)] * repeats
+            out.append(joined(f"{name} (arithmetic/rest x{repeats})", plan))
     for fif in sorted(folder.glob("*.fif*")):
         out.append(from_annotations(fif))
     return out
@@ -165,13 +167,14 @@ def command_line_recordings(specs: Iterable[str]) -> list[Recording]:
 
 
 def replay(
-    recording: Recording, features: FeatureConfig, score: ScoreConfig
+    recording: Recording, features: FeatureConfig, score: ScoreConfig, chunk_s: float = CHUNK_S
 ) -> tuple[FloatArray, FloatArray, list[tuple[str, ...]]]:
-    """(window end times, score values (NaN: none), bad reasons per window) of a cold-start replay."""
+    """(window end times, score values (NaN: none), bad reasons per window) of a cold-start replay. The chunk size
+    changes nothing but the time it takes: the pipeline gives the same features however a stream is cut."""
     names = recording.channel_names
     pipeline = FeaturePipeline(features, recording.sfreq, names)
     scorer = RelaxationScorer(score, tuple(features.bands), names)
-    step = max(1, round(CHUNK_S * recording.sfreq))
+    step = max(1, round(chunk_s * recording.sfreq))
     n = recording.data.shape[1]
     ts = np.arange(n) / recording.sfreq
     times, values, reasons = [], [], []
@@ -256,12 +259,16 @@ def midpoint_times(recording: Recording, times: FloatArray, values: FloatArray, 
 
 
 def evaluate(
-    recording: Recording, features: FeatureConfig | None = None, score: ScoreConfig | None = None, stride: int = 1
+    recording: Recording,
+    features: FeatureConfig | None = None,
+    score: ScoreConfig | None = None,
+    stride: int = 1,
+    chunk_s: float = CHUNK_S,
 ) -> Result:
     """Replay `recording` and compare our score with BrainFlow's on every `stride`-th compared window."""
     features = features or FeatureConfig()
     score = score or ScoreConfig()
-    times, values, reasons = replay(recording, features, score)
+    times, values, reasons = replay(recording, features, score, chunk_s)
     after = float(times[0]) + score.baseline_s if len(times) else 0.0
     truth = labels(recording, times, features.window_s, after)
     compared = np.flatnonzero(np.isfinite(truth))[::stride]
@@ -289,6 +296,7 @@ def evaluate(
         excluded_mean={s: count[s] / max(1, n[s]) for s in (True, False)},
         unscored=int((~np.isfinite(values[compared])).sum()),
         series={"t": times, "score": values, "truth": truth},
+        reasons=reasons,
     )
 
 

@@ -91,10 +91,15 @@ def test_an_alpha_rise_of_any_size_is_never_an_artifact() -> None:
 
 def test_a_pop_beyond_the_ceiling_is_out_of_range_and_max_uv_sets_the_ceiling() -> None:
     x = eeg(10)
-    x[0, 1250:1300] += 2000.0  # an electrode pop: a 2 mV jump for 0.2 s at 5 s
+    pop = np.zeros(x.shape[1])
+    pop[1250:1300] = 2000.0  # an electrode pop: a 2 mV shift for 0.2 s at 5 s...
+    pop = np.convolve(pop, np.ones(6) / 6, mode="same")  # ...over 24 ms, so no single step exceeds max_uv
+    x[0] += pop
     assert at(run_pipeline(x, SFREQ), 5.5).bad_reasons[0] == "out-of-range"
-    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=5000.0)), 5.5).bad_reasons[0] in ("muscle", "amplitude")
     assert at(run_pipeline(x, SFREQ), 5.5).good[1:].all()
+    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=5000.0)), 5.5).bad_reasons[0] in ("muscle", "amplitude")
+    x[0, 1250:1300] += 2000.0  # the same shift in one sample: a glitch
+    assert at(run_pipeline(x, SFREQ), 5.5).bad_reasons[0] == "glitch"
 
 
 def test_a_dc_offset_trips_nothing_and_single_sample_spikes_are_excluded_then_forgotten() -> None:
@@ -105,7 +110,7 @@ def test_a_dc_offset_trips_nothing_and_single_sample_spikes_are_excluded_then_fo
     feats = run_pipeline(x, SFREQ)
     assert all(f.good.all() for f in feats if f.t < 5.0)
     during = at(feats, 5.2)
-    assert during.bad_reasons[:2] == ("railed", "out-of-range") and during.good[2]
+    assert during.bad_reasons[:2] == ("railed", "glitch") and during.good[2]
     assert at(feats, 9.0).good.all()  # the glitch has left the window and the filters
 
 
@@ -130,7 +135,7 @@ def test_the_source_declared_range_replaces_the_default_unless_the_user_sets_max
     assert generator.max_uv == 1500.0 and last(generator).good.all()
     # The user's features.quality.max_uv wins over what the source declares.
     strict = FeaturePipeline.for_source(with_quality(max_uv=150.0), info)
-    assert strict.max_uv == 150.0 and last(strict).bad_reasons[0] == "out-of-range"
+    assert strict.max_uv == 150.0 and last(strict).bad_reasons[0] in ("glitch", "out-of-range")  # both use max_uv
     with pytest.raises(ValueError, match="max_uv"):
         QualityConfig(max_uv=0.0).validate()
 
@@ -159,7 +164,7 @@ def test_a_lasting_change_of_level_becomes_the_norm_within_history_s() -> None:
 def test_rail_uv_sets_the_railed_limit() -> None:
     x = eeg(6)
     x[0, 1300:1310] = 5000.0  # at 5.2 s, inside the last window
-    assert run_pipeline(x, SFREQ)[-1].bad_reasons[0] == "out-of-range"  # a pulse, not railed at 180 mV
+    assert run_pipeline(x, SFREQ)[-1].bad_reasons[0] == "glitch"  # a 5 mV jump, not railed at 180 mV
     assert run_pipeline(x, SFREQ, with_quality(rail_uv=4000.0))[-1].bad_reasons[0] == "railed"
 
 

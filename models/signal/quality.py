@@ -6,6 +6,8 @@ offset (consumer headsets sit at millivolts) never trips anything; the amplitude
 order for every channel and window (the first that fires is the reason reported):
   "nan"          a NaN or ±inf sample in the window
   "railed"       a raw sample at or beyond ±rail_uv (the amplifier saturated, or a glitch that size)
+  "glitch"       a jump of more than max_uv from one raw sample to the next (single-sample amplifier glitches,
+                 the first sample of an electrode pop): no scalp rhythm moves that fast
   "flat"         raw peak-to-peak below flat_uv (electrode off, amplifier idle)
   "out-of-range" the rhythm-free signal beyond ±max_uv: the generous absolute ceiling for electrode pops and jumps
                  (max_uv unset: the source's declared range, else DEFAULT_MAX_UV)
@@ -17,9 +19,10 @@ order for every channel and window (the first that fires is the reason reported)
 "Own typical" is the median over the channel's last history_s of clean hops, learned from the start of the session;
 a hop where a rule fired enters the history capped at ADAPT × typical, so a burst never becomes the norm while a
 lasting change of level (a re-seated electrode) does, over about history_s. The learned rules wait for MIN_HISTORY_S
-of clean signal. Time-stamp gaps longer than gap_s are measured per hop and reported in Features.gap_s; they do not
-exclude channels. Non-finite and railed samples are replaced (last good value held) before filtering, so they never
-poison filter state; the channel stays bad until they have left the window.
+of clean signal. Time-stamp gaps longer than gap_s are measured per hop and reported in Features.gap_s; they do
+not exclude channels. Non-finite, railed and glitch samples are replaced (last good value held) before filtering, so
+they never poison filter state (a spike would otherwise ring through the band filters for a second or more); the
+channel stays bad until they have left the window.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ ADAPT = 1.5  # a hop where a rule fired is remembered as at most this × the cha
 MIN_HISTORY_S = 2.0  # clean signal a channel needs before the learned rules judge it
 DEFAULT_MAX_UV = 500.0  # scalp EEG with alpha stopped beyond this (1 Hz high-passed) is a pop, jump or glitch
 # Reasons in the order they are checked; a window reports the first that fired in any of its hops.
-RULES = ("nan", "railed", "flat", "out-of-range", "eye", "muscle", "amplitude")
+RULES = ("nan", "railed", "glitch", "flat", "out-of-range", "eye", "muscle", "amplitude")
 _CODE = {name: i + 1 for i, name in enumerate(RULES)}
 _NONE = len(RULES) + 1  # "no reason": sorts after every rule
 
@@ -93,6 +96,14 @@ def invalid_samples(x: FloatArray, rail_uv: float) -> tuple[BoolArray, BoolArray
     with np.errstate(invalid="ignore"):
         railed = np.abs(x) >= rail_uv
     return nonfinite, railed & ~nonfinite
+
+
+def glitches(x: FloatArray, previous: FloatArray, limit: float) -> BoolArray:
+    """Samples of a raw (n_channels, n) chunk that jumped more than `limit` from the sample before (`previous`: each
+    channel's last sample of the chunk before, NaN at the start). A spike marks itself and the sample after it."""
+    before = np.concatenate([previous[:, np.newaxis], x[:, :-1]], axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.abs(x - before) > limit)
 
 
 def hold_last_good(x: FloatArray, bad: BoolArray, last_good: FloatArray) -> FloatArray:
@@ -200,12 +211,18 @@ def _typical(history: FloatArray, min_count: int) -> FloatArray:
 
 
 def judge(
-    nonfinite: FloatArray, railed: FloatArray, ptp: FloatArray, flat_uv: float, hop_codes: np.ndarray
+    nonfinite: FloatArray,
+    railed: FloatArray,
+    glitch: FloatArray,
+    ptp: FloatArray,
+    flat_uv: float,
+    hop_codes: np.ndarray,
 ) -> tuple[BoolArray, tuple[str, ...]]:
     """Window statistics per channel -> (good, reasons). Counts and peak-to-peak are (n_channels,) arrays; hop_codes
     (n_hops, n_channels) are the per-hop rule codes of the window's hops."""
     code = np.min(hop_codes, axis=0) if len(hop_codes) else np.full(len(ptp), _NONE)
     code = np.where(ptp < flat_uv, _CODE["flat"], code)
+    code = np.where(glitch > 0, _CODE["glitch"], code)
     code = np.where(railed > 0, _CODE["railed"], code)
     code = np.where(nonfinite > 0, _CODE["nan"], code)
     reasons = tuple("" if k == _NONE else RULES[k - 1] for k in code)
