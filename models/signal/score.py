@@ -20,7 +20,7 @@ are replaced by the model; nothing else changes:
 
 Honesty: the value is None while calibrating, when no calibrated channel is good ("poor-signal"), and when stale.
 confidence = Σ v[c] over good and calibrated channels / Σ v[c] over all, halved when the window held a time-stamp gap
-(with a calibration model: the fraction of its channels that are good).
+(with a calibration model: the fraction of this source's channels that are good and known to the model).
 
 Time: smoothing and the baseline length run on the source's clock (`Features.source_time`), so a replay gives the
 same scores at any speed; a Score's `t` is its Features' `t` on the session clock, and `source_t` is passed along.
@@ -194,8 +194,7 @@ class RelaxationScorer:
         decision = self.rest_model.decision(x)
         self._smooth = self._ema(decision, features.source_time)
         value = 1.0 / (1.0 + math.exp(-min(40.0, max(-40.0, self._smooth))))
-        used = usable[channels[present]].sum() / max(1, len(channels))
-        confidence = float(used) * (0.5 if features.gap_s > 0 else 1.0)
+        confidence = float(usable.sum()) / max(1, len(self.channel_names)) * (0.5 if features.gap_s > 0 else 1.0)
         return Score(features.t, value, confidence, "scoring", raw=decision, source_t=features.source_t)
 
     def _confidence(self, usable: np.ndarray, features: Features) -> float:
