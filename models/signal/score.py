@@ -7,7 +7,7 @@ The formula (documented in the README):
     baseline  first `baseline_s` seconds of good windows -> per band b and channel c: mean μ[b,c], std σ[b,c] of x
     z[b,c]  = (x[b,c] - μ[b,c]) / s[b]       s[b] = Σ_c v[c]·max(σ[b,c], std_floor) / Σ_c v[c]: one scale per band,
               so a channel that happened to be steady in the baseline does not outweigh the others
-    index   = Σ_b w[b] · Σ_{c good} v[c] z[b,c] / Σ_{c good} v[c] / Σ_b |w[b]|   (default w: alpha +1, beta -0.25;
+    index   = Σ_b w[b] · Σ_{c good} v[c] z[b,c] / Σ_{c good} v[c] / Σ_b |w[b]|   (default w: alpha +1, gamma -0.25;
               v[c] the channel's region weight, models/signal/montage.py: occipital 1 ... frontopolar 0.1)
     smooth  = exponential moving average of index, time constant smoothing_s
     score   = 1 / (1 + exp(-gain · smooth))                         (0.5 = as relaxed as during the baseline)
@@ -44,8 +44,9 @@ FeatureKind = Literal["relative", "absolute"]
 
 
 def _default_weights() -> dict[str, float]:
-    # Relaxation raises the share of alpha (eyes closed, calm) and lowers that of beta (mental effort).
-    return {"alpha": 1.0, "beta": -0.25}
+    # Relaxation raises the share of alpha (eyes closed, calm) and lowers that of gamma (31-50 Hz at the scalp is
+    # mostly muscle tension).
+    return {"alpha": 1.0, "gamma": -0.25}
 
 
 def band_shares(de: FloatArray) -> FloatArray:
