@@ -80,8 +80,12 @@ def data_dir(explicit: Path | None = None) -> Path:
 def read_file(path: Path) -> tuple[FloatArray, tuple[str, ...], float, list[tuple[float, float, str]]]:
     """(µV data, channel names, sfreq, annotations (start, end, description)) through the replay loader."""
     from neuromusic.drivers.replay_source import load_recording
+    from neuromusic.models.core.errors import SourceError
 
-    data, _, names, sfreq, _ = load_recording(path)
+    try:
+        data, _, names, sfreq, _ = load_recording(path)
+    except SourceError as error:
+        raise SystemExit(str(error)) from error
     annotations: list[tuple[float, float, str]] = []
     if not path.is_dir():
         import mne
