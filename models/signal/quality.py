@@ -27,7 +27,6 @@ channel stays bad until they have left the window.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,7 +161,9 @@ class ArtifactRules:
         self.max_uv = max_uv
         self.eye_mask = eye_mask
         self.min_history = max(1, round(MIN_HISTORY_S / hop_s))
-        self._history: deque[FloatArray] = deque(maxlen=max(self.min_history, round(config.history_s / hop_s)))
+        length = max(self.min_history, round(config.history_s / hop_s))
+        self._history = np.full((length, 3, len(eye_mask)), np.nan)  # a ring of hops: (hops, views, channels)
+        self._hops = 0  # hops remembered so far
 
     def __call__(self, levels: HopLevels, valid: BoolArray) -> np.ndarray:
         """This hop's rule code per channel (_NONE: nothing fired). `valid`: the hop had no invalid samples and was
@@ -173,8 +174,8 @@ class ArtifactRules:
         rms = np.stack([levels.free_rms, levels.slow_rms, levels.fast_rms])  # (3, channels)
         stored = np.where(valid, rms, np.nan)
         code[valid & (levels.free_peak > self.max_uv)] = _CODE["out-of-range"]
-        if len(self._history) >= self.min_history:
-            typical = _typical(np.stack(self._history), self.min_history)  # (3, channels), NaN: not learned
+        if self._hops >= self.min_history:
+            typical = _typical(self._history, self.min_history)  # (3, channels), NaN: not learned
             with np.errstate(invalid="ignore"):
                 hits = (
                     (
@@ -196,7 +197,8 @@ class ArtifactRules:
             stored[:, fired] = np.where(np.isfinite(typical[:, fired]), capped, np.nan)
         else:
             stored[:, code < _NONE] = np.nan
-        self._history.append(stored)
+        self._history[self._hops % len(self._history)] = stored
+        self._hops += 1
         return code
 
 
