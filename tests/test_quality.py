@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from neuromusic.drivers.base import SourceInfo
+from neuromusic.models.core.errors import ConfigError
 from neuromusic.models.core.messages import Chunk, Features
 from neuromusic.models.signal.features import FeatureConfig
 from neuromusic.models.signal.pipeline import FeaturePipeline
@@ -208,3 +209,33 @@ def test_a_channel_that_is_nan_from_the_start_recovers_when_data_comes() -> None
     feats = pipe.push(Chunk(x, np.arange(x.shape[1]) / SFREQ, names(3), SFREQ))
     assert feats[0].bad_reasons[0] == "nan"
     assert feats[-1].good.all()
+
+
+def test_rhythm_eye_and_muscle_bands_are_options() -> None:
+    x = eeg(16)
+    t = np.arange(x.shape[1]) / SFREQ
+    envelope = np.clip((t - 8.0) / 0.3, 0.0, 1.0)
+    x += 120 * envelope * np.sin(2 * np.pi * 9.5 * t)
+    montage = ("O1", "Oz", "Fp1")
+    # Alpha is spared only inside rhythm_hz: stop another band instead and the same rise is an amplitude artifact.
+    moved = run_pipeline(x, SFREQ, with_quality(rhythm_hz=(15.0, 20.0)), channel_names=montage)
+    assert at(moved, 9.0).bad_reasons[0] == "amplitude"
+    # A blink is slow: with eye_hz at 0.5 Hz its slow part is too small to count as an eye artifact.
+    blink = eeg(10)
+    blink[0] += 150 * np.exp(-0.5 * ((np.arange(blink.shape[1]) / SFREQ - 5.0) / 0.1) ** 2)
+    slow = lambda **o: at(run_pipeline(blink, SFREQ, with_quality(**o), channel_names=("Fp1", "O1", "Cz")), 5.5)  # noqa: E731
+    assert slow().bad_reasons[0] == "eye" and slow(eye_hz=0.5).bad_reasons[0] == "amplitude"
+    # Muscle is judged above muscle_hz; the rule is off where the rate cannot show it.
+    config = with_quality(muscle_hz=60.0).quality
+    assert FeaturePipeline(with_quality(muscle_hz=60.0), 250.0, names(2))._quality_filters.fast is not None
+    assert FeaturePipeline(FeatureConfig(quality=config), 128.0, names(2))._quality_filters.fast is None
+
+
+def test_bad_quality_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="rhythm_hz"):
+        QualityConfig(rhythm_hz=(14.0, 7.0)).validate()
+    for name in ("amplitude_ratio", "eye_ratio", "muscle_ratio", "history_s"):
+        with pytest.raises(ValueError, match=name):
+            dataclasses.replace(QualityConfig(), **{name: 0.0}).validate()
+    with pytest.raises(ConfigError, match="Nyquist"):
+        FeaturePipeline(with_quality(rhythm_hz=(7.0, 70.0)), 128.0, names(2))
