@@ -85,8 +85,9 @@ def test_an_alpha_rise_of_any_size_is_never_an_artifact() -> None:
     x = eeg(16)
     t = np.arange(x.shape[1]) / SFREQ
     envelope = np.clip((t - 8.0) / 0.3, 0.0, 1.0)  # the eyes close at 8 s; alpha is full 0.3 s later
-    x += 120 * envelope * np.sin(2 * np.pi * 9.5 * t)  # 128 µV peaks against about 14 µV before
-    feats = run_pipeline(x, SFREQ, channel_names=("O1", "Oz", "Fp1"))
+    for ch, freq in enumerate((8.0, 10.0, 13.0)):  # slow, typical and fast alpha: 250 µV peaks against about 14 µV
+        x[ch] += 250 * envelope * np.sin(2 * np.pi * freq * t)
+    feats = run_pipeline(x, SFREQ, channel_names=("O1", "Oz", "O2"))
     assert all(f.good.all() for f in feats), {r for f in feats for r in f.bad_reasons}
 
 
@@ -218,7 +219,7 @@ def test_rhythm_eye_and_muscle_bands_are_options() -> None:
     x += 120 * envelope * np.sin(2 * np.pi * 9.5 * t)
     montage = ("O1", "Oz", "Fp1")
     # Alpha is spared only inside rhythm_hz: stop another band instead and the same rise is an amplitude artifact.
-    moved = run_pipeline(x, SFREQ, with_quality(rhythm_hz=(15.0, 20.0)), channel_names=montage)
+    moved = run_pipeline(x, SFREQ, with_quality(rhythm_hz=(17.0, 23.0)), channel_names=montage)
     assert at(moved, 9.0).bad_reasons[0] == "amplitude"
     # A blink is slow: with eye_hz at 0.5 Hz its slow part is too small to count as an eye artifact.
     blink = eeg(10)

@@ -51,7 +51,9 @@ class QualityConfig:
     # |rhythm-free signal| beyond this: "out-of-range" (electrode pops, jumps). None: the source's own expected
     # range if it declares one (BrainFlow's synthetic board), else DEFAULT_MAX_UV.
     max_uv: float | None = None
-    rhythm_hz: tuple[float, float] = (7.0, 14.0)  # stopped before the amplitude rules: alpha is never an artifact
+    # stopped (order-6 band-stop, these its -3 dB edges) before the amplitude rules: alpha is never an artifact.
+    # 6-17 Hz keeps 8-13 Hz alpha down to a tenth of its size or less.
+    rhythm_hz: tuple[float, float] = (6.0, 17.0)
     amplitude_ratio: float = 8.0  # rhythm-free peak beyond this × the channel's typical RMS: "amplitude"
     eye_hz: float = 4.0  # blinks and eye movements are slower than this
     eye_ratio: float = 6.0  # frontal slow peak beyond this × the channel's typical slow RMS: "eye"...
@@ -130,13 +132,14 @@ class QualityFilters:
                 f"Nyquist frequency ({nyquist:g} Hz) of a {sfreq:g} Hz source"
             )
 
-        def design(cutoff: float | list[float], kind: str) -> StatefulSos:
-            sos = signal.butter(2, cutoff, btype=kind, fs=sfreq, output="sos")
+        def design(cutoff: float | list[float], kind: str, order: int = 2) -> StatefulSos:
+            sos = signal.butter(order, cutoff, btype=kind, fs=sfreq, output="sos")
             return StatefulSos(np.asarray(sos, np.float64), n_channels)
 
-        self.rhythm_free = design([low, high], "bandstop")
+        self.rhythm_free = design([low, high], "bandstop", order=3)
         self.slow = design(config.eye_hz, "lowpass")
-        self.fast = design(config.muscle_hz, "highpass") if config.muscle_hz * 1.2 < nyquist else None
+        # Order 4: a large alpha at 13 Hz must not leak into the muscle view ((13/30)^4 = 3 % of its size).
+        self.fast = design(config.muscle_hz, "highpass", order=4) if config.muscle_hz * 1.2 < nyquist else None
 
     def __call__(self, hp: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray | None]:
         return self.rhythm_free(hp), self.slow(hp), None if self.fast is None else self.fast(hp)
