@@ -1,12 +1,13 @@
 """The relaxation score on real recordings, side by side with BrainFlow's own classifiers on the same windows.
 
-    .venv/bin/python benchmarks/real_eeg.py [--data DIR] [--config TOML] [--notch HZ] [FILE[:STATE] ...]
+    .venv/bin/python benchmarks/real_eeg.py [--data DIR] [--config TOML] [--notch HZ] [FILE[:STATE|:PERIODS.csv] ...]
 
 Every recording in the real-EEG folder (`--data`, else $NEUROMUSIC_REAL_EEG, else `../shared/data/real-eeg` beside the
 repository) and every file given on the command line is replayed through the real signal path (FeaturePipeline and
 RelaxationScorer, chunks of 40 ms, as `--board replay` feeds them) from a cold start: the score's baseline falls in
 the first `score.baseline_s` seconds. A file's labelled periods come from its annotations (eyes closed / rest /
-relax = relaxed; eyes open / task / arithmetic = active), or the whole file is one period with FILE:rest or
+relax = relaxed; eyes open / task / arithmetic = active), from a CSV of `start_s,end_s,state` rows given as
+FILE:PERIODS.csv (any file the replay reads, XDF included), or the whole file is one period with FILE:rest or
 FILE:active; consecutive whole-file periods are joined into one stream. In the folder, the EEGMAT pair is replayed
 as arithmetic, rest, arithmetic, rest.
 
@@ -116,6 +117,29 @@ def from_annotations(path: Path) -> Recording:
     return Recording(path.name, data, names, sfreq, sorted(periods), skip_s=2.0 if short else 5.0)
 
 
+def from_periods_file(path: Path, periods_csv: Path) -> Recording:
+    """A recording whose periods are rows `start_s,end_s,state` of a CSV file (a header row is skipped)."""
+    import csv
+
+    data, names, sfreq, _ = read_file(path)
+    periods = []
+    with periods_csv.open(newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            try:
+                start, end, state = float(row[0]), float(row[1]), state_of(row[2])
+            except (ValueError, IndexError):
+                if number == 1:
+                    continue  # a header
+                raise SystemExit(f"{periods_csv}:{number}: expected start_s,end_s,state, got {row}") from None
+            if state is None:
+                raise SystemExit(f"{periods_csv}:{number}: state must be rest or active (or eyes_closed / eyes_open)")
+            periods.append((start, end, state))
+    if not periods:
+        raise SystemExit(f"{periods_csv}: no periods")
+    short = np.median([e - s for s, e, _ in periods]) < 10.0
+    return Recording(path.name, data, names, sfreq, sorted(periods), skip_s=2.0 if short else 5.0)
+
+
 def joined(name: str, parts: list[tuple[Path, bool]]) -> Recording:
     """Whole files, each one period, joined in the order given (they must share channels and rate)."""
     blocks, periods, start = [], [], 0.0
@@ -155,7 +179,8 @@ def command_line_recordings(specs: Iterable[str]) -> list[Recording]:
     pending: list[tuple[Path, bool]] = []
     for spec in specs:
         path_text, _, label = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
-        if label:
+        whole_file = bool(label) and not label.lower().endswith(".csv")
+        if whole_file:
             relaxed = state_of(label)
             if relaxed is None:
                 raise SystemExit(f"{spec}: state must be rest or active (or eyes_closed / eyes_open)")
@@ -164,7 +189,10 @@ def command_line_recordings(specs: Iterable[str]) -> list[Recording]:
         if pending:
             out.append(joined(" + ".join(p.name for p, _ in pending), pending))
             pending = []
-        out.append(from_annotations(Path(spec)))
+        if label:
+            out.append(from_periods_file(Path(path_text), Path(label)))
+        else:
+            out.append(from_annotations(Path(spec)))
     if pending:
         out.append(joined(" + ".join(p.name for p, _ in pending), pending))
     return out

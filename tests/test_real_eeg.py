@@ -116,3 +116,19 @@ def test_awkward_montages_give_a_score_or_a_reason(bench: ModuleType, recordings
         assert all(reasons[k]), reasons[k]  # no score only when every channel is out, each with its reason
     glitch_windows = (t >= UCI_GLITCHES[1] / raw.sfreq) & (t - 2.0 < UCI_GLITCHES[1] / raw.sfreq)
     assert all(any(reasons[k]) for k in np.flatnonzero(glitch_windows))
+
+
+def test_files_on_the_command_line_take_their_periods_from_annotations_a_csv_or_a_label(
+    bench: ModuleType, tmp_path: Any
+) -> None:
+    folder = real_eeg_dir()
+    fif = folder / "uci_eeg_eye_state_raw.fif.gz"
+    table = tmp_path / "periods.csv"
+    table.write_text("start_s,end_s,state\n0,40,eyes_open\n40,80,rest\n")
+    rest, task = folder / "eegmat_Subject19_1_rest.edf", folder / "eegmat_Subject19_2_arithmetic.edf"
+    found = bench.command_line_recordings([str(fif), f"{fif}:{table}", f"{task}:active", f"{rest}:rest"])
+    assert [len(r.periods) for r in found] == [24, 2, 2]
+    assert found[1].periods == [(0.0, 40.0, False), (40.0, 80.0, True)]
+    assert found[2].periods == [(0.0, 62.0, False), (62.0, 244.0, True)] and found[2].data.shape[1] == 122000
+    with pytest.raises(SystemExit, match="state must be"):
+        bench.command_line_recordings([f"{fif}:sleepy"])
