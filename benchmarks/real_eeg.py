@@ -1,12 +1,13 @@
 """The relaxation score on real recordings, side by side with BrainFlow's own classifiers on the same windows.
 
-    .venv/bin/python benchmarks/real_eeg.py [--data DIR] [--config TOML] [--notch HZ] [FILE[:STATE] ...]
+    .venv/bin/python benchmarks/real_eeg.py [--data DIR] [--config TOML] [--notch HZ] [FILE[:STATE|:PERIODS.csv] ...]
 
 Every recording in the real-EEG folder (`--data`, else $NEUROMUSIC_REAL_EEG, else `../shared/data/real-eeg` beside the
 repository) and every file given on the command line is replayed through the real signal path (FeaturePipeline and
 RelaxationScorer, chunks of 40 ms, as `--board replay` feeds them) from a cold start: the score's baseline falls in
 the first `score.baseline_s` seconds. A file's labelled periods come from its annotations (eyes closed / rest /
-relax = relaxed; eyes open / task / arithmetic = active), or the whole file is one period with FILE:rest or
+relax = relaxed; eyes open / task / arithmetic = active), from a CSV of `start_s,end_s,state` rows given as
+FILE:PERIODS.csv (any file the replay reads, XDF included), or the whole file is one period with FILE:rest or
 FILE:active; consecutive whole-file periods are joined into one stream. In the folder, the EEGMAT pair is replayed
 as arithmetic, rest, arithmetic, rest.
 
@@ -64,7 +65,8 @@ class Result:
     excluded: dict[bool, Counter[tuple[str, str]]]  # state -> (channel, reason) -> windows
     excluded_mean: dict[bool, float]  # state -> mean number of channels excluded per window
     unscored: int = 0  # windows without a score value (poor signal)
-    series: dict[str, FloatArray] = field(default_factory=dict)  # t, ours, labels (for tests and plots)
+    series: dict[str, FloatArray] = field(default_factory=dict)  # t, score, truth of every window
+    reasons: list[tuple[str, ...]] = field(default_factory=list)  # every window's bad-channel reasons
 
 
 def data_dir(explicit: Path | None = None) -> Path:
@@ -79,8 +81,12 @@ def data_dir(explicit: Path | None = None) -> Path:
 def read_file(path: Path) -> tuple[FloatArray, tuple[str, ...], float, list[tuple[float, float, str]]]:
     """(µV data, channel names, sfreq, annotations (start, end, description)) through the replay loader."""
     from neuromusic.drivers.replay_source import load_recording
+    from neuromusic.models.core.errors import SourceError
 
-    data, _, names, sfreq, _ = load_recording(path)
+    try:
+        data, _, names, sfreq, _ = load_recording(path)
+    except SourceError as error:
+        raise SystemExit(str(error)) from error
     annotations: list[tuple[float, float, str]] = []
     if not path.is_dir():
         import mne
@@ -111,6 +117,29 @@ def from_annotations(path: Path) -> Recording:
     return Recording(path.name, data, names, sfreq, sorted(periods), skip_s=2.0 if short else 5.0)
 
 
+def from_periods_file(path: Path, periods_csv: Path) -> Recording:
+    """A recording whose periods are rows `start_s,end_s,state` of a CSV file (a header row is skipped)."""
+    import csv
+
+    data, names, sfreq, _ = read_file(path)
+    periods = []
+    with periods_csv.open(newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            try:
+                start, end, state = float(row[0]), float(row[1]), state_of(row[2])
+            except (ValueError, IndexError):
+                if number == 1:
+                    continue  # a header
+                raise SystemExit(f"{periods_csv}:{number}: expected start_s,end_s,state, got {row}") from None
+            if state is None:
+                raise SystemExit(f"{periods_csv}:{number}: state must be rest or active (or eyes_closed / eyes_open)")
+            periods.append((start, end, state))
+    if not periods:
+        raise SystemExit(f"{periods_csv}: no periods")
+    short = np.median([e - s for s, e, _ in periods]) < 10.0
+    return Recording(path.name, data, names, sfreq, sorted(periods), skip_s=2.0 if short else 5.0)
+
+
 def joined(name: str, parts: list[tuple[Path, bool]]) -> Recording:
     """Whole files, each one period, joined in the order given (they must share channels and rate)."""
     blocks, periods, start = [], [], 0.0
@@ -127,8 +156,9 @@ def joined(name: str, parts: list[tuple[Path, bool]]) -> Recording:
     return Recording(name, np.concatenate(blocks, axis=1), names, sfreq, periods)
 
 
-def shared_recordings(folder: Path) -> list[Recording]:
-    """The recordings of the real-EEG folder (see its README): the EEGMAT pair and the eye-state recording."""
+def shared_recordings(folder: Path, repeats: int = 2) -> list[Recording]:
+    """The recordings of the real-EEG folder (see its README): the EEGMAT pair, replayed as arithmetic then rest
+    `repeats` times, and the eye-state recording."""
     if not folder.is_dir():
         raise SystemExit(f"real-EEG folder {folder} not found; pass --data DIR or set ${DATA_ENV}")
     out = []
@@ -137,8 +167,8 @@ def shared_recordings(folder: Path) -> list[Recording]:
         task_file = rest_file.with_name(rest_file.name.replace("_1_rest", "_2_arithmetic"))
         if task_file.exists():
             name = rest_file.name.replace("_1_rest.edf", "")
-            plan = [(task_file, False), (rest_file, True)] * 2
-            out.append(joined(f"{name} (arithmetic/rest x2)", plan))
+            plan = [(task_file, False), (rest_file, True)] * repeats
+            out.append(joined(f"{name} (arithmetic/rest x{repeats})", plan))
     for fif in sorted(folder.glob("*.fif*")):
         out.append(from_annotations(fif))
     return out
@@ -149,7 +179,8 @@ def command_line_recordings(specs: Iterable[str]) -> list[Recording]:
     pending: list[tuple[Path, bool]] = []
     for spec in specs:
         path_text, _, label = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
-        if label:
+        whole_file = bool(label) and not label.lower().endswith(".csv")
+        if whole_file:
             relaxed = state_of(label)
             if relaxed is None:
                 raise SystemExit(f"{spec}: state must be rest or active (or eyes_closed / eyes_open)")
@@ -158,20 +189,24 @@ def command_line_recordings(specs: Iterable[str]) -> list[Recording]:
         if pending:
             out.append(joined(" + ".join(p.name for p, _ in pending), pending))
             pending = []
-        out.append(from_annotations(Path(spec)))
+        if label:
+            out.append(from_periods_file(Path(path_text), Path(label)))
+        else:
+            out.append(from_annotations(Path(spec)))
     if pending:
         out.append(joined(" + ".join(p.name for p, _ in pending), pending))
     return out
 
 
 def replay(
-    recording: Recording, features: FeatureConfig, score: ScoreConfig
+    recording: Recording, features: FeatureConfig, score: ScoreConfig, chunk_s: float = CHUNK_S
 ) -> tuple[FloatArray, FloatArray, list[tuple[str, ...]]]:
-    """(window end times, score values (NaN: none), bad reasons per window) of a cold-start replay."""
+    """(window end times, score values (NaN: none), bad reasons per window) of a cold-start replay. The chunk size
+    changes nothing but the time it takes: the pipeline gives the same features however a stream is cut."""
     names = recording.channel_names
     pipeline = FeaturePipeline(features, recording.sfreq, names)
     scorer = RelaxationScorer(score, tuple(features.bands), names)
-    step = max(1, round(CHUNK_S * recording.sfreq))
+    step = max(1, round(chunk_s * recording.sfreq))
     n = recording.data.shape[1]
     ts = np.arange(n) / recording.sfreq
     times, values, reasons = [], [], []
@@ -256,12 +291,16 @@ def midpoint_times(recording: Recording, times: FloatArray, values: FloatArray, 
 
 
 def evaluate(
-    recording: Recording, features: FeatureConfig | None = None, score: ScoreConfig | None = None, stride: int = 1
+    recording: Recording,
+    features: FeatureConfig | None = None,
+    score: ScoreConfig | None = None,
+    stride: int = 1,
+    chunk_s: float = CHUNK_S,
 ) -> Result:
     """Replay `recording` and compare our score with BrainFlow's on every `stride`-th compared window."""
     features = features or FeatureConfig()
     score = score or ScoreConfig()
-    times, values, reasons = replay(recording, features, score)
+    times, values, reasons = replay(recording, features, score, chunk_s)
     after = float(times[0]) + score.baseline_s if len(times) else 0.0
     truth = labels(recording, times, features.window_s, after)
     compared = np.flatnonzero(np.isfinite(truth))[::stride]
@@ -289,6 +328,7 @@ def evaluate(
         excluded_mean={s: count[s] / max(1, n[s]) for s in (True, False)},
         unscored=int((~np.isfinite(values[compared])).sum()),
         series={"t": times, "score": values, "truth": truth},
+        reasons=reasons,
     )
 
 

@@ -34,8 +34,8 @@ class SourceInfo:
     channel_names: tuple[str, ...]
     kind: str  # "brainflow" | "lsl" | "simulated" | "replay"
     # The largest high-passed amplitude (µV) this source produces when all is well. None: scalp EEG, for which the
-    # quality check's default (150 µV) applies. A test signal generator such as BrainFlow's synthetic board swings
-    # far wider, and declares it here so its healthy channels are not called "out-of-range". The user's
+    # quality check's default ceiling (500 µV) applies. A test signal generator such as BrainFlow's synthetic board
+    # swings far wider, and declares it here so its healthy channels are not called "out-of-range". The user's
     # features.quality.max_uv, when set, wins over this.
     max_uv: float | None = None
 

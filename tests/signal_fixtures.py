@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
+import pytest
 from neuromusic.models.core.messages import Chunk, Features, FloatArray
 from neuromusic.models.signal.features import FeatureConfig
 from neuromusic.models.signal.pipeline import FeaturePipeline
@@ -47,3 +54,27 @@ def band_limited_noise(
     x = np.fft.irfft(spectrum, n, axis=1)
     x -= x.mean(axis=1, keepdims=True)
     return np.asarray(x / x.std(axis=1, keepdims=True) * np.sqrt(variance))
+
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_EEG_ENV = "NEUROMUSIC_REAL_EEG"
+
+
+def real_eeg_dir() -> Path:
+    """The real-EEG recordings: $NEUROMUSIC_REAL_EEG, else shared/data/real-eeg beside the repository (a fresh clone
+    sits next to its shared/ folder). A test that needs them is skipped, with the path it looked at, only when that
+    folder does not exist at all; a folder that exists but lacks a recording fails the test."""
+    folder = Path(os.environ[REAL_EEG_ENV]) if os.environ.get(REAL_EEG_ENV) else REPO.parent / "shared/data/real-eeg"
+    if not folder.is_dir():
+        pytest.skip(f"real-EEG recordings not found at {folder} (set ${REAL_EEG_ENV} to their folder)")
+    return folder
+
+
+def real_eeg_benchmark() -> ModuleType:
+    """benchmarks/real_eeg.py as a module: the tests check the figures it prints, computed the same way."""
+    spec = importlib.util.spec_from_file_location("real_eeg_benchmark", REPO / "benchmarks" / "real_eeg.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module

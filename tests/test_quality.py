@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from neuromusic.drivers.base import SourceInfo
+from neuromusic.models.core.errors import ConfigError
 from neuromusic.models.core.messages import Chunk, Features
 from neuromusic.models.signal.features import FeatureConfig
 from neuromusic.models.signal.pipeline import FeaturePipeline
@@ -84,17 +85,23 @@ def test_an_alpha_rise_of_any_size_is_never_an_artifact() -> None:
     x = eeg(16)
     t = np.arange(x.shape[1]) / SFREQ
     envelope = np.clip((t - 8.0) / 0.3, 0.0, 1.0)  # the eyes close at 8 s; alpha is full 0.3 s later
-    x += 120 * envelope * np.sin(2 * np.pi * 9.5 * t)  # 128 µV peaks against about 14 µV before
-    feats = run_pipeline(x, SFREQ, channel_names=("O1", "Oz", "Fp1"))
+    for ch, freq in enumerate((8.0, 10.0, 13.0)):  # slow, typical and fast alpha: 250 µV peaks against about 14 µV
+        x[ch] += 250 * envelope * np.sin(2 * np.pi * freq * t)
+    feats = run_pipeline(x, SFREQ, channel_names=("O1", "Oz", "O2"))
     assert all(f.good.all() for f in feats), {r for f in feats for r in f.bad_reasons}
 
 
 def test_a_pop_beyond_the_ceiling_is_out_of_range_and_max_uv_sets_the_ceiling() -> None:
     x = eeg(10)
-    x[0, 1250:1300] += 2000.0  # an electrode pop: a 2 mV jump for 0.2 s at 5 s
+    pop = np.zeros(x.shape[1])
+    pop[1250:1300] = 2000.0  # an electrode pop: a 2 mV shift for 0.2 s at 5 s...
+    pop = np.convolve(pop, np.ones(6) / 6, mode="same")  # ...over 24 ms, so no single step exceeds max_uv
+    x[0] += pop
     assert at(run_pipeline(x, SFREQ), 5.5).bad_reasons[0] == "out-of-range"
-    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=5000.0)), 5.5).bad_reasons[0] in ("muscle", "amplitude")
     assert at(run_pipeline(x, SFREQ), 5.5).good[1:].all()
+    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=5000.0)), 5.5).bad_reasons[0] in ("muscle", "amplitude")
+    x[0, 1250:1300] += 2000.0  # the same shift in one sample: a glitch
+    assert at(run_pipeline(x, SFREQ), 5.5).bad_reasons[0] == "glitch"
 
 
 def test_a_dc_offset_trips_nothing_and_single_sample_spikes_are_excluded_then_forgotten() -> None:
@@ -105,7 +112,7 @@ def test_a_dc_offset_trips_nothing_and_single_sample_spikes_are_excluded_then_fo
     feats = run_pipeline(x, SFREQ)
     assert all(f.good.all() for f in feats if f.t < 5.0)
     during = at(feats, 5.2)
-    assert during.bad_reasons[:2] == ("railed", "out-of-range") and during.good[2]
+    assert during.bad_reasons[:2] == ("railed", "glitch") and during.good[2]
     assert at(feats, 9.0).good.all()  # the glitch has left the window and the filters
 
 
@@ -130,7 +137,7 @@ def test_the_source_declared_range_replaces_the_default_unless_the_user_sets_max
     assert generator.max_uv == 1500.0 and last(generator).good.all()
     # The user's features.quality.max_uv wins over what the source declares.
     strict = FeaturePipeline.for_source(with_quality(max_uv=150.0), info)
-    assert strict.max_uv == 150.0 and last(strict).bad_reasons[0] == "out-of-range"
+    assert strict.max_uv == 150.0 and last(strict).bad_reasons[0] in ("glitch", "out-of-range")  # both use max_uv
     with pytest.raises(ValueError, match="max_uv"):
         QualityConfig(max_uv=0.0).validate()
 
@@ -159,7 +166,7 @@ def test_a_lasting_change_of_level_becomes_the_norm_within_history_s() -> None:
 def test_rail_uv_sets_the_railed_limit() -> None:
     x = eeg(6)
     x[0, 1300:1310] = 5000.0  # at 5.2 s, inside the last window
-    assert run_pipeline(x, SFREQ)[-1].bad_reasons[0] == "out-of-range"  # a pulse, not railed at 180 mV
+    assert run_pipeline(x, SFREQ)[-1].bad_reasons[0] == "glitch"  # a 5 mV jump, not railed at 180 mV
     assert run_pipeline(x, SFREQ, with_quality(rail_uv=4000.0))[-1].bad_reasons[0] == "railed"
 
 
@@ -203,3 +210,33 @@ def test_a_channel_that_is_nan_from_the_start_recovers_when_data_comes() -> None
     feats = pipe.push(Chunk(x, np.arange(x.shape[1]) / SFREQ, names(3), SFREQ))
     assert feats[0].bad_reasons[0] == "nan"
     assert feats[-1].good.all()
+
+
+def test_rhythm_eye_and_muscle_bands_are_options() -> None:
+    x = eeg(16)
+    t = np.arange(x.shape[1]) / SFREQ
+    envelope = np.clip((t - 8.0) / 0.3, 0.0, 1.0)
+    x += 120 * envelope * np.sin(2 * np.pi * 9.5 * t)
+    montage = ("O1", "Oz", "Fp1")
+    # Alpha is spared only inside rhythm_hz: stop another band instead and the same rise is an amplitude artifact.
+    moved = run_pipeline(x, SFREQ, with_quality(rhythm_hz=(17.0, 23.0)), channel_names=montage)
+    assert at(moved, 9.0).bad_reasons[0] == "amplitude"
+    # A blink is slow: with eye_hz at 0.5 Hz its slow part is too small to count as an eye artifact.
+    blink = eeg(10)
+    blink[0] += 150 * np.exp(-0.5 * ((np.arange(blink.shape[1]) / SFREQ - 5.0) / 0.1) ** 2)
+    slow = lambda **o: at(run_pipeline(blink, SFREQ, with_quality(**o), channel_names=("Fp1", "O1", "Cz")), 5.5)  # noqa: E731
+    assert slow().bad_reasons[0] == "eye" and slow(eye_hz=0.5).bad_reasons[0] == "amplitude"
+    # Muscle is judged above muscle_hz; the rule is off where the rate cannot show it.
+    config = with_quality(muscle_hz=60.0).quality
+    assert FeaturePipeline(with_quality(muscle_hz=60.0), 250.0, names(2))._quality_filters.fast is not None
+    assert FeaturePipeline(FeatureConfig(quality=config), 128.0, names(2))._quality_filters.fast is None
+
+
+def test_bad_quality_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="rhythm_hz"):
+        QualityConfig(rhythm_hz=(14.0, 7.0)).validate()
+    for name in ("amplitude_ratio", "eye_ratio", "muscle_ratio", "history_s"):
+        with pytest.raises(ValueError, match=name):
+            dataclasses.replace(QualityConfig(), **{name: 0.0}).validate()
+    with pytest.raises(ConfigError, match="Nyquist"):
+        FeaturePipeline(with_quality(rhythm_hz=(7.0, 70.0)), 128.0, names(2))

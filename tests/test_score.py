@@ -203,7 +203,9 @@ def test_profile_round_trip_skips_calibration(tmp_path: Path) -> None:
     loaded = score_profile_from_section(ProfileStore.load(store.path).get("score"), store.path)
     np.testing.assert_allclose(loaded.mean, profile.mean)
     np.testing.assert_allclose(loaded.std, profile.std)
-    assert loaded.channel_names == CHANNELS and loaded.band_names == BANDS
+    assert loaded.channel_names == CHANNELS and loaded.band_names == BANDS and loaded.kind == "relative"
+    legacy = {k: v for k, v in score_profile_section(profile).items() if k != "kind"}
+    assert score_profile_from_section(legacy, store.path).kind == "absolute"  # saved before band shares existed
     fresh = RelaxationScorer(ScoreConfig(baseline_s=5.0), BANDS, CHANNELS, loaded)
     assert not fresh.calibrating
     s = fresh.update(feats(0.0, alpha=0.4))

@@ -24,6 +24,7 @@ from neuromusic.models.signal.quality import (
     ArtifactRules,
     HopLevels,
     QualityFilters,
+    glitches,
     hold_last_good,
     invalid_samples,
     judge,
@@ -40,6 +41,7 @@ class _Hop:
     band_sq: FloatArray  # (bands, channels)
     nonfinite: FloatArray  # (channels,) count
     railed: FloatArray  # (channels,) count
+    glitch: FloatArray  # (channels,) count
     raw_min: FloatArray
     raw_max: FloatArray
     free_peak: FloatArray  # rhythm-free view (models/signal/quality.py)
@@ -58,6 +60,7 @@ class _Hop:
             band_sq=self.band_sq.copy(),
             nonfinite=self.nonfinite.copy(),
             railed=self.railed.copy(),
+            glitch=self.glitch.copy(),
             raw_min=self.raw_min.copy(),
             raw_max=self.raw_max.copy(),
             free_peak=self.free_peak.copy(),
@@ -73,6 +76,7 @@ class _Hop:
         self.band_sq += other.band_sq
         self.nonfinite += other.nonfinite
         self.railed += other.railed
+        self.glitch += other.glitch
         np.minimum(self.raw_min, other.raw_min, out=self.raw_min)
         np.maximum(self.raw_max, other.raw_max, out=self.raw_max)
         np.maximum(self.free_peak, other.free_peak, out=self.free_peak)
@@ -125,6 +129,7 @@ class FeaturePipeline:
         self._n_seen = 0  # samples pushed so far
         self._k = 1  # index of the next hop boundary
         self._last_good = np.zeros(n_ch)
+        self._last_raw = np.full(n_ch, np.nan)  # each channel's previous raw sample, for the glitch check
         self._last_t: float | None = None
         self.ring = RingBuffer(n_ch, max(1, round(config.window_s * self.sfreq)))  # the raw window, for views
 
@@ -147,7 +152,9 @@ class FeaturePipeline:
         raw = np.asarray(chunk.data, dtype=np.float64)
         self.ring.push(raw, chunk.timestamps)
         nonfinite, railed = invalid_samples(raw, self.config.quality.rail_uv)
-        bad = nonfinite | railed
+        glitch = glitches(raw, self._last_raw, self.max_uv) & ~nonfinite & ~railed
+        self._last_raw[:] = raw[:, -1]
+        bad = nonfinite | railed | glitch
         x = hold_last_good(raw, bad, self._last_good) if bad.any() else raw
         self._last_good[:] = x[:, -1]
         bands, hp = self._filters(x)
@@ -167,6 +174,7 @@ class FeaturePipeline:
         band_sq = np.add.reduceat(sq, seg, axis=2)
         nf = np.add.reduceat(nonfinite, seg, axis=1, dtype=np.float64)
         rl = np.add.reduceat(railed, seg, axis=1, dtype=np.float64)
+        gl = np.add.reduceat(glitch, seg, axis=1, dtype=np.float64)
         rmin = np.minimum.reduceat(x, seg, axis=1)
         rmax = np.maximum.reduceat(x, seg, axis=1)
         free_peak = np.maximum.reduceat(np.abs(free), seg, axis=1)
@@ -183,6 +191,7 @@ class FeaturePipeline:
                 band_sq[:, :, i],
                 nf[:, i],
                 rl[:, i],
+                gl[:, i],
                 rmin[:, i],
                 rmax[:, i],
                 free_peak[:, i],
@@ -230,7 +239,7 @@ class FeaturePipeline:
         var = (total.band_sq - total.band_sum**2 / total.n) / total.n
         de = differential_entropy(var)
         ptp = total.raw_max - total.raw_min
-        good, reasons = judge(total.nonfinite, total.railed, ptp, self.config.quality.flat_uv, codes)
+        good, reasons = judge(total.nonfinite, total.railed, total.glitch, ptp, self.config.quality.flat_uv, codes)
         de[:, ~good] = np.nan
         return Features(
             t=total.t_last if received_t is None else received_t,
@@ -247,7 +256,8 @@ class FeaturePipeline:
         hop = self._current
         assert hop is not None  # a boundary always follows at least one sample
         self._current = None
-        valid = (hop.nonfinite == 0) & (hop.railed == 0) & (hop.raw_max - hop.raw_min >= self.config.quality.flat_uv)
+        clean = (hop.nonfinite == 0) & (hop.railed == 0) & (hop.glitch == 0)
+        valid = clean & (hop.raw_max - hop.raw_min >= self.config.quality.flat_uv)
         levels = HopLevels(
             hop.free_peak,
             np.sqrt(hop.free_sq / hop.n),

@@ -6,6 +6,8 @@ offset (consumer headsets sit at millivolts) never trips anything; the amplitude
 order for every channel and window (the first that fires is the reason reported):
   "nan"          a NaN or ±inf sample in the window
   "railed"       a raw sample at or beyond ±rail_uv (the amplifier saturated, or a glitch that size)
+  "glitch"       a jump of more than max_uv from one raw sample to the next (single-sample amplifier glitches,
+                 the first sample of an electrode pop): no scalp rhythm moves that fast
   "flat"         raw peak-to-peak below flat_uv (electrode off, amplifier idle)
   "out-of-range" the rhythm-free signal beyond ±max_uv: the generous absolute ceiling for electrode pops and jumps
                  (max_uv unset: the source's declared range, else DEFAULT_MAX_UV)
@@ -17,14 +19,14 @@ order for every channel and window (the first that fires is the reason reported)
 "Own typical" is the median over the channel's last history_s of clean hops, learned from the start of the session;
 a hop where a rule fired enters the history capped at ADAPT × typical, so a burst never becomes the norm while a
 lasting change of level (a re-seated electrode) does, over about history_s. The learned rules wait for MIN_HISTORY_S
-of clean signal. Time-stamp gaps longer than gap_s are measured per hop and reported in Features.gap_s; they do not
-exclude channels. Non-finite and railed samples are replaced (last good value held) before filtering, so they never
-poison filter state; the channel stays bad until they have left the window.
+of clean signal. Time-stamp gaps longer than gap_s are measured per hop and reported in Features.gap_s; they do
+not exclude channels. Non-finite, railed and glitch samples are replaced (last good value held) before filtering, so
+they never poison filter state (a spike would otherwise ring through the band filters for a second or more); the
+channel stays bad until they have left the window.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +39,7 @@ ADAPT = 1.5  # a hop where a rule fired is remembered as at most this × the cha
 MIN_HISTORY_S = 2.0  # clean signal a channel needs before the learned rules judge it
 DEFAULT_MAX_UV = 500.0  # scalp EEG with alpha stopped beyond this (1 Hz high-passed) is a pop, jump or glitch
 # Reasons in the order they are checked; a window reports the first that fired in any of its hops.
-RULES = ("nan", "railed", "flat", "out-of-range", "eye", "muscle", "amplitude")
+RULES = ("nan", "railed", "glitch", "flat", "out-of-range", "eye", "muscle", "amplitude")
 _CODE = {name: i + 1 for i, name in enumerate(RULES)}
 _NONE = len(RULES) + 1  # "no reason": sorts after every rule
 
@@ -49,7 +51,9 @@ class QualityConfig:
     # |rhythm-free signal| beyond this: "out-of-range" (electrode pops, jumps). None: the source's own expected
     # range if it declares one (BrainFlow's synthetic board), else DEFAULT_MAX_UV.
     max_uv: float | None = None
-    rhythm_hz: tuple[float, float] = (7.0, 14.0)  # stopped before the amplitude rules: alpha is never an artifact
+    # stopped (order-6 band-stop, these its -3 dB edges) before the amplitude rules: alpha is never an artifact.
+    # 6-17 Hz keeps 8-13 Hz alpha down to a tenth of its size or less.
+    rhythm_hz: tuple[float, float] = (6.0, 17.0)
     amplitude_ratio: float = 8.0  # rhythm-free peak beyond this × the channel's typical RMS: "amplitude"
     eye_hz: float = 4.0  # blinks and eye movements are slower than this
     eye_ratio: float = 6.0  # frontal slow peak beyond this × the channel's typical slow RMS: "eye"...
@@ -95,6 +99,14 @@ def invalid_samples(x: FloatArray, rail_uv: float) -> tuple[BoolArray, BoolArray
     return nonfinite, railed & ~nonfinite
 
 
+def glitches(x: FloatArray, previous: FloatArray, limit: float) -> BoolArray:
+    """Samples of a raw (n_channels, n) chunk that jumped more than `limit` from the sample before (`previous`: each
+    channel's last sample of the chunk before, NaN at the start). A spike marks itself and the sample after it."""
+    before = np.concatenate([previous[:, np.newaxis], x[:, :-1]], axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.abs(x - before) > limit)
+
+
 def hold_last_good(x: FloatArray, bad: BoolArray, last_good: FloatArray) -> FloatArray:
     """Replace bad samples by the channel's last good value (`last_good`: each channel's value before this chunk)."""
     x = x.copy()
@@ -120,13 +132,14 @@ class QualityFilters:
                 f"Nyquist frequency ({nyquist:g} Hz) of a {sfreq:g} Hz source"
             )
 
-        def design(cutoff: float | list[float], kind: str) -> StatefulSos:
-            sos = signal.butter(2, cutoff, btype=kind, fs=sfreq, output="sos")
+        def design(cutoff: float | list[float], kind: str, order: int = 2) -> StatefulSos:
+            sos = signal.butter(order, cutoff, btype=kind, fs=sfreq, output="sos")
             return StatefulSos(np.asarray(sos, np.float64), n_channels)
 
-        self.rhythm_free = design([low, high], "bandstop")
+        self.rhythm_free = design([low, high], "bandstop", order=3)
         self.slow = design(config.eye_hz, "lowpass")
-        self.fast = design(config.muscle_hz, "highpass") if config.muscle_hz * 1.2 < nyquist else None
+        # Order 4: a large alpha at 13 Hz must not leak into the muscle view ((13/30)^4 = 3 % of its size).
+        self.fast = design(config.muscle_hz, "highpass", order=4) if config.muscle_hz * 1.2 < nyquist else None
 
     def __call__(self, hp: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray | None]:
         return self.rhythm_free(hp), self.slow(hp), None if self.fast is None else self.fast(hp)
@@ -151,7 +164,9 @@ class ArtifactRules:
         self.max_uv = max_uv
         self.eye_mask = eye_mask
         self.min_history = max(1, round(MIN_HISTORY_S / hop_s))
-        self._history: deque[FloatArray] = deque(maxlen=max(self.min_history, round(config.history_s / hop_s)))
+        length = max(self.min_history, round(config.history_s / hop_s))
+        self._history = np.full((length, 3, len(eye_mask)), np.nan)  # a ring of hops: (hops, views, channels)
+        self._hops = 0  # hops remembered so far
 
     def __call__(self, levels: HopLevels, valid: BoolArray) -> np.ndarray:
         """This hop's rule code per channel (_NONE: nothing fired). `valid`: the hop had no invalid samples and was
@@ -162,8 +177,8 @@ class ArtifactRules:
         rms = np.stack([levels.free_rms, levels.slow_rms, levels.fast_rms])  # (3, channels)
         stored = np.where(valid, rms, np.nan)
         code[valid & (levels.free_peak > self.max_uv)] = _CODE["out-of-range"]
-        if len(self._history) >= self.min_history:
-            typical = _typical(np.stack(self._history), self.min_history)  # (3, channels), NaN: not learned
+        if self._hops >= self.min_history:
+            typical = _typical(self._history, self.min_history)  # (3, channels), NaN: not learned
             with np.errstate(invalid="ignore"):
                 hits = (
                     (
@@ -185,7 +200,8 @@ class ArtifactRules:
             stored[:, fired] = np.where(np.isfinite(typical[:, fired]), capped, np.nan)
         else:
             stored[:, code < _NONE] = np.nan
-        self._history.append(stored)
+        self._history[self._hops % len(self._history)] = stored
+        self._hops += 1
         return code
 
 
@@ -200,12 +216,18 @@ def _typical(history: FloatArray, min_count: int) -> FloatArray:
 
 
 def judge(
-    nonfinite: FloatArray, railed: FloatArray, ptp: FloatArray, flat_uv: float, hop_codes: np.ndarray
+    nonfinite: FloatArray,
+    railed: FloatArray,
+    glitch: FloatArray,
+    ptp: FloatArray,
+    flat_uv: float,
+    hop_codes: np.ndarray,
 ) -> tuple[BoolArray, tuple[str, ...]]:
     """Window statistics per channel -> (good, reasons). Counts and peak-to-peak are (n_channels,) arrays; hop_codes
     (n_hops, n_channels) are the per-hop rule codes of the window's hops."""
     code = np.min(hop_codes, axis=0) if len(hop_codes) else np.full(len(ptp), _NONE)
     code = np.where(ptp < flat_uv, _CODE["flat"], code)
+    code = np.where(glitch > 0, _CODE["glitch"], code)
     code = np.where(railed > 0, _CODE["railed"], code)
     code = np.where(nonfinite > 0, _CODE["nan"], code)
     reasons = tuple("" if k == _NONE else RULES[k - 1] for k in code)

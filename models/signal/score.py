@@ -7,7 +7,7 @@ The formula (documented in the README):
     baseline  first `baseline_s` seconds of good windows -> per band b and channel c: mean μ[b,c], std σ[b,c] of x
     z[b,c]  = (x[b,c] - μ[b,c]) / s[b]       s[b] = Σ_c v[c]·max(σ[b,c], std_floor) / Σ_c v[c]: one scale per band,
               so a channel that happened to be steady in the baseline does not outweigh the others
-    index   = Σ_b w[b] · Σ_{c good} v[c] z[b,c] / Σ_{c good} v[c] / Σ_b |w[b]|   (default w: alpha +1, beta -0.25;
+    index   = Σ_b w[b] · Σ_{c good} v[c] z[b,c] / Σ_{c good} v[c] / Σ_b |w[b]|   (default w: alpha +1, gamma -0.25;
               v[c] the channel's region weight, models/signal/montage.py: occipital 1 ... frontopolar 0.1)
     smooth  = exponential moving average of index, time constant smoothing_s
     score   = 1 / (1 + exp(-gain · smooth))                         (0.5 = as relaxed as during the baseline)
@@ -20,7 +20,7 @@ are replaced by the model; nothing else changes:
 
 Honesty: the value is None while calibrating, when no calibrated channel is good ("poor-signal"), and when stale.
 confidence = Σ v[c] over good and calibrated channels / Σ v[c] over all, halved when the window held a time-stamp gap
-(with a calibration model: the fraction of its channels that are good).
+(with a calibration model: the fraction of this source's channels that are good and known to the model).
 
 Time: smoothing and the baseline length run on the source's clock (`Features.source_time`), so a replay gives the
 same scores at any speed; a Score's `t` is its Features' `t` on the session clock, and `source_t` is passed along.
@@ -44,8 +44,9 @@ FeatureKind = Literal["relative", "absolute"]
 
 
 def _default_weights() -> dict[str, float]:
-    # Relaxation raises the share of alpha (eyes closed, calm) and lowers that of beta (mental effort).
-    return {"alpha": 1.0, "beta": -0.25}
+    # Relaxation raises the share of alpha (eyes closed, calm) and lowers that of gamma (31-50 Hz at the scalp is
+    # mostly muscle tension).
+    return {"alpha": 1.0, "gamma": -0.25}
 
 
 def band_shares(de: FloatArray) -> FloatArray:
@@ -194,8 +195,7 @@ class RelaxationScorer:
         decision = self.rest_model.decision(x)
         self._smooth = self._ema(decision, features.source_time)
         value = 1.0 / (1.0 + math.exp(-min(40.0, max(-40.0, self._smooth))))
-        used = usable[channels[present]].sum() / max(1, len(channels))
-        confidence = float(used) * (0.5 if features.gap_s > 0 else 1.0)
+        confidence = float(usable.sum()) / max(1, len(self.channel_names)) * (0.5 if features.gap_s > 0 else 1.0)
         return Score(features.t, value, confidence, "scoring", raw=decision, source_t=features.source_t)
 
     def _confidence(self, usable: np.ndarray, features: Features) -> float:
