@@ -80,12 +80,12 @@ class Telemetry:
         self._tls = mqtt_secrets.tls_context(config)
         self._plaintext_warning = mqtt_secrets.plaintext_warning(config, self._password)
         limits = config.limits
-        self._bucket = TokenBucket(limits.command_rate_hz, limits.command_burst, time.monotonic())
+        self._bucket = TokenBucket(limits.command_rate_hz, limits.command_burst, ctx.clock.now())
         self._discards = _DiscardCounter()
         self._client_log = logging.getLogger(f"{__name__}.client.{self.client_id}")
         self._client_log.addFilter(self._discards)
         self.commands_dropped = 0
-        self._drops_reported_at = time.monotonic()
+        self._drops_reported_at = ctx.clock.now()
         self._rng = rng or random.Random()
         self._outbox: deque[Outgoing] = deque()
         self._wakeup = asyncio.Event()
@@ -351,7 +351,7 @@ class Telemetry:
                 await asyncio.sleep(0)
 
     def _command(self, message: aiomqtt.Message) -> None:
-        now = time.monotonic()
+        now = self.ctx.clock.now()
         if message.retain:
             # A retained command would run again at every start of every daemon on this device id.
             log.warning("MQTT: ignored a retained command on %s (commands must not be retained)", message.topic)
