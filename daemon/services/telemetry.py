@@ -40,6 +40,10 @@ SHUTDOWN_FLUSH_S = 2.0
 BACKOFF_BASE_S = 0.5
 DROP_REPORT_S = 10.0  # dropped commands are reported at most this often (a flood must not become a flood of events)
 YIELD_EVERY = 16  # commands handled between two turns of the event loop, so a burst never holds up the music
+# A flood: this many commands refused in a row by the rate limit. The command topic is then unsubscribed for
+# FLOOD_PAUSE_S, so the broker stops sending them: reading and discarding them would still cost the event loop.
+FLOOD_REFUSALS = 200
+FLOOD_PAUSE_S = 5.0
 
 
 class _DiscardCounter(logging.Filter):
@@ -84,7 +88,11 @@ class Telemetry:
         self._discards = _DiscardCounter()
         self._client_log = logging.getLogger(f"{__name__}.client.{self.client_id}")
         self._client_log.addFilter(self._discards)
+        self.commands_received = 0  # messages on the command topic, dropped ones included
+        self.commands_answered = 0
         self.commands_dropped = 0
+        self.flood_pauses = 0
+        self._refused_in_a_row = 0
         self._drops_reported_at = ctx.clock.now()
         self._rng = rng or random.Random()
         self._outbox: deque[Outgoing] = deque()
@@ -347,20 +355,40 @@ class Telemetry:
             except Exception:  # the handler never raises; this is the net under the net
                 log.exception("telemetry: a command could not be answered")
             handled += 1
-            if handled % YIELD_EVERY == 0:
+            if self._refused_in_a_row >= FLOOD_REFUSALS:
+                await self._pause_commands(client)
+            elif handled % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    async def _pause_commands(self, client: aiomqtt.Client) -> None:
+        topic = mqtt_topics.topic(self.device_id, "cmd")
+        await client.unsubscribe(topic)
+        self.flood_pauses += 1
+        rate = self.config.limits.command_rate_hz
+        text = f"MQTT: a flood of commands (far more than {rate:g} per second); commands paused for {FLOOD_PAUSE_S:g} s"
+        log.warning("%s", text)
+        self.ctx.hub.publish(
+            Event(self.ctx.clock.now(), "warning", text, {"what": "commands", "paused_s": FLOOD_PAUSE_S})
+        )
+        await asyncio.sleep(FLOOD_PAUSE_S)
+        self._refused_in_a_row = 0
+        await client.subscribe(topic, qos=1)
 
     def _command(self, message: aiomqtt.Message) -> None:
         now = self.ctx.clock.now()
+        self.commands_received += 1
         if message.retain:
             # A retained command would run again at every start of every daemon on this device id.
             log.warning("MQTT: ignored a retained command on %s (commands must not be retained)", message.topic)
             return
         if not self._bucket.allow(now):
+            self._refused_in_a_row += 1
             self._report_dropped_commands(now)
             return
+        self._refused_in_a_row = 0
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         reply = remote.handle(self.ctx.control, payload, enabled=self.config.remote_control)
+        self.commands_answered += 1
         log.info("MQTT command %r -> %s", payload[:200], reply)
         self._enqueue(mqtt_topics.result(self.device_id, self.ctx.clock.now(), reply))
         self._update_state()  # pause/resume change the status at once
