@@ -108,76 +108,27 @@ async def connects(ctx: object, within: float = 4.0) -> bool:
         await asyncio.gather(task, return_exceptions=True)
 
 
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
 @pytest.fixture(name="certificates")
 def certificates_fixture(tmp_path: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by the CA."""
     folder = tmp_path / "pki"
     folder.mkdir()
     paths = {name: folder / f"{name}.pem" for name in ("ca", "ca-key")}
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-            "-keyout",
-            str(paths["ca-key"]),
-            "-out",
-            str(paths["ca"]),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+            "-keyout", str(paths["ca-key"]), "-out", str(paths["ca"]))  # fmt: skip
     for name, subject, extension in (
         ("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\n"),
         ("client", "/CN=lab-1", "extendedKeyUsage=clientAuth\n"),
     ):
         key, csr, ext = folder / f"{name}-key.pem", folder / f"{name}.csr", folder / f"{name}.ext"
         ext.write_text(extension)
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                subject,
-                "-keyout",
-                str(key),
-                "-out",
-                str(csr),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                "openssl",
-                "x509",
-                "-req",
-                "-in",
-                str(csr),
-                "-CA",
-                str(paths["ca"]),
-                "-CAkey",
-                str(paths["ca-key"]),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                str(ext),
-                "-out",
-                str(folder / f"{name}.pem"),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(csr))
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(paths["ca"]), "-CAkey", str(paths["ca-key"]),
+                "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(folder / f"{name}.pem"))  # fmt: skip
         paths[name], paths[f"{name}-key"] = folder / f"{name}.pem", key
     return paths
 
