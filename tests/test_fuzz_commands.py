@@ -267,3 +267,12 @@ def test_the_rate_limit_answers_the_first_burst_and_drops_the_rest() -> None:
     replies = [m for m in service._outbox if m.topic.endswith("/cmd/result")]
     assert len(replies) == ctx.config.mqtt.limits.command_burst
     assert service._bucket.refused == 500 - len(replies)
+
+
+async def test_the_limits_options_change_the_bucket_and_the_queue() -> None:
+    ctx = make_context(host="127.0.0.1", device_id="lim", **{"limits.command_burst": 3, "limits.incoming_queue": 7})
+    service = Telemetry(ctx, ctx.config.mqtt)
+    for i in range(10):
+        service._command(aiomqtt.Message("neuromusic/lim/cmd", b'{"cmd":"resume"}', 1, False, i, None))
+    assert service.commands_answered == 3
+    assert service._client()._queue.maxsize == 7  # aiomqtt discards what arrives beyond it
