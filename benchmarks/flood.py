@@ -128,8 +128,10 @@ async def run_session(port: int, folder: Path, flood: dict[str, Any] | None, sec
     cpu_start = time.process_time()
     sender: dict[str, Any] = {}
     if flood is not None:
-        # The sender stands for another machine on the network: niced, so it takes only CPU the daemon leaves.
-        args = ["nice", "-n", "19", sys.executable, "-c", FLOODER, "127.0.0.1", str(port), "neuromusic/flood/cmd"]
+        # The sender stands for another machine on the network: niced (by default), so it takes only CPU the daemon
+        # leaves; --sender-nice 0 makes it compete.
+        args = ["nice", "-n", str(flood["nice"]), sys.executable, "-c", FLOODER, "127.0.0.1", str(port)]
+        args.append("neuromusic/flood/cmd")
         args += [str(flood["rate"]), str(seconds), str(flood["qos"]), *(p.hex() for p in PAYLOADS)]
         process = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
         out, _ = await process.communicate()
@@ -187,7 +189,9 @@ async def main(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         broker, port = start_broker(root)
         try:
             baseline = await run_session(port, root / "baseline", None, args.seconds)
-            flood = await run_session(port, root / "flood", {"rate": args.rate, "qos": args.qos}, args.seconds)
+            flood = await run_session(
+                port, root / "flood", {"rate": args.rate, "qos": args.qos, "nice": args.sender_nice}, args.seconds
+            )
         finally:
             broker.kill()
             broker.wait()
@@ -227,6 +231,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=10_000.0, help="commands per second (default 10000)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the flood (default 10)")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=0)
+    parser.add_argument("--sender-nice", type=int, default=19, help="niceness of the sender process (default 19)")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     options = parser.parse_args()
     outcome = asyncio.run(main(options))
