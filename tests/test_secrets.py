@@ -169,6 +169,13 @@ def test_tls_uses_port_8883_unless_a_port_is_given() -> None:
     ):
         config = load_config(None, mqtt_overrides(parser.parse_args(argv)))
         assert config.mqtt.broker_port == port, argv
+    argv = ["--mqtt", "b", "--mqtt-user", "u", "--mqtt-password-file", "/run/pw", "--mqtt-ca-file", "/etc/ca.pem"]
+    argv += ["--mqtt-cert-file", "/etc/c.pem", "--mqtt-key-file", "/etc/k.pem"]
+    flags = load_config(None, mqtt_overrides(parser.parse_args(argv))).mqtt
+    assert (flags.password_file, flags.ca_file, flags.cert_file, flags.key_file) == tuple(
+        Path(p) for p in ("/run/pw", "/etc/ca.pem", "/etc/c.pem", "/etc/k.pem")
+    )
+    assert flags.broker_port == 8883  # a CA file means TLS
     with_ca = load_config(None, {"mqtt.host": "b", "mqtt.ca_file": "/etc/ssl/ca.pem"}).mqtt
     assert with_ca.uses_tls and with_ca.broker_port == 8883
 

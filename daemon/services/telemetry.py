@@ -362,7 +362,8 @@ class Telemetry:
 
     async def _pause_commands(self, client: aiomqtt.Client) -> None:
         topic = mqtt_topics.topic(self.device_id, "cmd")
-        await client.unsubscribe(topic)
+        # The broker's acknowledgement queues behind what it already sent us: give it time before calling the link dead.
+        await client.unsubscribe(topic, timeout=4 * PUBLISH_TIMEOUT_S)
         self.flood_pauses += 1
         rate = self.config.limits.command_rate_hz
         text = f"MQTT: a flood of commands (far more than {rate:g} per second); commands paused for {FLOOD_PAUSE_S:g} s"
