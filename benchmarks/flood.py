@@ -128,8 +128,8 @@ async def run_session(port: int, folder: Path, flood: dict[str, Any] | None, sec
     cpu_start = time.process_time()
     sender: dict[str, Any] = {}
     if flood is not None:
-        # The sender stands for another machine on the network: niced (by default), so it takes only CPU the daemon
-        # leaves; --sender-nice 0 makes it compete.
+        # The sender stands for another machine on the network; --sender-nice 19 keeps it from competing with the
+        # daemon for the CPU (by default it competes, which is the harder case on one machine).
         args = ["nice", "-n", str(flood["nice"]), sys.executable, "-c", FLOODER, "127.0.0.1", str(port)]
         args.append("neuromusic/flood/cmd")
         args += [str(flood["rate"]), str(seconds), str(flood["qos"]), *(p.hex() for p in PAYLOADS)]
@@ -176,7 +176,7 @@ def measure(made: dict[str, Any], folder: Path, start: float, end: float, sender
         "sent": int(sender.get("sent", 0)),
         "sent_rate": sender["sent"] / sender["seconds"] if sender else 0.0,
         "received": service.commands_received,
-        "discarded": service.commands_dropped + service._discards.discarded + service._bucket.refused,
+        "discarded": service._discards.discarded + service.commands_received - service.commands_answered,
         "answered": service.commands_answered,
         "markers_recorded": markers,
         "telemetry_alive": service.connected.is_set() or service.published > 0,
@@ -231,7 +231,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=10_000.0, help="commands per second (default 10000)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the flood (default 10)")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=0)
-    parser.add_argument("--sender-nice", type=int, default=19, help="niceness of the sender process (default 19)")
+    parser.add_argument("--sender-nice", type=int, default=0, help="niceness of the sender process (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     options = parser.parse_args()
     outcome = asyncio.run(main(options))

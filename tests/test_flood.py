@@ -30,9 +30,9 @@ def test_a_flood_of_commands_costs_no_eeg_and_no_timing() -> None:
     assert flood["eeg_gaps"] == 0 and flood["recorder_dropped"] == 0
     assert flood["eeg_samples"] >= 0.9 * base["eeg_samples"]
     assert flood["telemetry_alive"]
-    # The rate limit let a handful through, and the flood guard stopped the broker sending the rest.
+    # The rate limit let a handful through, and the flood guard's fresh connection left the rest at the broker.
     assert 0 < flood["answered"] <= 10 * 3 + 20 + 5
-    assert flood["received"] < 0.2 * flood["sent"]
+    assert flood["received"] + flood["discarded"] < 0.1 * flood["sent"]
     # Timing. With a few dozen notes in the window p99 is the single worst note, and on a loaded machine one late
     # wake-up happens with or without a flood; the benchmark's 10 s run reports p99 against 2 ms. Here: the typical
     # note is as punctual as without the flood, and the daemon spent at most a quarter of a core on it.

@@ -40,10 +40,15 @@ SHUTDOWN_FLUSH_S = 2.0
 BACKOFF_BASE_S = 0.5
 DROP_REPORT_S = 10.0  # dropped commands are reported at most this often (a flood must not become a flood of events)
 YIELD_EVERY = 16  # commands handled between two turns of the event loop, so a burst never holds up the music
-# A flood: this many commands refused in a row by the rate limit. The command topic is then unsubscribed for
-# FLOOD_PAUSE_S, so the broker stops sending them: reading and discarding them would still cost the event loop.
+# A flood: this many commands refused in a row by the rate limit. The connection is then replaced by a fresh one
+# that takes no commands for FLOOD_PAUSE_S: closing it discards, at the broker, everything queued for this client,
+# which an unsubscribe would leave to be read (and discarded) on the event loop that times the music.
 FLOOD_REFUSALS = 200
 FLOOD_PAUSE_S = 5.0
+
+
+class CommandFlood(Exception):
+    """Raised by the command receiver to replace a flooded connection."""
 
 
 class _DiscardCounter(logging.Filter):
@@ -93,6 +98,9 @@ class Telemetry:
         self.commands_dropped = 0
         self.flood_pauses = 0
         self._refused_in_a_row = 0
+        self._discards_reported = 0
+        self._discards_at_connect = 0
+        self._commands_paused_until = 0.0  # time.monotonic() before which the command topic is not subscribed
         self._drops_reported_at = ctx.clock.now()
         self._rng = rng or random.Random()
         self._outbox: deque[Outgoing] = deque()
@@ -259,6 +267,9 @@ class Telemetry:
                 async with self._client() as client:
                     attempt = 0
                     await self._serve(client)
+            except CommandFlood:
+                self.connected.clear()
+                continue  # at once: a fresh connection without commands, telemetry goes on
             except aiomqtt.MqttError as error:
                 if _raised_while_cancelled(error):
                     # aiomqtt's __aexit__ disconnects gracefully on the way out of a cancel; when the connection
@@ -289,7 +300,8 @@ class Telemetry:
     async def _serve(self, client: aiomqtt.Client) -> None:
         if self._lost_at is not None or self.reconnects or self.published:
             self.reconnects += 1
-        if self.config.remote_control:  # off: not even subscribed, so a flood of commands never reaches this host
+        paused = time.monotonic() < self._commands_paused_until
+        if self.config.remote_control and not paused:  # off: not subscribed, so commands never reach this host
             await client.subscribe(mqtt_topics.topic(self.device_id, "cmd"), qos=1)
         # Retained state first, so a dashboard that connects later sees where the session is.
         await self._send(client, self._status())
@@ -304,6 +316,8 @@ class Telemetry:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._sender(client), name="telemetry-sender")
                     tg.create_task(self._receiver(client), name="telemetry-commands")
+                    if self.config.remote_control and paused:
+                        tg.create_task(self._subscribe_after_pause(client), name="telemetry-resubscribe")
             except* Exception as group:
                 raise group.exceptions[0] from None  # the connection broke (or worse): the loop reconnects
         except asyncio.CancelledError:
@@ -349,21 +363,22 @@ class Telemetry:
 
     async def _receiver(self, client: aiomqtt.Client) -> None:
         handled = 0
+        self._discards_at_connect = self._discards.discarded
         async for message in client.messages:
             try:
                 self._command(message)
             except Exception:  # the handler never raises; this is the net under the net
                 log.exception("telemetry: a command could not be answered")
             handled += 1
-            if self._refused_in_a_row >= FLOOD_REFUSALS:
-                await self._pause_commands(client)
+            # Both kinds of refusal count: what the rate limit turned away and what the full queue discarded.
+            if self._refused_in_a_row + self._discards.discarded - self._discards_at_connect >= FLOOD_REFUSALS:
+                self._flooded()
             elif handled % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
 
-    async def _pause_commands(self, client: aiomqtt.Client) -> None:
-        topic = mqtt_topics.topic(self.device_id, "cmd")
-        # The broker's acknowledgement queues behind what it already sent us: give it time before calling the link dead.
-        await client.unsubscribe(topic, timeout=4 * PUBLISH_TIMEOUT_S)
+    def _flooded(self) -> None:
+        self._refused_in_a_row = 0
+        self._commands_paused_until = time.monotonic() + FLOOD_PAUSE_S
         self.flood_pauses += 1
         rate = self.config.limits.command_rate_hz
         text = f"MQTT: a flood of commands (far more than {rate:g} per second); commands paused for {FLOOD_PAUSE_S:g} s"
@@ -371,9 +386,11 @@ class Telemetry:
         self.ctx.hub.publish(
             Event(self.ctx.clock.now(), "warning", text, {"what": "commands", "paused_s": FLOOD_PAUSE_S})
         )
-        await asyncio.sleep(FLOOD_PAUSE_S)
-        self._refused_in_a_row = 0
-        await client.subscribe(topic, qos=1)
+        raise CommandFlood(text)
+
+    async def _subscribe_after_pause(self, client: aiomqtt.Client) -> None:
+        await asyncio.sleep(max(0.0, self._commands_paused_until - time.monotonic()))
+        await client.subscribe(mqtt_topics.topic(self.device_id, "cmd"), qos=1)
 
     def _command(self, message: aiomqtt.Message) -> None:
         now = self.ctx.clock.now()
@@ -399,8 +416,8 @@ class Telemetry:
         """Commands refused by the rate limit or discarded from the full queue, as one event per DROP_REPORT_S."""
         if now - self._drops_reported_at < DROP_REPORT_S:
             return
-        dropped = self._bucket.take_refused() + self._discards.discarded
-        self._discards.discarded = 0
+        dropped = self._bucket.take_refused() + self._discards.discarded - self._discards_reported
+        self._discards_reported = self._discards.discarded
         self._drops_reported_at = now
         if dropped:
             self.commands_dropped += dropped
