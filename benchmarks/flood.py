@@ -175,9 +175,9 @@ def measure(made: dict[str, Any], folder: Path, start: float, end: float, sender
         "recorder_dropped": int(reader.manifest.get("dropped", 0)),
         "sent": int(sender.get("sent", 0)),
         "sent_rate": sender["sent"] / sender["seconds"] if sender else 0.0,
-        "received": service.commands_received,
-        "discarded": service._discards.discarded + service.commands_received - service.commands_answered,
-        "answered": service.commands_answered,
+        "received": service.commands.received,
+        "discarded": service.commands.discards.discarded + service.commands.received - service.commands.answered,
+        "answered": service.commands.answered,
         "markers_recorded": markers,
         "telemetry_alive": service.connected.is_set() or service.published > 0,
     }

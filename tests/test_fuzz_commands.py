@@ -244,11 +244,11 @@ def test_the_telemetry_receiver_never_raises() -> None:
     @given(command("marker") | command("set_bounds"), mutations, st.booleans())
     def run(template: dict[str, Any], changes: list[tuple[int, int]], retain: bool) -> None:
         service._outbox.clear()
-        service._bucket = TokenBucket(1000.0, 10_000, ctx.clock.now())
+        service.commands.bucket = TokenBucket(1000.0, 10_000, ctx.clock.now())
         batch = mutants(template, changes)
         for i, body in enumerate(batch):
             message = aiomqtt.Message("neuromusic/fuzz/cmd", encode(body), 1, retain and i == 0, i, None)
-            service._command(message)
+            service.commands.handle(message)
             count["n"] += 1
         replies = [json.loads(m.payload) for m in service._outbox if m.topic.endswith("/cmd/result")]
         assert len(replies) == len(batch) - (1 if retain else 0)  # a retained command is ignored, the rest answered
@@ -263,16 +263,16 @@ def test_the_rate_limit_answers_the_first_burst_and_drops_the_rest() -> None:
     ctx = make_context(host="127.0.0.1", device_id="flood")
     service = Telemetry(ctx, ctx.config.mqtt)
     for i in range(500):  # all at one instant
-        service._command(aiomqtt.Message("neuromusic/flood/cmd", b'{"cmd":"resume"}', 1, False, i, None))
+        service.commands.handle(aiomqtt.Message("neuromusic/flood/cmd", b'{"cmd":"resume"}', 1, False, i, None))
     replies = [m for m in service._outbox if m.topic.endswith("/cmd/result")]
     assert len(replies) == ctx.config.mqtt.limits.command_burst
-    assert service._bucket.refused == 500 - len(replies)
+    assert service.commands.bucket.refused == 500 - len(replies)
 
 
 async def test_the_limits_options_change_the_bucket_and_the_queue() -> None:
     ctx = make_context(host="127.0.0.1", device_id="lim", **{"limits.command_burst": 3, "limits.incoming_queue": 7})
     service = Telemetry(ctx, ctx.config.mqtt)
     for i in range(10):
-        service._command(aiomqtt.Message("neuromusic/lim/cmd", b'{"cmd":"resume"}', 1, False, i, None))
-    assert service.commands_answered == 3
+        service.commands.handle(aiomqtt.Message("neuromusic/lim/cmd", b'{"cmd":"resume"}', 1, False, i, None))
+    assert service.commands.answered == 3
     assert service._client()._queue.maxsize == 7  # aiomqtt discards what arrives beyond it

@@ -65,7 +65,7 @@ def test_an_hour_of_session_traffic_does_not_grow_memory(tmp_path: Path) -> None
             messages += [controls, Bar(tick, "C E G2", (Note(60, 0.0, 1.0),), 4.0, "4/4", "C", controls)]
         if tick % 10 == 0:
             payload = json.dumps(rng.choice(COMMANDS)).encode()
-            service._command(aiomqtt.Message("neuromusic/soak/cmd", payload, 1, False, tick % 60000, None))
+            service.commands.handle(aiomqtt.Message("neuromusic/soak/cmd", payload, 1, False, tick % 60000, None))
         while not events.queue.empty():
             messages.append(events.get_nowait())
         for message in messages:
@@ -82,5 +82,5 @@ def test_an_hour_of_session_traffic_does_not_grow_memory(tmp_path: Path) -> None
     growth = rss_kb() / rss_after_warmup - 1.0
     print(f"resident memory growth over the simulated hour: {growth:+.2%} (from {rss_after_warmup} kB)")
     assert growth < 0.05, f"resident memory grew {growth:.1%} over the simulated hour"
-    assert service.commands_answered >= 3000 and len(service._outbox) <= ctx.config.mqtt.queue_size
+    assert service.commands.answered >= 3000 and len(service._outbox) <= ctx.config.mqtt.queue_size
     assert writer.samples_written == 0 and (tmp_path / "soak" / "events.jsonl").stat().st_size > 0
