@@ -53,9 +53,15 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as error:
             raise ConfigError(f"config file not found: {path}") from error
+        except IsADirectoryError as error:
+            raise ConfigError(f"config file {path} is a folder; give the TOML file inside it") from error
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"config file {path} is not a text file (not UTF-8); give a TOML file") from error
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from error
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from error
     for dotted, value in (overrides or {}).items():

@@ -15,7 +15,8 @@ from mqtt_fixtures import Broker, Collector, broker_fixture, make_context  # noq
 from neuromusic.daemon.mqtt import remote
 from neuromusic.daemon.services.telemetry import Telemetry
 from neuromusic.daemon.session.context import SessionContext
-from neuromusic.models.core.messages import Event
+from neuromusic.models.core.messages import Event, Score
+from neuromusic.policies.base import ControlBounds
 
 
 def send(ctx: SessionContext, command: Any, enabled: bool = True) -> dict[str, Any]:
@@ -234,3 +235,73 @@ async def test_no_remote_control_option_over_the_broker(broker: Broker) -> None:
     log = (broker.folder / "broker.log").read_text()
     assert "neuromusic/locked/cmd/result (QoS" in log  # the broker logs each subscription (the collector's here)
     assert "neuromusic/locked/cmd (QoS" not in log  # and the daemon made none to its command topic
+
+
+ATTACKS = [
+    b'{"id":"a1","cmd":"set_target","value":1' + b"0" * 400 + b"}",
+    b'{"id":"a2","cmd":"set_target","value":' + b"[" * 3000 + b"]" * 3000 + b"}",
+    b'{"id":"a3","cmd":["pause"]}',
+    b'{"id":"a4","cmd":"set_bounds","bounds":{"tempo_min":20,"tempo_max":300,"max_tempo_step":1e300}}',
+    b'{"id":"a5","cmd":"marker","label":"\\u001b]0;owned\\u0007"}',
+    b"\xff\xfe",
+]
+
+
+@pytest.mark.mqtt
+async def test_telemetry_and_remote_control_survive_every_reported_attack(broker: Broker) -> None:
+    ctx = make_context(host=broker.host, port=broker.port, device_id="attacked")
+    task = await start(ctx)
+    async with Collector(broker, "neuromusic/attacked/#") as seen, aiomqtt.Client(broker.host, broker.port) as op:
+        for payload in ATTACKS:
+            await op.publish("neuromusic/attacked/cmd", payload, qos=1)
+        await op.publish("neuromusic/attacked/cmd", json.dumps({"id": "probe", "cmd": "pause"}), qos=1)
+        results = [json.loads(m.payload) for m in await seen.wait_for("cmd/result", len(ATTACKS) + 1)]
+        ctx.hub.publish(Score(ctx.clock.now(), 0.5, 0.9, "scoring"))
+        await seen.wait_for("score")  # telemetry still publishes after the attack
+    assert not task.done()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [r["ok"] for r in results] == [False] * (len(ATTACKS) - 2) + [True, False, True]
+    assert ctx.control.paused and ctx.control.bounds == ControlBounds()
+
+
+@pytest.mark.mqtt
+async def test_telemetry_reconnects_after_any_exception(broker: Broker) -> None:
+    ctx = make_context(host=broker.host, port=broker.port, device_id="bug")
+    service = Telemetry(ctx, ctx.config.mqtt)
+    events = ctx.hub.subscribe(Event)
+    original = service._report_reconnect
+    calls = {"n": 0}
+
+    def broken_once() -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug in the service")
+        original()
+
+    service._report_reconnect = broken_once  # type: ignore[method-assign]
+    task = asyncio.create_task(service.run())
+    await asyncio.wait_for(service.connected.wait(), 10)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert calls["n"] == 2
+    texts = []
+    while not events.queue.empty():
+        texts.append(events.get_nowait().text)
+    assert any("telemetry failed (RuntimeError); reconnecting" in t for t in texts)
+
+
+@pytest.mark.mqtt
+async def test_telemetry_that_must_end_says_offline_first(broker: Broker) -> None:
+    ctx = make_context(host=broker.host, port=broker.port, device_id="dying")
+    service = Telemetry(ctx, ctx.config.mqtt)
+
+    async def fatal() -> None:
+        raise RuntimeError("cannot go on")
+
+    service._connection_loop = fatal  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await service.run()
+    async with Collector(broker, "neuromusic/dying/status") as late:
+        status = json.loads((await late.wait_for("status"))[0].payload)
+    assert status["state"] == "offline"

@@ -186,6 +186,24 @@ async def test_ha_discovery_publishes_sensor_configs(broker: Broker) -> None:
     assert not any("plain" in t for t in topics)  # off unless asked for
     score = json.loads(next(m.payload for m in seen.messages if str(m.topic).endswith("/score/config")))
     assert score["state_topic"] == "neuromusic/ha/score" and score["value_template"] == "{{ value_json.value }}"
+    assert score["default_entity_id"] == "sensor.neuromusic_ha_score" and "object_id" not in score
+
+
+async def test_ha_discovery_removes_the_buttons_when_remote_control_is_off(broker: Broker) -> None:
+    """A previous session's retained buttons go when this one takes no commands (an empty retained config)."""
+    on = make_context(host=broker.host, port=broker.port, device_id="ha-2", ha_discovery=True)
+    _, task = await start(on)
+    await stop(task)
+    off = make_context(host=broker.host, port=broker.port, device_id="ha-2", ha_discovery=True, remote_control=False)
+    _, task = await start(off)
+    await stop(task)
+    async with Collector(broker, "homeassistant/#") as late:  # what Home Assistant would read on its next start
+        await late.wait_for("config", 7)
+        await asyncio.sleep(0.3)
+    topics = {str(m.topic) for m in late.messages}
+    assert not any("/button/" in t for t in topics) and "homeassistant/sensor/neuromusic_ha-2/score/config" in topics
+    sensor = json.loads(next(m.payload for m in late.messages if str(m.topic).endswith("/score/config")))
+    assert sensor["default_entity_id"] == "sensor.neuromusic_ha_2_score"
 
 
 @pytest.mark.slow

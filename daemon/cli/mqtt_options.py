@@ -42,15 +42,19 @@ def add_connection_arguments(
     group.add_argument("--mqtt-user", metavar="NAME", help="broker user name")
     group.add_argument("--mqtt-password", metavar="SECRET", help=password_help)
     group.add_argument(
+        "--mqtt-tls", action="store_true", default=None, help="connect with TLS (system CA certificates)"
+    )
+
+
+def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
+    """The password file and TLS certificate flags (read by mqtt_overrides into [mqtt])."""
+    group = parser.add_argument_group("MQTT secrets and TLS")
+    group.add_argument(
         "--mqtt-password-file", metavar="FILE", type=Path, help="read the broker password from FILE (its first line)"
     )
     group.add_argument(
-        "--mqtt-tls",
-        action="store_true",
-        default=None,
-        help="connect with TLS (system CA certificates; port 8883 unless --mqtt gives one)",
+        "--mqtt-ca-file", metavar="PEM", type=Path, help="CA certificate(s) to verify the broker with (turns TLS on)"
     )
-    group.add_argument("--mqtt-ca-file", metavar="PEM", type=Path, help="CA certificate(s) to verify the broker (TLS)")
     group.add_argument("--mqtt-cert-file", metavar="PEM", type=Path, help="client certificate for the broker (TLS)")
     group.add_argument("--mqtt-key-file", metavar="PEM", type=Path, help="the client certificate's private key")
 
@@ -58,6 +62,7 @@ def add_connection_arguments(
 def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
     """The `run` flags: broker connection plus this device's identity and what it allows."""
     add_connection_arguments(parser)
+    add_secret_arguments(parser)
     group = parser.add_argument_group("MQTT telemetry")
     group.add_argument(
         "--device-id", metavar="ID", help="this daemon's topic level: neuromusic/<ID>/... (default: host name)"
@@ -75,7 +80,8 @@ def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mqtt_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Flags -> {"mqtt.key": value} for load_config; a flag not given is None (the TOML value stays)."""
+    """Flags -> {"mqtt.key": value} for load_config; a flag not given is None (the TOML value stays). With TLS on and
+    no port in --mqtt, the port is 8883."""
     overrides: dict[str, Any] = {}
     if getattr(args, "mqtt", None):
         host, port = parse_host_port(args.mqtt, default_port=0)  # 0: 1883, or 8883 with TLS

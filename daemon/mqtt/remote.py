@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -172,25 +173,18 @@ def _reply_id(body: Any) -> str | int | None:
     return None
 
 
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
 def _nesting(text: bytes) -> int:
     """The deepest bracket nesting outside strings: checked before parsing, so a 3,000-deep value costs nothing."""
+    if text.count(b"[") + text.count(b"{") <= MAX_DEPTH:
+        return 0  # too few brackets to be too deep: the common case, at no cost
     depth = deepest = 0
-    in_string = escaped = False
-    for byte in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
+    for bracket in _BRACKETS.findall(_STRING.sub(b"", text)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
     return deepest
 
 

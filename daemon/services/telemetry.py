@@ -6,9 +6,9 @@ whenever a broker is there, reconnecting with jittered exponential backoff. On e
 retained status and config and reports, as an event, how long it was away and how much it dropped. On shutdown it
 flushes what is left (briefly), then publishes a retained "offline" status; a crash leaves the Last Will to say so.
 
-Nothing a sender puts on the command topic can end the service: a token bucket and a bounded queue sit in front of the
-command handler, the handler never raises, and any other failure drops the connection and starts a fresh one. Should
-the service still have to end, it says "offline" first.
+Nothing a sender puts on the command topic can end the service: commands come in through daemon/mqtt/intake.py (a
+bounded queue, a token bucket, a flood guard), the handler never raises, and any other failure drops the connection
+and starts a fresh one. Should the service still have to end, it says "offline" first.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from collections import deque
 from typing import Any
 
 import aiomqtt
-from neuromusic.daemon.mqtt import ha_discovery, remote
+from neuromusic.daemon.mqtt import ha_discovery
 from neuromusic.daemon.mqtt import secrets as mqtt_secrets
 from neuromusic.daemon.mqtt import topics as mqtt_topics
 from neuromusic.daemon.mqtt.config import MqttConfig, safe_device_id
-from neuromusic.daemon.mqtt.ratelimit import TokenBucket
+from neuromusic.daemon.mqtt.intake import CommandFlood, CommandIntake
 from neuromusic.daemon.mqtt.topics import Outgoing
 from neuromusic.daemon.session.context import SessionContext
 from neuromusic.daemon.session.hub import Subscription
@@ -38,22 +38,6 @@ log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 5.0
 SHUTDOWN_FLUSH_S = 2.0
 BACKOFF_BASE_S = 0.5
-DROP_REPORT_S = 10.0  # dropped commands are reported at most this often (a flood must not become a flood of events)
-YIELD_EVERY = 16  # commands handled between two turns of the event loop, so a burst never holds up the music
-
-
-class _DiscardCounter(logging.Filter):
-    """aiomqtt logs one warning per message it discards from a full incoming queue: count them instead."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.discarded = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "Message queue is full. Discarding message.":
-            self.discarded += 1
-            return False
-        return True
 
 
 def _raised_while_cancelled(error: BaseException) -> bool:
@@ -79,13 +63,9 @@ class Telemetry:
         self._password = mqtt_secrets.resolve_password(config)
         self._tls = mqtt_secrets.tls_context(config)
         self._plaintext_warning = mqtt_secrets.plaintext_warning(config, self._password)
-        limits = config.limits
-        self._bucket = TokenBucket(limits.command_rate_hz, limits.command_burst, time.monotonic())
-        self._discards = _DiscardCounter()
+        self.commands = CommandIntake(ctx, config, self.device_id, self._enqueue, self._update_state)
         self._client_log = logging.getLogger(f"{__name__}.client.{self.client_id}")
-        self._client_log.addFilter(self._discards)
-        self.commands_dropped = 0
-        self._drops_reported_at = time.monotonic()
+        self._client_log.addFilter(self.commands.discards)
         self._rng = rng or random.Random()
         self._outbox: deque[Outgoing] = deque()
         self._wakeup = asyncio.Event()
@@ -213,7 +193,7 @@ class Telemetry:
                 "published": self.published,
                 "dropped": self.dropped_total,
                 "reconnects": self.reconnects,
-                "commands_dropped": self.commands_dropped,
+                "commands_dropped": self.commands.dropped,
             },
         )
 
@@ -255,6 +235,9 @@ class Telemetry:
                 async with self._client() as client:
                     attempt = 0
                     await self._serve(client)
+            except CommandFlood:
+                self.connected.clear()
+                continue  # at once: a fresh connection without commands, telemetry goes on
             except aiomqtt.MqttError as error:
                 if _raised_while_cancelled(error):
                     # aiomqtt's __aexit__ disconnects gracefully on the way out of a cancel; when the connection
@@ -285,8 +268,9 @@ class Telemetry:
     async def _serve(self, client: aiomqtt.Client) -> None:
         if self._lost_at is not None or self.reconnects or self.published:
             self.reconnects += 1
-        if self.config.remote_control:  # off: not even subscribed, so a flood of commands never reaches this host
-            await client.subscribe(mqtt_topics.topic(self.device_id, "cmd"), qos=1)
+        paused = self.commands.paused
+        if self.config.remote_control and not paused:  # off: not subscribed, so commands never reach this host
+            await client.subscribe(self.commands.topic, qos=1)
         # Retained state first, so a dashboard that connects later sees where the session is.
         await self._send(client, self._status())
         await self._send(client, mqtt_topics.config(self.device_id, self.ctx.clock.now(), self.ctx.config))
@@ -299,7 +283,9 @@ class Telemetry:
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._sender(client), name="telemetry-sender")
-                    tg.create_task(self._receiver(client), name="telemetry-commands")
+                    tg.create_task(self.commands.receive(client), name="telemetry-commands")
+                    if self.config.remote_control and paused:
+                        tg.create_task(self.commands.subscribe_after_pause(client), name="telemetry-resubscribe")
             except* Exception as group:
                 raise group.exceptions[0] from None  # the connection broke (or worse): the loop reconnects
         except asyncio.CancelledError:
@@ -342,47 +328,6 @@ class Telemetry:
                     raise asyncio.CancelledError
             self._wakeup.clear()
             await self._wakeup.wait()
-
-    async def _receiver(self, client: aiomqtt.Client) -> None:
-        handled = 0
-        async for message in client.messages:
-            try:
-                self._command(message)
-            except Exception:  # the handler never raises; this is the net under the net
-                log.exception("telemetry: a command could not be answered")
-            handled += 1
-            if handled % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-
-    def _command(self, message: aiomqtt.Message) -> None:
-        now = time.monotonic()
-        if message.retain:
-            # A retained command would run again at every start of every daemon on this device id.
-            log.warning("MQTT: ignored a retained command on %s (commands must not be retained)", message.topic)
-            return
-        if not self._bucket.allow(now):
-            self._report_dropped_commands(now)
-            return
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        reply = remote.handle(self.ctx.control, payload, enabled=self.config.remote_control)
-        log.info("MQTT command %r -> %s", payload[:200], reply)
-        self._enqueue(mqtt_topics.result(self.device_id, self.ctx.clock.now(), reply))
-        self._update_state()  # pause/resume change the status at once
-        self._report_dropped_commands(now)
-
-    def _report_dropped_commands(self, now: float) -> None:
-        """Commands refused by the rate limit or discarded from the full queue, as one event per DROP_REPORT_S."""
-        if now - self._drops_reported_at < DROP_REPORT_S:
-            return
-        dropped = self._bucket.take_refused() + self._discards.discarded
-        self._discards.discarded = 0
-        self._drops_reported_at = now
-        if dropped:
-            self.commands_dropped += dropped
-            limits = self.config.limits
-            text = f"MQTT: {dropped} commands dropped (more than {limits.command_rate_hz:g} per second)"
-            log.warning("%s", text)
-            self.ctx.hub.publish(Event(self.ctx.clock.now(), "warning", text, {"what": "commands", "dropped": dropped}))
 
     async def _send(self, client: aiomqtt.Client, message: Outgoing) -> None:
         await client.publish(

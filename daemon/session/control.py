@@ -87,7 +87,7 @@ class SessionControl:
             raise ValueError("policy must be a string")
         known = self._policy_names() if self._policy_names else [name]
         if name not in known:
-            raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(known)}")
+            raise ValueError(f"unknown policy; choose one of: {', '.join(known)}")
         self.policy_name = name
         self._changed("policy", f"policy set to {name}", policy=name)
 

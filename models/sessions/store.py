@@ -26,6 +26,7 @@ ends the readable data: everything before it is kept.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from collections.abc import Iterator
@@ -83,26 +84,39 @@ class EegRecord:
         return self.n_samples / self.sfreq if self.sfreq > 0 else 0.0
 
 
-def read_eeg_frames(path: Path, n_channels: int) -> tuple[list[tuple[bytes, int, float]], bool]:
-    """Walk the frames of eeg.bin; returns (payload, n_samples, t_received) per intact frame and whether the tail
-    was damaged."""
-    raw = path.read_bytes() if path.exists() else b""
-    frames: list[tuple[bytes, int, float]] = []
-    offset = 0
+class MalformedSessionError(DataError):
+    """A session folder whose files are there but do not hold what the format says (edited, or not ours)."""
+
+    exit_code = 2
+
+
+def read_eeg_frames(path: Path, n_channels: int) -> tuple[list[tuple[int, int, float]], bool]:
+    """Walk the frames of eeg.bin one at a time, checking each one's CRC; returns (payload offset, n_samples,
+    t_received) per intact frame and whether the tail was damaged. Only one frame is in memory at a time, so a long
+    session is read into its arrays without first holding the whole file."""
+    frames: list[tuple[int, int, float]] = []
+    if not path.exists():
+        return frames, False
+    size = path.stat().st_size
     truncated = False
-    while offset < len(raw):
-        if len(raw) - offset < FRAME_HEADER.size:
-            truncated = True
-            break
-        magic, channels, n, t_received, crc = FRAME_HEADER.unpack_from(raw, offset)
-        size = n * TIME_DTYPE.itemsize + channels * n * EEG_DTYPE.itemsize
-        start = offset + FRAME_HEADER.size
-        payload = raw[start : start + size]
-        if magic != FRAME_MAGIC or channels != n_channels or len(payload) < size or zlib.crc32(payload) != crc:
-            truncated = True
-            break
-        frames.append((payload, n, t_received))
-        offset = start + size
+    with open(path, "rb") as handle:
+        offset = 0
+        while offset < size:
+            header = handle.read(FRAME_HEADER.size)
+            if len(header) < FRAME_HEADER.size:
+                truncated = True
+                break
+            magic, channels, n, t_received, crc = FRAME_HEADER.unpack(header)
+            frame_size = n * TIME_DTYPE.itemsize + channels * n * EEG_DTYPE.itemsize
+            start = offset + FRAME_HEADER.size
+            if magic != FRAME_MAGIC or channels != n_channels or start + frame_size > size:
+                truncated = True
+                break
+            if zlib.crc32(handle.read(frame_size)) != crc:
+                truncated = True
+                break
+            frames.append((start, n, t_received))
+            offset = start + frame_size
     return frames, truncated
 
 
@@ -136,12 +150,39 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             if number >= len(lines) - 1:  # the final line: a write the crash interrupted
                 break
-            raise DataError(f"{path}: line {number} is not valid JSON ({error})") from error
+            raise MalformedSessionError(f"{path}: line {number} is not valid JSON ({error})") from error
+        if not isinstance(record, dict):
+            raise MalformedSessionError(f"{path}: line {number} is not a JSON object")
+        records.append(record)
     return records
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Refuse, in one line, a manifest whose fields the reader relies on are of the wrong kind."""
+    for key in ("t0", "wall_t0", "version"):
+        if key in manifest and not _number(manifest[key]):
+            raise MalformedSessionError(f"{path}: {key} must be a number")
+    if not isinstance(manifest.get("source") or {}, dict):
+        raise MalformedSessionError(f"{path}: source must be an object")
+    eeg = manifest.get("eeg")
+    if not eeg:
+        return
+    if not isinstance(eeg, dict):
+        raise MalformedSessionError(f"{path}: eeg must be an object")
+    names = eeg.get("channel_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise MalformedSessionError(f"{path}: eeg.channel_names must be a non-empty list of names")
+    sfreq = eeg.get("sfreq")
+    if not isinstance(sfreq, int | float) or not _number(sfreq) or sfreq <= 0:
+        raise MalformedSessionError(f"{path}: eeg.sfreq must be a positive number of samples per second")
 
 
 class SessionReader:
@@ -153,11 +194,15 @@ class SessionReader:
         if not manifest_path.exists():
             raise DataError(f"{self.folder} is not a neuromusic session (no {MANIFEST})")
         try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as error:
-            raise DataError(f"{manifest_path}: damaged manifest ({error})") from error
-        if self.manifest.get("format") != FORMAT_NAME:
-            raise DataError(f"{manifest_path}: not a neuromusic session manifest")
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise MalformedSessionError(f"{manifest_path}: damaged manifest ({error})") from error
+        except OSError as error:
+            raise DataError(f"{manifest_path}: cannot read it ({error.strerror or error})") from error
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise MalformedSessionError(f"{manifest_path}: not a neuromusic session manifest")
+        self.manifest: dict[str, Any] = manifest
+        _check_manifest(manifest_path, manifest)
         if int(self.manifest.get("version", 0)) > FORMAT_VERSION:
             raise DataError(
                 f"{self.folder} was written by a newer neuromusic (format {self.manifest.get('version')}); "
@@ -193,9 +238,9 @@ class SessionReader:
         if not path.exists():
             return {}
         try:
-            loaded = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: damaged configuration ({error})") from error
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise MalformedSessionError(f"{path}: damaged configuration ({error})") from error
         return loaded if isinstance(loaded, dict) else {}
 
     # -- streams -----------------------------------------------------------------------------------------------
@@ -223,7 +268,10 @@ class SessionReader:
 
     def times(self, name: str) -> FloatArray:
         """Each record's time on the session clock (see the module docstring)."""
-        return np.array([float(r.get("tr", r["t"])) for r in self.stream(name)], dtype=np.float64)
+        times = [r.get("tr", r.get("t")) for r in self.stream(name)]
+        if not all(_number(t) for t in times):
+            raise MalformedSessionError(f"{self.folder / (name + '.jsonl')}: a record has no time (t) as a number")
+        return np.array(times, dtype=np.float64)
 
     def abc(self) -> str:
         path = self.folder / ABC_FILE
@@ -244,18 +292,22 @@ class SessionReader:
         if not info:
             raise DataError(f"{self.folder}: the session holds no EEG (the source never streamed)")
         names = tuple(str(n) for n in info["channel_names"])
-        frames, truncated = read_eeg_frames(self.folder / EEG_FILE, len(names))
+        path = self.folder / EEG_FILE
+        frames, truncated = read_eeg_frames(path, len(names))
         total = sum(n for _, n, _ in frames)
         data = np.empty((len(names), total), dtype=np.float64)
         timestamps = np.empty(total, dtype=np.float64)
         received = np.empty(total, dtype=np.float64)
         at = 0
-        for payload, n, t_received in frames:
-            split = n * TIME_DTYPE.itemsize
-            timestamps[at : at + n] = np.frombuffer(payload[:split], dtype=TIME_DTYPE)
-            data[:, at : at + n] = np.frombuffer(payload[split:], dtype=EEG_DTYPE).reshape(len(names), n)
-            received[at : at + n] = t_received
-            at += n
+        if frames:
+            with open(path, "rb") as handle:
+                for offset, n, t_received in frames:  # a second pass, straight into the arrays
+                    handle.seek(offset)
+                    timestamps[at : at + n] = np.frombuffer(handle.read(n * TIME_DTYPE.itemsize), dtype=TIME_DTYPE)
+                    samples = np.frombuffer(handle.read(len(names) * n * EEG_DTYPE.itemsize), dtype=EEG_DTYPE)
+                    data[:, at : at + n] = samples.reshape(len(names), n)
+                    received[at : at + n] = t_received
+                    at += n
         return EegRecord(data, timestamps, received, names, float(info["sfreq"]), truncated)
 
     # -- summary -----------------------------------------------------------------------------------------------
