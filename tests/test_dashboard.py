@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,8 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
+import numpy as np
 import pytest
-from mqtt_fixtures import Broker, Collector, broker_fixture, free_port, make_context  # noqa: F401
+from mqtt_fixtures import Broker, Collector, broker_fixture, features, free_port, make_context  # noqa: F401
 from neuromusic.daemon.dashboard import board as board_module
 from neuromusic.daemon.dashboard import server as server_module
 from neuromusic.daemon.dashboard.access import Access, read_token_file, split_host
@@ -21,6 +23,7 @@ from neuromusic.daemon.dashboard.server import Dashboard
 from neuromusic.daemon.mqtt import topics
 from neuromusic.daemon.services.telemetry import Telemetry
 from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Score, SourceStatus
 
 pytestmark = pytest.mark.mqtt
 
@@ -110,6 +113,32 @@ def test_board_remembers_when_a_device_was_last_heard() -> None:
     now[0] = 5100.0
     board.update("neuromusic/d/score", b'{"state": "scoring", "value": 0.5, "unix": 1.0}')
     assert board.devices["d"].last_seen == 5100.0  # a live message: when it arrived
+
+
+def test_telemetry_reports_poor_signal_apart_from_stale_and_calibrating() -> None:
+    """What the badge shows comes from the daemon's status: no usable channel is "poor-signal", also while calibrating
+    (such a calibration does not advance), and is neither "stale" (no samples) nor "calibrating"."""
+    ctx = make_context(device_id="states")
+    service = Telemetry(ctx, ctx.config.mqtt)
+    good, bad = features(1.0), dataclasses.replace(features(1.0), good=np.zeros(4, dtype=bool))
+    service.accept(good)
+    service.accept(Score(1.0, None, 0.5, "calibrating"))
+    assert service.state == "calibrating"
+    service.accept(bad)
+    service.accept(Score(1.1, None, 0.0, "calibrating"))
+    assert service.state == "poor-signal"
+    service.accept(good)
+    service.accept(Score(1.2, 0.6, 1.0, "scoring"))
+    assert service.state == "playing"
+    service.accept(bad)
+    service.accept(Score(1.3, None, 0.0, "poor-signal"))
+    assert service.state == "poor-signal"
+    service.accept(SourceStatus(1.4, "stale", "no samples for 2.0 s"))
+    service.accept(Score(1.4, None, 0.0, "stale"))
+    assert service.state == "stale"
+    states = [json.loads(m.payload)["state"] for m in service._outbox if m.topic.endswith("/status")]
+    assert states == ["calibrating", "poor-signal", "calibrating", "playing", "poor-signal", "stale"]
+    assert "poor-signal" in topics.STATES
 
 
 def test_access_host_names_and_tokens(tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ function showScore(d) {
   value.classList.toggle("low", low);
   value.classList.toggle("none", !live);
   conf.classList.toggle("low", low);
-  if (!p) conf.textContent = "";
+  if (!p || state === "offline") conf.textContent = "";
   else if (p.state !== "scoring") conf.textContent = p.state === "poor-signal" ? "no usable channel" : p.state;
   else conf.textContent = (low ? "low confidence " : "confidence ") + fmt(p.confidence, 2);
 }
@@ -289,7 +289,8 @@ function drawChart(d) {
   const threshold = settings.relaxed_threshold;
   ctx.strokeStyle = COLORS.threshold;
   ctx.setLineDash([5, 4]);
-  ctx.beginPath(); ctx.moveTo(left, y(threshold)); ctx.lineTo(w - right, y(threshold)); ctx.stroke();
+  const ty = Math.round(y(threshold)) + 0.5;  // on a pixel row: a crisp 1 px dash, not two faint ones
+  ctx.beginPath(); ctx.moveTo(left, ty); ctx.lineTo(w - right, ty); ctx.stroke();
   ctx.setLineDash([]);
   ctx.fillStyle = COLORS.threshold;
   ctx.textAlign = "left";
