@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import numpy as np
@@ -105,6 +107,22 @@ def test_board_starts_a_new_session_when_a_daemon_restarts() -> None:
     assert board.devices["d"].session.calibration_started == now[0]  # the countdown starts here
 
 
+def test_board_shows_a_bar_when_it_starts_sounding() -> None:
+    board = Board()
+    bar = {"index": 3, "key": "Am", "chords": ["Am", "E7", 5], "t": 100.0, "start_t": 101.5, "unix": 1000.0}
+
+    def starts() -> Any:
+        update = board.update("neuromusic/d/bar", json.dumps(bar).encode())
+        assert update is not None
+        return update["payload"]["starts_unix"]
+
+    assert starts() == 1001.5 and board.devices["d"].latest["bar"]["chords"] == ["Am", "E7", ""]
+    bar["start_t"] = 1e9  # a bar "starting" in 30 years is shown within a minute at the latest
+    assert starts() == 1060.0
+    del bar["start_t"]  # a daemon that does not say: shown when it arrives
+    assert starts() == 1000.0
+
+
 def test_board_remembers_when_a_device_was_last_heard() -> None:
     now = [5000.0]
     board = Board(clock=lambda: now[0])
@@ -184,10 +202,11 @@ async def http(
     path: str,
     body: bytes = b"",
     content_type: str = "application/json",
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str | None] | None = None,
 ) -> tuple[int, bytes, str]:
     """One raw HTTP/1.1 request; the token is sent unless `headers` says otherwise."""
-    fields = {"Host": f"127.0.0.1:{port}", "Authorization": f"Bearer {TOKEN}", "Content-Type": content_type}
+    fields: dict[str, str | None] = {"Host": f"127.0.0.1:{port}", "Authorization": f"Bearer {TOKEN}"}
+    fields["Content-Type"] = content_type
     fields.update(headers or {})
     head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items() if v is not None)
     head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -281,12 +300,12 @@ async def test_dns_rebinding_missing_token_and_foreign_origin_are_refused(dashbo
         assert (await http(port, "GET", path, headers={"Host": f"evil.example:{port}"}))[0] == 403, path
     assert (await http(port, "POST", "/api/cmd", cmd, headers={"Host": "rebound.attacker.test"}))[0] == 403
     # Without the token: the page explains where the link is; the API says 401; nothing is forwarded.
-    status, page, _ = await http(port, "GET", "/", headers={"Authorization": None})  # type: ignore[dict-item]
+    status, page, _ = await http(port, "GET", "/", headers={"Authorization": None})
     assert status == 401 and b"token" in page
     for path in ("/api/devices", "/events"):
-        assert (await http(port, "GET", path, headers={"Authorization": None}))[0] == 401  # type: ignore[dict-item]
+        assert (await http(port, "GET", path, headers={"Authorization": None}))[0] == 401
     assert (await http(port, "POST", "/api/cmd", cmd, headers={"Authorization": "Bearer wrong"}))[0] == 401
-    assert (await http(port, "POST", "/api/cmd", cmd, headers={"Authorization": None}))[0] == 401  # type: ignore[dict-item]
+    assert (await http(port, "POST", "/api/cmd", cmd, headers={"Authorization": None}))[0] == 401
     # With the token but from another site's page: refused before the body is read.
     for origin in ("http://evil.example", "null", f"http://localhost:{port + 1}"):
         assert (await http(port, "POST", "/api/cmd", cmd, headers={"Origin": origin}))[0] == 403, origin
@@ -294,11 +313,11 @@ async def test_dns_rebinding_missing_token_and_foreign_origin_are_refused(dashbo
     same = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
     assert (await http(port, "POST", "/api/cmd", cmd, headers=same))[0] == 404  # allowed through; no such device
     # The link with the token sets an HttpOnly, SameSite=Strict cookie, and the page then works on the cookie alone.
-    status, _, head = await http(port, "GET", f"/?token={TOKEN}", headers={"Authorization": None})  # type: ignore[dict-item]
+    status, _, head = await http(port, "GET", f"/?token={TOKEN}", headers={"Authorization": None})
     assert status == 303 and "HttpOnly" in head and "SameSite=Strict" in head
     cookie = f"{dashboard.access.cookie}={TOKEN}"
-    assert (await http(port, "GET", "/api/devices", headers={"Authorization": None, "Cookie": cookie}))[0] == 200  # type: ignore[dict-item]
-    assert (await http(port, "GET", "/?token=wrong", headers={"Authorization": None}))[0] == 401  # type: ignore[dict-item]
+    assert (await http(port, "GET", "/api/devices", headers={"Authorization": None, "Cookie": cookie}))[0] == 200
+    assert (await http(port, "GET", "/?token=wrong", headers={"Authorization": None}))[0] == 401
 
 
 async def test_malformed_requests_get_4xx_and_the_server_lives_on(dashboard: Dashboard) -> None:
@@ -432,6 +451,13 @@ async def test_dashboard_command_prints_its_address_with_a_token(broker: Broker,
         stop(process)
     bad = subprocess.run([*base, "--relaxed-threshold", "2"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "--relaxed-threshold" in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run(
+            [*base, "--port", str(taken.getsockname()[1])], capture_output=True, text=True, timeout=30
+        )
+    assert busy.returncode == 2 and "cannot serve on 127.0.0.1" in busy.stderr
 
 
 async def test_allow_control_forwards_every_command(broker: Broker) -> None:

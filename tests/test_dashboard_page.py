@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,7 @@ async def test_operator_views_in_chromium(dashboard: Dashboard, broker: Broker, 
         expected = {"lab-play": "playing", "lab-poor": "poor-signal", "lab-low": "playing", "lab-off": "offline"}
         expected["lab-calib"] = "calibrating"
         for device, state in expected.items():
-            await until(lambda d=device, s=state: js(f"{of(d, '.state')}?.textContent === '{s}'"))
+            await until(partial(js, f"{of(device, '.state')}?.textContent === '{state}'"))
         await until(lambda: js(f"{of('lab-play', '.confidence')}.textContent === 'confidence 1.00'"))
         await asyncio.sleep(4.0)  # a few seconds of the score line
         shot = await asyncio.to_thread(browser.screenshot, tmp_path / "dashboard.png")

@@ -68,6 +68,7 @@ function startSession(d, session) {
     d.previous = d.previous.slice(0, 2);
     d.events = [];
     d.scores = [];
+    d.bars = [];
     const status = d.latest.status;
     d.latest = status ? {status} : {};
     resetReadings(d.el);
@@ -110,7 +111,7 @@ function apply(d, topic, p) {
   } else if (topic === "quality") {
     showQuality(el, p);
   } else if (topic === "bar") {
-    showBar(el, p);
+    d.bars = (d.bars || []).concat([p]).slice(-4);  // shown when it starts sounding (frame() picks it)
   } else if (topic === "events") {
     d.events.push(p);
     if (d.events.length > 20) d.events.shift();
@@ -149,6 +150,16 @@ function showQuality(el, p) {
       li.textContent = `${name}: ${why || "bad"}`;
       return li;
     }));
+}
+
+function showPlayingBar(d) {
+  const now = Date.now() / 1000, bars = d.bars || [];
+  const started = bars.filter((b) => typeof b.starts_unix !== "number" || b.starts_unix <= now);
+  const current = started.length ? started[started.length - 1] : null;
+  if (current && current !== d.shownBar) {
+    d.shownBar = current;
+    showBar(d.el, current);
+  }
 }
 
 function showBar(el, p) {
@@ -339,7 +350,16 @@ function connect() {
     apply(d, u.topic, u.payload);
   });
   source.addEventListener("broker", (e) => setBroker(JSON.parse(e.data).connected));
-  source.onerror = () => setBroker(false);
+  source.onerror = async () => {
+    setBroker(false);
+    // A dashboard started again has a new token: say so rather than retry for ever.
+    const probe = await fetch("/api/devices").catch(() => null);
+    if (probe && probe.status === 401) {
+      source.close();
+      const badge = document.getElementById("broker");
+      badge.textContent = "access expired: open the address neuromusic dashboard printed";
+    }
+  };
 }
 
 function setBroker(connected) {
@@ -355,7 +375,10 @@ function frame(ms) {
   for (const d of devices.values()) drawChart(d);
   if (ms - lastText > 500) {  // the status lines count seconds: twice a second is enough
     lastText = ms;
-    for (const d of devices.values()) d.el.querySelector(".status-line").textContent = statusLine(d);
+    for (const d of devices.values()) {
+      d.el.querySelector(".status-line").textContent = statusLine(d);
+      showPlayingBar(d);
+    }
   }
   requestAnimationFrame(frame);
 }
