@@ -37,7 +37,7 @@ pytestmark = pytest.mark.mqtt
 TOKEN = "fuzz-token-0123456789abcdef"
 # NEUROMUSIC_FUZZ_SCALE=0.1 runs a tenth of the cases (while working on the code); the suite runs them all.
 SCALE = float(os.environ.get("NEUROMUSIC_FUZZ_SCALE", "1"))
-BOARD_EXAMPLES = max(1, int(6000 * SCALE))
+BOARD_EXAMPLES = max(1, int(3000 * SCALE))
 RAW_EXAMPLES = max(1, int(5000 * SCALE))
 COMMAND_EXAMPLES = max(1, int(5000 * SCALE))
 FUZZ = settings(
@@ -66,7 +66,7 @@ KEYS = [
     *("quality", "gap_s", "tempo", "valence", "energy", "notes", "chords", "key", "index", "abc", "beats", "id", "cmd"),
     *("ok", "error", "telemetry", "config", "detail", "paused", "policy", "target", "remote_control"),
 ]
-shaped = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=12)
+shaped = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6)
 
 
 def encoded(value: Any) -> bytes:

@@ -111,6 +111,7 @@ class Dashboard:
         self.access = Access.create(port, hosts, token)  # made again with the real port (the cookie's name)
         self.allowed = commands.SAFE_COMMANDS if not allow_control else tuple(remote.COMMANDS)
         self.relaxed_threshold = relaxed_threshold
+        self.idle_timeout_s = IDLE_TIMEOUT_S
         self.board = Board()
         self.ready = asyncio.Event()
         self.broker_connected = False
@@ -121,7 +122,7 @@ class Dashboard:
     async def run(self) -> None:
         runner = web.AppRunner(
             self.app(),
-            keepalive_timeout=IDLE_TIMEOUT_S,
+            keepalive_timeout=self.idle_timeout_s,
             handler_cancellation=True,
             access_log=None,
             shutdown_timeout=1,
