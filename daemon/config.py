@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from neuromusic.daemon.cli.lab_options import LslMarkersConfig, LslOutConfig
 from neuromusic.daemon.cli.recording_options import RecordingConfig
 from neuromusic.daemon.mqtt.config import MqttConfig
 from neuromusic.daemon.session.config import SessionConfig
@@ -43,6 +44,8 @@ class Config:
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    lsl_out: LslOutConfig = field(default_factory=LslOutConfig)
+    lsl_markers: LslMarkersConfig = field(default_factory=LslMarkersConfig)
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -1,6 +1,6 @@
 """The Source contract every EEG source fulfils (BrainFlow boards, LSL inlets, the simulated listener, replay).
 
-A source is used from one dedicated worker thread (STYLE.md example 6), never from the event loop:
+A source is used from one dedicated worker thread, never from the event loop:
 
     info = source.open()          # afterwards: the device streams; info describes every chunk read() returns
     while running:

@@ -1,4 +1,4 @@
-"""[source] configuration: which EEG source to read and how. (Owned by the signal path.)"""
+"""[source] configuration: which EEG source to read and how."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class SourceConfig:
     master_board: str = "synthetic"  # playback: the board that recorded the file (its channel layout)
     playback_loop: bool = False  # playback: start again at the end of the file instead of going stale
     replay_speed: float = 1.0  # replay: 1 = real time, 4 = four times faster, 0 = as fast as it is read
+    stream: str = ""  # replay of an XDF file: the EEG stream's name ("" = the only stream of type EEG)
     # LSL
     lsl_name: str = ""
     lsl_type: str = "EEG"
@@ -39,7 +40,7 @@ class SourceConfig:
         if not 0.0 <= self.replay_speed <= 1000.0:
             raise ValueError(f"replay_speed must be within 0..1000 (0: as fast as possible), got {self.replay_speed}")
         if self.resolve_timeout_s < 1.0:
-            # liblsl 1.18 ignores resolve timeouts of 0.5 s and less and waits about 5 s instead (measured here).
+            # liblsl 1.18 ignores resolve timeouts of 0.5 s and less and waits about 5 s instead.
             raise ValueError(f"resolve_timeout_s must be >= 1 second, got {self.resolve_timeout_s}")
         if self.ip_port < 0 or self.ip_port > 65535:
             raise ValueError(f"ip_port must be within 0..65535, got {self.ip_port}")

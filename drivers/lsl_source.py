@@ -1,6 +1,6 @@
 """Lab Streaming Layer inlets as Sources.
 
-Peers' pain points shape this (RESEARCH.md §3): an inlet that recovers silently hides a dead sender and may never
+Known LSL failure modes shape this: an inlet that recovers silently hides a dead sender and may never
 deliver again after the outlet restarts (pylsl#88, liblsl#180), and recovery fails for an inlet built from an outlet's
 info instead of a fresh resolve (liblsl#35). So the inlet is made with `recover=False`: a vanished outlet raises
 SourceError at once, the daemon closes this source and opens it again, and `open()` resolves afresh by name / type /
@@ -16,7 +16,7 @@ from neuromusic.models.core.clock import Clock
 from neuromusic.models.core.errors import ConfigError, SourceError, SourceNotFoundError
 from neuromusic.models.core.messages import Chunk
 
-_UNIT_SCALE = {  # channel unit in the stream's description -> factor to microvolts
+UNIT_SCALE = {  # channel unit in the stream's description -> factor to microvolts
     "": 1.0, "uv": 1.0, "µv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
     "mv": 1e3, "millivolt": 1e3, "millivolts": 1e3,
     "v": 1e6, "volt": 1e6, "volts": 1e6,
@@ -71,7 +71,7 @@ class LSLSource:
             inlet.close_stream()
             raise SourceNotFoundError(f"LSL stream {info.name()!r} vanished while connecting: {error}") from error
         names, units = _channels(full)
-        scales = {_UNIT_SCALE.get(u.strip().lower()) for u in units}
+        scales = {UNIT_SCALE.get(u.strip().lower()) for u in units}
         if None in scales or len(scales) > 1:
             inlet.close_stream()  # open() holds nothing after raising
             raise SourceError(

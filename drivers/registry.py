@@ -1,4 +1,4 @@
-"""Source registry: a [source] board name -> a Source, resolved lazily (STYLE.md example 9).
+"""Source registry: a [source] board name -> a Source, resolved lazily.
 
 Names: "synthetic" (BrainFlow SYNTHETIC_BOARD), "playback" (BrainFlow PLAYBACK_FILE_BOARD), "lsl", "simulated",
 "replay" (a recorded neuromusic session), and every BrainFlow board by name ("cyton", "CYTON_BOARD", "muse_2") or

@@ -1,4 +1,11 @@
-"""Replay a recorded session folder, or an EDF/BDF/FIF file (read with MNE), as a live Source.
+"""Replay a recorded session folder, an EDF/BDF/FIF file (read with MNE) or an XDF file (LabRecorder's format, read
+with pyxdf) as a live Source.
+
+XDF: the EEG stream is the one named by `stream` (--stream), else the only stream of type EEG (an error lists the
+streams when there are several); its time stamps are pyxdf's, corrected to the recording computer's LSL clock, and
+its samples are scaled to microvolts from the channel units in its description. The markers of a file (the XDF's text
+streams, the annotations of an EDF/FIF) are read by `load_markers` and become markers of the new session
+(daemon/services/replay_markers.py).
 
 Determinism: the recording is cut into fixed chunks of `chunk_s` (never "whatever arrived since the last read"), and
 each chunk carries the recorded timestamps (a session folder) or sample_index / sfreq (a file). So the same file
@@ -24,13 +31,14 @@ from neuromusic.models.core.messages import Chunk
 
 FloatArray = npt.NDArray[np.float64]
 MNE_SUFFIXES = (".edf", ".bdf", ".fif", ".fif.gz")
+XDF_SUFFIXES = (".xdf", ".xdfz")
 
 
-def load_recording(path: Path) -> tuple[FloatArray, FloatArray, tuple[str, ...], float, str]:
+def load_recording(path: Path, stream: str = "") -> tuple[FloatArray, FloatArray, tuple[str, ...], float, str]:
     """(data in microvolts (n_channels, n_samples), timestamps, channel names, sfreq, description)."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise SourceNotFoundError(f"replay: {path} does not exist; pass a session folder or an EDF/BDF/FIF file")
+        raise SourceNotFoundError(f"replay: {path} does not exist; pass a session folder or an EDF/BDF/FIF/XDF file")
     if path.is_dir():
         from neuromusic.models.sessions.store import SessionReader
 
@@ -41,9 +49,14 @@ def load_recording(path: Path) -> tuple[FloatArray, FloatArray, tuple[str, ...],
         if eeg.n_samples == 0:
             raise SourceError(f"replay: session {path} holds no EEG samples")
         return eeg.data, eeg.timestamps, eeg.channel_names, eeg.sfreq, f"session {path.name}"
+    if path.name.lower().endswith(XDF_SUFFIXES):
+        from neuromusic.drivers.xdf_file import load_xdf_eeg
+
+        return load_xdf_eeg(path, stream)
     if not path.name.lower().endswith(MNE_SUFFIXES):
         raise SourceError(
-            f"replay: {path.name} is not a session folder or an EDF/BDF/FIF file ({', '.join(MNE_SUFFIXES)})"
+            f"replay: {path.name} is not a session folder or an EDF/BDF/FIF/XDF file "
+            f"({', '.join(MNE_SUFFIXES + XDF_SUFFIXES)})"
         )
     import mne  # only for files: a session folder replays without it
 
@@ -64,10 +77,11 @@ def load_recording(path: Path) -> tuple[FloatArray, FloatArray, tuple[str, ...],
 class ReplaySource:
     """A Source over a recording. Used from one worker thread, like every source."""
 
-    def __init__(self, path: Path, speed: float = 1.0, chunk_s: float = 0.04) -> None:
+    def __init__(self, path: Path, speed: float = 1.0, chunk_s: float = 0.04, stream: str = "") -> None:
         if speed < 0:
             raise SourceError(f"replay: speed must be >= 0 (0: as fast as possible), got {speed}")
         self.path = Path(path)
+        self.stream = stream
         self.speed = speed
         self.chunk_s = chunk_s
         self.finished = False
@@ -82,7 +96,7 @@ class ReplaySource:
 
     def open(self) -> SourceInfo:
         if self._data is None:
-            data, timestamps, names, sfreq, description = load_recording(self.path)
+            data, timestamps, names, sfreq, description = load_recording(self.path, self.stream)
             self._data, self._timestamps, self._names, self._sfreq = data, timestamps, names, sfreq
             self._description = description
             self._chunk_n = max(1, round(self.chunk_s * sfreq))
@@ -121,13 +135,31 @@ class ReplaySource:
         return 0.0 if self._data is None else self._position / max(1, self._data.shape[1])
 
 
-def open_replay(file: Path | None, speed: float = 1.0) -> ReplaySource:
-    """The registry's hook for `--board replay --file SESSION_OR_FILE [--speed N]`."""
+def open_replay(file: Path | None, speed: float = 1.0, stream: str = "") -> ReplaySource:
+    """The registry's hook for `--board replay --file SESSION_OR_FILE [--speed N] [--stream NAME]`."""
     if file is None:
-        raise SourceError("--board replay needs --file SESSION_FOLDER_OR_EDF_BDF_FIF")
-    return ReplaySource(Path(file), speed=speed)
+        raise SourceError("--board replay needs --file SESSION_FOLDER_OR_EDF_BDF_FIF_XDF")
+    return ReplaySource(Path(file), speed=speed, stream=stream)
+
+
+def load_markers(path: Path, stream: str = "") -> list[tuple[float, str]]:
+    """(time on the replayed EEG's clock, label) of a file's markers, oldest first; none for a session folder."""
+    path = Path(path).expanduser()
+    name = path.name.lower()
+    if path.is_dir() or not path.exists():
+        return []
+    if name.endswith(XDF_SUFFIXES):
+        from neuromusic.drivers.xdf_file import load_xdf_markers
+
+        return load_xdf_markers(path)
+    if name.endswith(MNE_SUFFIXES):
+        import mne
+
+        raw = mne.io.read_raw(path, preload=False, verbose="error")
+        return sorted((float(a["onset"]) - raw.first_time, str(a["description"])) for a in raw.annotations)
+    return []
 
 
 def create(config: SourceConfig, clock: Clock) -> ReplaySource:
     """Registry factory (drivers/registry.py "replay"). Pacing uses the monotonic clock of the worker thread."""
-    return open_replay(config.file, config.replay_speed)
+    return open_replay(config.file, config.replay_speed, config.stream)

@@ -14,6 +14,8 @@ from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.config import GuardConfig
 
 AXES = ("tempo", "valence", "energy")
+# The largest change per bar any configuration may allow: more than these is a jump across the whole range.
+STEP_LIMITS = {"max_tempo_step": 280.0, "max_valence_step": 1.0, "max_energy_step": 1.0}
 
 
 def validate_bounds(bounds: ControlBounds) -> None:
@@ -27,9 +29,23 @@ def validate_bounds(bounds: ControlBounds) -> None:
         low, high = getattr(bounds, f"{name}_min"), getattr(bounds, f"{name}_max")
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError(f"{name} bounds must satisfy 0 <= {name}_min <= {name}_max <= 1")
-    for name in ("max_tempo_step", "max_valence_step", "max_energy_step"):
-        if getattr(bounds, name) <= 0:
-            raise ValueError(f"{name} must be positive")
+    for name, largest in STEP_LIMITS.items():
+        if not 0 < getattr(bounds, name) <= largest:
+            raise ValueError(f"{name} must be positive and at most {largest:g}")
+
+
+def check_within(bounds: ControlBounds, limits: ControlBounds) -> None:
+    """Raise ValueError unless `bounds` only narrow `limits` (the configured bounds, a hard limit): each range inside
+    the configured one, each step no larger than the configured step."""
+    validate_bounds(bounds)
+    for axis in AXES:
+        low, high = getattr(bounds, f"{axis}_min"), getattr(bounds, f"{axis}_max")
+        hard_low, hard_high = getattr(limits, f"{axis}_min"), getattr(limits, f"{axis}_max")
+        if low < hard_low or high > hard_high:
+            raise ValueError(f"{axis} bounds may only narrow the configured range {hard_low:g}..{hard_high:g}")
+    for name in STEP_LIMITS:
+        if getattr(bounds, name) > getattr(limits, name):
+            raise ValueError(f"{name} may only be lowered from the configured {getattr(limits, name):g}")
 
 
 def clamp(value: float, low: float, high: float) -> float:
@@ -42,6 +58,21 @@ def clamp_controls(bounds: ControlBounds, tempo: float, valence: float, energy: 
         valence=clamp(float(valence), bounds.valence_min, bounds.valence_max),
         energy=clamp(float(energy), bounds.energy_min, bounds.energy_max),
     )
+
+
+def step_toward(bounds: ControlBounds, current: Controls | None, wanted: Controls) -> Controls:
+    """`wanted` clamped to the ranges and reached from `current` (the last bar played) by at most one step per axis:
+    the same guard a policy's wish passes, for controls that come from elsewhere (an operator override)."""
+    target = clamp_controls(bounds, wanted.tempo, wanted.valence, wanted.energy)
+    if current is None:
+        return target
+    steps = {"tempo": bounds.max_tempo_step, "valence": bounds.max_valence_step, "energy": bounds.max_energy_step}
+    out = {}
+    for axis in AXES:
+        now, want = getattr(current, axis), getattr(target, axis)
+        moved = now + clamp(want - now, -steps[axis], steps[axis]) if math.isfinite(now) else want
+        out[axis] = clamp(moved, getattr(bounds, f"{axis}_min"), getattr(bounds, f"{axis}_max"))
+    return Controls(**out)
 
 
 def usable(score: Score, min_confidence: float) -> bool:

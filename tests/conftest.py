@@ -1,7 +1,7 @@
 """Shared test set-up.
 
 LSL stays on loopback: before any test runs, LSLAPICFG points at a config that disables IPv6, limits resolves to
-this machine and names 127.0.0.1 as the only peer (RESEARCH.md §1), so tests never multicast onto the network.
+this machine and names 127.0.0.1 as the only peer, so tests never multicast onto the network.
 Subprocesses (LSL outlets) inherit the variable.
 
 Nothing per-user is touched: for the whole test session HOME and the XDG base directories (data, config, cache,

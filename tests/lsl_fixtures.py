@@ -3,6 +3,10 @@
 `python tests/lsl_fixtures.py NAME SOURCE_ID SECONDS [SFREQ] [CHANNELS]` streams a 10 Hz sine of 20 µV amplitude
 (plus the channel index) on every channel until SECONDS have passed or it is killed. It prints "ready" once the
 outlet exists.
+
+`python tests/lsl_fixtures.py markers NAME SOURCE_ID LABEL...` is a PsychoPy-like marker outlet (type Markers, text):
+once an inlet has connected it sends each LABEL 0.3 s apart, printing "sent LABEL TIMESTAMP" for each, then waits to
+be killed.
 """
 
 from __future__ import annotations
@@ -40,6 +44,35 @@ def stop_outlet(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
+def start_marker_outlet(name: str, source_id: str, labels: list[str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(OUTLET_SCRIPT), "markers", name, source_id, *labels], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"LSL marker outlet subprocess did not start (said {line!r})")
+    return proc
+
+
+def _serve_markers(name: str, source_id: str, labels: list[str]) -> None:
+    import pylsl
+
+    info = pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, source_id)
+    outlet = pylsl.StreamOutlet(info)
+    print("ready", flush=True)
+    if not outlet.wait_for_consumers(30.0):
+        return
+    time.sleep(0.5)  # the inlet has connected; give it a moment to start pulling
+    for label in labels:
+        stamp = pylsl.local_clock()
+        outlet.push_sample([label], stamp)
+        print(f"sent {label} {stamp!r}", flush=True)
+        time.sleep(0.3)
+    time.sleep(60)
+
+
 def _serve(name: str, source_id: str, seconds: float, sfreq: float, channels: int, unit: str) -> None:
     import pylsl
 
@@ -66,5 +99,7 @@ def _serve(name: str, source_id: str, seconds: float, sfreq: float, channels: in
         time.sleep(0.01)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1] == "markers":
+    _serve_markers(sys.argv[2], sys.argv[3], sys.argv[4:])
+elif __name__ == "__main__":
     _serve(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6])

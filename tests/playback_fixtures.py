@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import wave
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import soundfile
 from neuromusic.daemon.config import Config
 from neuromusic.daemon.session.context import SessionContext
 from neuromusic.daemon.session.control import SessionControl
@@ -18,13 +18,21 @@ from neuromusic.models.core.clock import MonotonicClock, VirtualClock
 from neuromusic.models.core.errors import SinkError
 from neuromusic.models.core.messages import Bar, Controls, Note
 
+# The soundfonts scripts/setup installs. A test whose figures depend on the sound asks for one by path, so the
+# result does not change with whatever else a machine has in its soundfont folders.
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")  # fluid-soundfont-gm: the default
+SMALL_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")  # timgm6mb-soundfont
+
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float samples in -1..1 and the sample rate."""
-    with wave.open(str(path)) as f:
-        rate = f.getframerate()
-        data = np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16).reshape(-1, f.getnchannels())
-    return data.mean(axis=1) / 32768.0, rate
+    """Mono float samples in -1..1 and the sample rate (plain WAV or RF64)."""
+    data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    return data.mean(axis=1), int(rate)
+
+
+def level_db(samples: np.ndarray) -> float:
+    """RMS level in dBFS (a full-scale sine is -3 dB); silence reads -200."""
+    return float(10.0 * np.log10(np.mean(samples**2) + 1e-20))
 
 
 def onsets(

@@ -18,18 +18,21 @@ def run_pipeline(
     config: FeatureConfig | None = None,
     chunk: int | list[int] = 25,
     timestamps: FloatArray | None = None,
+    channel_names: tuple[str, ...] | None = None,
 ) -> list[Features]:
-    """Push x (channels, n) through a fresh pipeline in chunks (a size or a list of sizes, cycled)."""
+    """Push x (channels, n) through a fresh pipeline in chunks (a size or a list of sizes, cycled); channels are
+    named C1, C2, ... unless `channel_names` says otherwise."""
     n_ch, n = x.shape
     ts = np.arange(n) / sfreq if timestamps is None else timestamps
-    pipe = FeaturePipeline(config or FeatureConfig(), sfreq, names(n_ch))
+    labels = channel_names or names(n_ch)
+    pipe = FeaturePipeline(config or FeatureConfig(), sfreq, labels)
     sizes = [chunk] if isinstance(chunk, int) else chunk
     out: list[Features] = []
     i = k = 0
     while i < n:
         size = sizes[k % len(sizes)]
         k += 1
-        out += pipe.push(Chunk(x[:, i : i + size], ts[i : i + size], names(n_ch), sfreq))
+        out += pipe.push(Chunk(x[:, i : i + size], ts[i : i + size], labels, sfreq))
         i += size
     return out
 

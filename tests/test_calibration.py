@@ -165,3 +165,66 @@ def test_cli_refuses_fast_with_a_headset(tmp_path: Path) -> None:
     done = subprocess.run([*CLI, "calibrate", "--board", "synthetic", "--fast"], capture_output=True, text=True)
     assert done.returncode == ConfigError.exit_code
     assert "--fast needs --board simulated" in done.stderr and "Traceback" not in done.stderr
+
+
+def _eyes_recording(path: Path, seconds: float, block_s: float, sfreq: float = 160.0) -> Path:
+    """A FIF file: alpha on during the rest blocks, off during arithmetic, `seconds` long in all."""
+    import mne
+
+    rng = np.random.default_rng(0)
+    t = np.arange(round(seconds * sfreq)) / sfreq
+    x = rng.standard_normal((4, t.size)) * 10e-6
+    rest = (t // block_s) % 2 == 0
+    x[:, rest] += 30e-6 * np.sin(2 * np.pi * 10 * t[rest])
+    info = mne.create_info(["O1", "O2", "Pz", "Fz"], sfreq, "eeg")
+    mne.io.RawArray(x, info, verbose="error").save(path, overwrite=True, verbose="error")
+    return path
+
+
+def _run_bounded(source: object, config: object, limit_s: float = 60.0) -> object:
+    """run_protocol in a thread: a calibration that waits forever fails the test instead of hanging it."""
+    import threading
+
+    said: list[str] = []
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            box["outcome"] = run_protocol(source, config, say=said.append)
+        except Exception as error:  # handed to the test thread
+            box["error"] = error
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    assert not worker.is_alive(), f"calibration still waiting after {limit_s} s; said: {said}"
+    box["said"] = said
+    return box
+
+
+def test_a_replay_that_ends_with_the_protocol_finishes_the_calibration(tmp_path: Path) -> None:
+    """Blocks of 10.1 s at 160 Hz do not fall on the replay's 6-sample chunks: the straddling chunks are split, so
+    a recording exactly as long as the protocol is exactly enough."""
+    from neuromusic.drivers.replay_source import ReplaySource
+
+    protocol = "rest:10.1,arithmetic:10.1,rest:10.1,arithmetic:10.1"
+    path = _eyes_recording(tmp_path / "exact_raw.fif", 40.4, 10.1)
+    config = load_config(overrides={"calibration.protocol": protocol, "calibration.settle_s": 2.0})
+    box = _run_bounded(ReplaySource(path, speed=0.0), config)
+    assert "error" not in box, box.get("error")
+    assert box["outcome"].result.accepted  # type: ignore[attr-defined]
+
+
+def test_a_replay_that_ends_early_says_how_far_it_got(tmp_path: Path) -> None:
+    from neuromusic.drivers.replay_source import ReplaySource
+    from neuromusic.models.core.errors import DataError
+
+    protocol = "rest:10,arithmetic:10,rest:10,arithmetic:10"
+    config = load_config(overrides={"calibration.protocol": protocol, "calibration.settle_s": 2.0})
+    short = _run_bounded(ReplaySource(_eyes_recording(tmp_path / "short_raw.fif", 33.0, 10.0), speed=0.0), config)
+    assert isinstance(short["error"], DataError)
+    assert "ended 3.0 s into block 4/4" in str(short["error"]) and "7.0 s short" in str(short["error"])
+    # Most of the last block is there: the calibration goes on with what was recorded, and says so.
+    nearly = _run_bounded(ReplaySource(_eyes_recording(tmp_path / "nearly_raw.fif", 38.0, 10.0), speed=0.0), config)
+    assert "error" not in nearly, nearly.get("error")
+    assert any("fitting on what was recorded" in line for line in nearly["said"])  # type: ignore[attr-defined]

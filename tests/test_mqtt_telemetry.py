@@ -101,7 +101,7 @@ def test_flags_override_the_toml() -> None:
 
 
 async def test_topics_and_payload_schema(broker: Broker) -> None:
-    ctx = make_context(host=broker.host, port=broker.port, device_id="lab-1", password="", user="u")
+    ctx = make_context(host=broker.host, port=broker.port, device_id="lab-1", password="s3cret-word", user="u")
     async with Collector(broker) as seen:
         service, task = await start(ctx)
         ctx.hub.publish(SourceStatus(ctx.clock.now(), "streaming", "synthetic board"))
@@ -131,7 +131,15 @@ async def test_topics_and_payload_schema(broker: Broker) -> None:
     kinds = [body(m)["kind"] for m in seen.on("events")]
     assert "source" in kinds and "marker" in kinds
     config = body(seen.on("config")[0])["config"]
-    assert config["mqtt"]["device_id"] == "lab-1" and config["mqtt"]["password"] == ""
+    assert config["mqtt"]["device_id"] == "lab-1" and set(config) >= {"policy", "features", "score"}
+    # An allow-list: no secret, no broker address or user, no hardware identity or path.
+    assert not {"password", "user", "host"} & set(config["mqtt"]) and set(config["source"]) == {
+        "board",
+        "playback_loop",
+        "replay_speed",
+        "stale_after_s",
+    }
+    assert all(b"s3cret-word" not in m.payload for m in seen.messages)  # type: ignore[operator]
     assert service.published > 10
 
     # Retained: a subscriber arriving after the session sees its config and that it is offline.

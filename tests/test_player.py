@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import logging
 import subprocess
@@ -168,14 +169,20 @@ async def test_the_operator_override_wins_over_the_policy() -> None:
     await clock.drive(8.0)
     override = Controls(55.0, 0.2, 0.1)
     ctx.control.set_controls(override)
-    await clock.drive(30.0)
+    await clock.drive(45.0)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     composed = [b for b in drain(bars) if isinstance(b, Bar)]
     before = [b for b in composed if b.controls != override]
-    after = composed[len(before) :]
+    after = composed[composed.index(before[-1]) + 1 :]
     assert before and len(after) >= 4 and all(b.controls == override for b in after)
     assert all(b.key == "Dm" for b in after)  # the sketch composer honours valence 0.2, in the model's key
+    # The override passes the guard: it is reached one step per bar, never by a jump.
+    bounds = ctx.config.policy.bounds
+    for a, b in itertools.pairwise(composed):
+        assert abs(b.controls.tempo - a.controls.tempo) <= bounds.max_tempo_step + 1e-9
+        assert abs(b.controls.valence - a.controls.valence) <= bounds.max_valence_step + 1e-9
+        assert abs(b.controls.energy - a.controls.energy) <= bounds.max_energy_step + 1e-9
 
 
 class FlakyComposer:

@@ -63,21 +63,57 @@ def test_a_flat_channel_is_reported_flat() -> None:
     assert run_pipeline(x, SFREQ, with_quality(flat_uv=0.01))[-1].good[0]
 
 
-def test_a_blink_sized_bump_is_out_of_range_and_max_uv_sets_the_limit() -> None:
+def test_a_blink_is_an_eye_artifact_on_frontal_sites_only_and_its_options_set_the_limit() -> None:
     x = eeg(10)
     t = np.arange(x.shape[1]) / SFREQ
-    x[0] += 300 * np.exp(-0.5 * ((t - 5.0) / 0.075) ** 2)  # a 300 µV blink at 5 s
-    f = at(run_pipeline(x, SFREQ), 5.5)
-    assert f.bad_reasons[0] == "out-of-range" and f.good[1:].all()
-    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=1000.0)), 5.5).bad_reasons[0] == "artifact"  # next rule
-    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=1000.0, burst_ratio=100.0)), 5.5).good[0]
+    x[:2] += 150 * np.exp(-0.5 * ((t - 5.0) / 0.1) ** 2)  # a 150 µV blink-shaped bump at 5 s on Fp1 and O1
+    montage = ("Fp1", "O1", "Cz")
+
+    def reasons(**options: float) -> tuple[str, ...]:
+        return at(run_pipeline(x, SFREQ, with_quality(**options), channel_names=montage), 5.5).bad_reasons
+
+    assert reasons() == ("eye", "amplitude", "")  # the same bump at the back is no eye: judged by amplitude
+    assert reasons(eye_min_uv=200.0)[0] == "amplitude"  # beyond the eye's limit in µV: the next rule judges
+    assert reasons(eye_ratio=1000.0)[0] == "amplitude"
+    assert reasons(eye_ratio=1000.0, amplitude_ratio=1000.0) == ("", "", "")
+    assert all(f.good.all() for f in run_pipeline(eeg(10), SFREQ, channel_names=montage))
+
+
+def test_an_alpha_rise_of_any_size_is_never_an_artifact() -> None:
+    """Eyes closed: posterior alpha grows several-fold within a second, to 1 Hz high-passed peaks of 200-300 µV."""
+    x = eeg(16)
+    t = np.arange(x.shape[1]) / SFREQ
+    envelope = np.clip((t - 8.0) / 0.3, 0.0, 1.0)  # the eyes close at 8 s; alpha is full 0.3 s later
+    x += 120 * envelope * np.sin(2 * np.pi * 9.5 * t)  # 128 µV peaks against about 14 µV before
+    feats = run_pipeline(x, SFREQ, channel_names=("O1", "Oz", "Fp1"))
+    assert all(f.good.all() for f in feats), {r for f in feats for r in f.bad_reasons}
+
+
+def test_a_pop_beyond_the_ceiling_is_out_of_range_and_max_uv_sets_the_ceiling() -> None:
+    x = eeg(10)
+    x[0, 1250:1300] += 2000.0  # an electrode pop: a 2 mV jump for 0.2 s at 5 s
+    assert at(run_pipeline(x, SFREQ), 5.5).bad_reasons[0] == "out-of-range"
+    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=5000.0)), 5.5).bad_reasons[0] in ("muscle", "amplitude")
+    assert at(run_pipeline(x, SFREQ), 5.5).good[1:].all()
+
+
+def test_a_dc_offset_trips_nothing_and_single_sample_spikes_are_excluded_then_forgotten() -> None:
+    """A consumer headset: every channel sits at 4 mV, with the odd huge single-sample glitch."""
+    x = eeg(14) + 4000.0
+    x[0, 1250] += 7e5  # 0.7 V: beyond the rails
+    x[1, 1250] += 4000.0  # 4 mV
+    feats = run_pipeline(x, SFREQ)
+    assert all(f.good.all() for f in feats if f.t < 5.0)
+    during = at(feats, 5.2)
+    assert during.bad_reasons[:2] == ("railed", "out-of-range") and during.good[2]
+    assert at(feats, 9.0).good.all()  # the glitch has left the window and the filters
 
 
 def test_the_source_declared_range_replaces_the_default_unless_the_user_sets_max_uv() -> None:
     """A test signal generator (BrainFlow's synthetic board) declares SourceInfo.max_uv; its big sines are healthy."""
     t = np.arange(int(6 * SFREQ)) / SFREQ
     x = eeg(6)
-    x[0] += 700 * np.sin(2 * np.pi * 9.0 * t)  # a 700 µV test sine, like the synthetic board's channel 15
+    x[0] += 700 * np.sin(2 * np.pi * 25.0 * t)  # a 700 µV test sine, like the synthetic board's channel 15
     info = SourceInfo("generator", SFREQ, names(3), "brainflow", max_uv=1500.0)
 
     def last(pipe: FeaturePipeline) -> Features:
@@ -99,21 +135,31 @@ def test_the_source_declared_range_replaces_the_default_unless_the_user_sets_max
         QualityConfig(max_uv=0.0).validate()
 
 
-def test_a_muscle_burst_is_an_artifact_and_burst_ratio_sets_the_limit() -> None:
+def test_a_muscle_burst_is_judged_on_high_frequencies_and_muscle_ratio_sets_the_limit() -> None:
     x = eeg(14)
     rng = np.random.default_rng(3)
     burst = slice(int(10 * SFREQ), int(10.5 * SFREQ))
-    x[2, burst] += 40 * rng.standard_normal(burst.stop - burst.start)  # broadband, under max_uv peaks mostly
-    relaxed = with_quality(max_uv=1000.0)
-    f = at(run_pipeline(x, SFREQ, relaxed), 10.6)
-    assert f.bad_reasons[2] == "artifact" and f.good[:2].all()
-    assert at(run_pipeline(x, SFREQ, with_quality(max_uv=1000.0, burst_ratio=20.0)), 10.6).good[2]
+    n = burst.stop - burst.start
+    emg = np.diff(rng.standard_normal(n + 1))  # differenced noise: power rising with frequency, like EMG
+    x[2, burst] += 12 * emg
+    f = at(run_pipeline(x, SFREQ), 10.6)
+    assert f.bad_reasons[2] == "muscle" and f.good[:2].all()
+    assert at(run_pipeline(x, SFREQ, with_quality(muscle_ratio=20.0, amplitude_ratio=100.0)), 10.6).good[2]
+
+
+def test_a_lasting_change_of_level_becomes_the_norm_within_history_s() -> None:
+    x = eeg(30)
+    x[0, int(5 * SFREQ) :] += 40 * np.random.default_rng(4).standard_normal(x.shape[1] - int(5 * SFREQ))
+    short = run_pipeline(x, SFREQ, with_quality(history_s=4.0))
+    long = run_pipeline(x, SFREQ)
+    assert not at(short, 6.0).good[0] and not at(long, 6.0).good[0]
+    assert at(short, 25.0).good[0] and not at(long, 25.0).good[0]
 
 
 def test_rail_uv_sets_the_railed_limit() -> None:
     x = eeg(6)
     x[0, 1300:1310] = 5000.0  # at 5.2 s, inside the last window
-    assert run_pipeline(x, SFREQ)[-1].bad_reasons[0] == "out-of-range"  # a step, not railed at 180 mV
+    assert run_pipeline(x, SFREQ)[-1].bad_reasons[0] == "out-of-range"  # a pulse, not railed at 180 mV
     assert run_pipeline(x, SFREQ, with_quality(rail_uv=4000.0))[-1].bad_reasons[0] == "railed"
 
 

@@ -12,11 +12,26 @@ from neuromusic.daemon.config import load_config
 from neuromusic.daemon.session.profile_store import ProfileStore, score_profile_from_section, score_profile_section
 from neuromusic.models.core.errors import ConfigError, DataError
 from neuromusic.models.core.messages import Features
-from neuromusic.models.signal.score import RelaxationScorer, ScoreConfig
+from neuromusic.models.signal.montage import channel_weights
+from neuromusic.models.signal.score import RelaxationScorer, ScoreConfig, band_shares
 
 BANDS = ("delta", "theta", "alpha", "beta", "gamma")
 CHANNELS = ("O1", "O2", "Fz")
 HOP = 0.25
+V = np.array([1.0, 1.0, 0.4])  # region weights of O1, O2 (occipital) and Fz (frontal)
+
+
+def expected_index(scorer: RelaxationScorer, f: Features, usable: np.ndarray, config: ScoreConfig) -> float:
+    """The module docstring's formula, written out: shares, one scale per band, region-weighted mean, band weights."""
+    profile = scorer.profile
+    assert profile is not None
+    x = band_shares(np.where(f.good[np.newaxis, :], f.de, np.nan))
+    std = np.maximum(profile.std, config.std_floor)
+    scale = (std * V).sum(axis=1, keepdims=True) / V.sum()
+    z = (x - profile.mean) / scale
+    w = config.weights
+    per_band = {b: (z[BANDS.index(b), usable] * V[usable]).sum() / V[usable].sum() for b in w}
+    return sum(wv * per_band[b] for b, wv in w.items()) / sum(abs(v) for v in w.values())
 
 
 def feats(
@@ -71,10 +86,9 @@ def test_score_follows_the_documented_formula() -> None:
     scorer, t = calibrated(config)
     profile = scorer.profile
     assert profile is not None
+    assert profile.kind == "relative"
     f = feats(t, alpha=0.3, beta=-0.1, theta=0.2)
-    z = (f.de - profile.mean) / np.maximum(profile.std, config.std_floor)
-    w = {"alpha": 1.0, "theta": 0.5, "beta": -1.0}
-    index = sum(wv * z[BANDS.index(b)].mean() for b, wv in w.items()) / sum(abs(v) for v in w.values())
+    index = expected_index(scorer, f, np.ones(3, bool), config)
     s = scorer.update(f)
     assert s.raw == pytest.approx(index)
     assert s.value == pytest.approx(1.0 / (1.0 + math.exp(-index)))
@@ -97,13 +111,13 @@ def test_bad_channels_never_reach_the_score_and_none_good_is_poor_signal() -> No
     scorer, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0))
     profile = scorer.profile
     assert profile is not None
-    # Channel Fz bad: its DE (here absurd) is ignored: the index is that of O1 and O2 alone; confidence is 2/3.
+    # Channel Fz bad: its DE (here absurd) is ignored: the index is that of O1 and O2 alone; confidence is the
+    # share of the montage's region weight still usable, 2 / 2.4.
     f = feats(t, alpha=0.5, good=(True, True, False))
     f.de[:, 2] = 1e6
-    z = (f.de - profile.mean) / np.maximum(profile.std, 0.05)
-    expected = (z[2, :2].mean() + 0.5 * z[1, :2].mean() - z[3, :2].mean()) / 2.5
+    expected = expected_index(scorer, f, np.array([True, True, False]), ScoreConfig(smoothing_s=0.0))
     s = scorer.update(f)
-    assert s.raw == pytest.approx(expected) and s.confidence == pytest.approx(2 / 3)
+    assert s.raw == pytest.approx(expected) and s.confidence == pytest.approx(2 / 2.4)
     s = scorer.update(feats(t + 2 * HOP, good=(False, False, False)))
     assert s.state == "poor-signal" and s.value is None and s.confidence == 0.0
     stale = scorer.stale(t + 10)
@@ -122,7 +136,7 @@ def test_channels_bad_during_the_whole_baseline_stay_excluded() -> None:
         scorer.update(feats(t, jitter=0.2, good=(True, True, False), seed=int(t * 4)))
         t += HOP
     s = scorer.update(feats(t, alpha=1.0))  # Fz good now, but it has no baseline statistics
-    assert s.confidence == pytest.approx(2 / 3) and s.state == "scoring"
+    assert s.confidence == pytest.approx(2 / 2.4) and s.state == "scoring"
 
 
 def test_no_good_channel_during_the_baseline_keeps_calibrating() -> None:
@@ -158,11 +172,15 @@ def test_gain_option_steepens_the_squashing() -> None:
 
 
 def test_weights_and_std_floor_options_change_the_index() -> None:
-    a, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0, weights={"beta": -1.0}))
+    absolute = ScoreConfig(baseline_s=5.0, smoothing_s=0.0, weights={"beta": -1.0}, features="absolute")
+    a, t = calibrated(absolute)
     assert a.update(feats(t, alpha=1.0)).raw == pytest.approx(a.update(feats(t + HOP)).raw)  # alpha no longer counts
     b, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0, std_floor=10.0))
     raw = b.update(feats(t, alpha=1.0)).raw
-    assert raw is not None and abs(raw) < 0.05  # every std floored at 10 nats: tiny z
+    assert raw is not None and abs(raw) < 0.1  # every std floored at 10 nats: z of a 1-nat rise below 0.1
+    c, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0))
+    default = c.update(feats(t, alpha=1.0)).raw
+    assert default is not None and default > 1.0
 
 
 def test_min_baseline_windows_option() -> None:
@@ -198,7 +216,7 @@ def test_a_profile_matches_channels_by_name() -> None:
     assert profile is not None
     other = RelaxationScorer(ScoreConfig(), BANDS, ("Fz", "Cz"), profile)
     s = other.update(Features(0.0, np.full((5, 2), 2.0), BANDS, ("Fz", "Cz"), np.array([True, True]), ("", "")))
-    assert s.confidence == 0.5  # Cz has no statistics in the profile
+    assert s.confidence == pytest.approx(0.4 / (0.4 + 0.6))  # Cz (central, 0.6) has no statistics in the profile
     with pytest.raises(DataError, match="no channel in common"):
         RelaxationScorer(ScoreConfig(), BANDS, ("T7", "T8"), profile)
 
@@ -226,3 +244,43 @@ def test_bad_score_configuration() -> None:
         RelaxationScorer(ScoreConfig(), BANDS, CHANNELS).update(
             Features(0.0, np.zeros((5, 2)), BANDS, ("a", "b"), np.ones(2, bool), ("", ""))
         )
+
+
+def test_relative_features_ignore_a_change_of_gain_and_absolute_ones_do_not() -> None:
+    """A re-seated electrode or another amplifier gain scales every band alike: the band shares stay put."""
+    for kind, moves in (("relative", False), ("absolute", True)):
+        scorer, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0, features=kind))  # type: ignore[arg-type]
+        before = scorer.update(feats(t, alpha=0.4)).raw
+        louder = feats(t + HOP, alpha=0.4)
+        louder.de[:] += 1.0  # every band's power x e^2
+        after = scorer.update(louder).raw
+        assert before is not None and after is not None
+        assert (abs(after - before) > 0.1) is moves
+
+
+def test_region_weights_decide_which_channels_speak() -> None:
+    # Only the frontal channel moves; with the occipital weight at 0 it is the whole index, with frontal 0 nothing.
+    def raw(weights: dict[str, float]) -> float:
+        scorer, t = calibrated(ScoreConfig(baseline_s=5.0, smoothing_s=0.0, region_weights=weights))
+        plain = scorer.update(feats(t)).raw
+        f = feats(t + HOP)
+        f.de[BANDS.index("alpha"), 2] += 1.0
+        value = scorer.update(f).raw
+        assert value is not None and plain is not None
+        return value - plain
+
+    assert raw({"frontal": 1.0}) > raw({"occipital": 1.0, "frontal": 0.4}) > 0.1
+    assert abs(raw({"occipital": 1.0})) < 1e-9
+
+
+def test_montages_without_known_names_weigh_all_channels_and_unknown_ones_beside_known_weigh_nothing() -> None:
+    assert channel_weights(("ch1", "ch2", "ch3"), {"occipital": 1.0}).tolist() == [1.0, 1.0, 1.0]
+    eegmat = ("EEG O1", "EEG T5", "EEG Fp1", "ECG ECG", "EEG A2-A1")
+    assert channel_weights(eegmat, ScoreConfig().region_weights).tolist() == [1.0, 0.9, 0.3, 0.0, 0.0]
+    muse = channel_weights(("TP9", "AF7", "AF8", "TP10"), ScoreConfig().region_weights)
+    assert muse.tolist() == [0.7, 0.4, 0.4, 0.7]
+    assert channel_weights(eegmat, ScoreConfig().region_weights, unknown=0.2)[3] == 0.2
+    with pytest.raises(ConfigError, match="unknown region"):
+        load_config(None, {"score.region_weights": {"occiput": 1.0}})
+    with pytest.raises(ConfigError, match="features"):
+        load_config(None, {"score.features": "ratio"})

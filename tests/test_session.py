@@ -25,7 +25,7 @@ from neuromusic.daemon.session.context import SessionContext
 from neuromusic.daemon.session.profile_store import PROFILE_VERSION, ProfileStore
 from neuromusic.daemon.session.runner import Session
 from neuromusic.daemon.session.services import create_services, resolve
-from neuromusic.daemon.session.shutdown import EXIT_SHUTDOWN_TIMEOUT, ShutdownHandler
+from neuromusic.daemon.session.shutdown import EXIT_SERVICE_FAILED, EXIT_SHUTDOWN_TIMEOUT, ShutdownHandler
 from neuromusic.models.core.errors import ConfigError
 from neuromusic.models.core.messages import Controls, Event, Features, Score, SourceStatus
 from rich.console import Console
@@ -63,6 +63,24 @@ class Recorder:
             self.cleaned = True
 
 
+def recorder_factory(made: list[Recorder], **kwargs: Any) -> Any:
+    def create(ctx: SessionContext) -> Recorder:
+        made.append(Recorder(ctx, **kwargs))
+        return made[-1]
+
+    return create
+
+
+async def test_a_crashed_service_ends_the_run_with_exit_code_8_and_everything_cleaned_up(tmp_path: Path) -> None:
+    made: list[Recorder] = []
+    config = simulated_config(**{"session.duration_s": 20.0, "session.session_dir": str(tmp_path)})
+    session = Session(config, services=[recorder_factory(made), recorder_factory(made, fail_after_s=0.3)])
+    result = await asyncio.wait_for(session.run(), timeout=15)
+    assert result.exit_code == EXIT_SERVICE_FAILED
+    assert "probe broke" in result.reason and result.duration_s < 5.0
+    assert all(recorder.cleaned for recorder in made)
+
+
 async def test_services_run_and_clean_up_in_order_and_a_failing_one_is_contained(tmp_path: Path) -> None:
     made: list[Recorder] = []
 
@@ -73,7 +91,9 @@ async def test_services_run_and_clean_up_in_order_and_a_failing_one_is_contained
 
         return create
 
-    config = simulated_config(**{"session.duration_s": 2.0, "session.session_dir": str(tmp_path)})
+    config = simulated_config(
+        **{"session.duration_s": 2.0, "session.session_dir": str(tmp_path), "session.on_service_failure": "continue"}
+    )
     session = Session(config, services=[factory(), factory(fail_after_s=0.3), lambda ctx: None])
     events = session.hub.subscribe(Event)
     result = await asyncio.wait_for(session.run(), timeout=15)

@@ -21,9 +21,9 @@ from neuromusic.models.core.errors import ConfigError, SinkError
 from neuromusic.models.core.messages import Controls, NoteEvent
 from neuromusic.models.music.arranger import Arranger, ArrangerConfig
 
-from tests.playback_fixtures import melody_bar, onsets, read_wav
+from tests.playback_fixtures import SMALL_SOUNDFONT, SOUNDFONT, level_db, melody_bar, onsets, read_wav
 
-DRY = SinkConfig(reverb=False)
+DRY = SinkConfig(reverb=False, soundfont=SOUNDFONT)
 
 
 def render(path: Path, events: list[NoteEvent], config: SinkConfig = DRY, end: float | None = None) -> None:
@@ -74,19 +74,23 @@ def test_a_tempo_change_shows_in_the_inter_onset_intervals(tmp_path: Path) -> No
 
 
 def test_wav_options_sample_rate_gain_and_reverb_change_the_output(tmp_path: Path) -> None:
-    events = [NoteEvent(0.1, 0.3, 60, 100, 0)]
+    # A loud chord, so the effects are measured far above the 16-bit floor (about -100 dB RMS)
+    events = [NoteEvent(0.1, 0.3, pitch, 127, 0) for pitch in (48, 55, 60, 64, 67)]
     render(tmp_path / "base.wav", events, DRY, end=0.5)
     render(tmp_path / "rate.wav", events, dataclasses.replace(DRY, sample_rate=22050), end=0.5)
-    render(tmp_path / "loud.wav", events, dataclasses.replace(DRY, gain=0.8), end=0.5)
-    render(tmp_path / "wet.wav", events, SinkConfig(reverb=True), end=0.5)
+    render(tmp_path / "loud.wav", events, dataclasses.replace(DRY, gain=DRY.gain * 2.0), end=0.5)
+    render(tmp_path / "wet.wav", events, dataclasses.replace(DRY, reverb=True), end=0.5)
     base, rate = read_wav(tmp_path / "base.wav")
     _, half = read_wav(tmp_path / "rate.wav")
     loud, _ = read_wav(tmp_path / "loud.wav")
     wet, _ = read_wav(tmp_path / "wet.wav")
     assert (rate, half) == (44100, 22050)
-    assert np.abs(loud).max() > 1.5 * np.abs(base).max()
+    note = slice(int(0.1 * rate), int(0.4 * rate))
+    assert level_db(base[note]) > -40.0  # loud enough that the comparisons below measure sound, not noise
+    assert level_db(loud[note]) - level_db(base[note]) == pytest.approx(6.0, abs=1.5)  # twice the gain: +6 dB
     tail = slice(int(1.2 * rate), int(2.0 * rate))  # after the note's release, while the reverb still rings
-    assert np.sqrt(np.mean(wet[tail] ** 2)) > 3 * np.sqrt(np.mean(base[tail] ** 2))
+    assert level_db(wet[tail]) > -85.0  # the reverb tail is well above the 16-bit floor
+    assert level_db(wet[tail]) > level_db(base[tail]) + 12.0  # and far above what is left of the dry render
 
 
 def test_the_wav_keeps_in_step_with_the_session_clock(tmp_path: Path) -> None:
@@ -127,7 +131,7 @@ def test_midi_file_holds_the_notes_at_their_times_with_tempo_changes(tmp_path: P
 
 def test_soundfont_search_and_its_errors(tmp_path: Path) -> None:
     assert find_soundfont().suffix in (".sf2", ".sf3")
-    with pytest.raises(SinkError, match=r"apt install timgm6mb-soundfont.*--soundfont"):
+    with pytest.raises(SinkError, match=r"apt install fluid-soundfont-gm.*--soundfont"):
         find_soundfont(folders=[tmp_path])
     with pytest.raises(SinkError, match=r"soundfont not found: .*nope\.sf2"):
         find_soundfont(tmp_path / "nope.sf2")
@@ -136,8 +140,8 @@ def test_soundfont_search_and_its_errors(tmp_path: Path) -> None:
 
 
 def test_a_soundfont_option_is_used_and_a_bad_one_is_refused(tmp_path: Path) -> None:
-    small = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
-    sinks, _ = open_sinks(dataclasses.replace(DRY, synth="none", soundfont=small, wav=Path("x.wav")), tmp_path, 0.0)
+    config = dataclasses.replace(DRY, synth="none", soundfont=SMALL_SOUNDFONT, wav=Path("x.wav"))
+    sinks, _ = open_sinks(config, tmp_path, 0.0)
     assert [s.name for s in sinks] == [f"wav:{tmp_path / 'x.wav'}"]
     sinks[0].close(0.0)
     (tmp_path / "bad.sf2").write_bytes(b"not a soundfont")

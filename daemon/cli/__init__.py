@@ -12,7 +12,6 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from neuromusic.models.core.errors import NeuromusicError
 
@@ -28,18 +27,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("neuromusic.daemon.cli.dashboard", "serve a live web dashboard of every session on an MQTT broker"),
     "calibrate": ("neuromusic.daemon.cli.calibrate", "guided calibration: fit and save a per-person profile"),
     "sessions": ("neuromusic.daemon.cli.sessions", "list recorded sessions"),
-    "export": ("neuromusic.daemon.cli.export", "export a session to FIF, EDF or BIDS"),
+    "export": ("neuromusic.daemon.cli.export", "export a session to FIF, EDF, BIDS or XDF"),
     "report": ("neuromusic.daemon.cli.report", "write an HTML report with plots for a session"),
+    "config": ("neuromusic.daemon.cli.config", "check a configuration file or print the reference of every option"),
 }
 
 
-def _load(module_name: str) -> ModuleType | None:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name == module_name:
-            return None  # a command not built yet: leave it out rather than break every other command
-        raise
+        return version("neuromusic")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Closed-loop neurofeedback: composes relaxing music from EEG.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"neuromusic {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
-        module = _load(module_name)
-        if module is None:
-            continue
+        module = importlib.import_module(module_name)
         command_parser = sub.add_parser(
             name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
         )

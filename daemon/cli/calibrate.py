@@ -2,7 +2,10 @@
 
 The protocol alternates blocks, e.g. rest:45,arithmetic:45,... Each block starts with a prompt in the terminal (and a
 sound cue through FluidSynth when an audio device works: a low soft chord for rest, two high notes for arithmetic).
-Blocks are timed by samples received, so a slow or bursty source still gives every block its full length. The
+Blocks are timed by samples received, so a slow or bursty source still gives every block its full length (a chunk
+that straddles two blocks is split between them). A finite source (a replay) that runs out ends the protocol: a last
+block that got at least half its length is used as it is, otherwise the calibration stops with a DataError saying how
+far it got. The
 fitted model (models/signal/calibration.py) is judged by leave-one-block-pair-out cross-validation; a profile
 whose accuracy is at chance is refused (exit code 7) and nothing is saved.
 An accepted fit is saved to the --profile JSON:
@@ -104,7 +107,7 @@ def run_protocol(
     from neuromusic.models.core.messages import Event
     from neuromusic.models.signal.calibration import CalibrationData, fit_calibration, parse_protocol
     from neuromusic.models.signal.pipeline import FeaturePipeline
-    from neuromusic.models.signal.score import ScoreProfile
+    from neuromusic.models.signal.score import ScoreProfile, band_shares
 
     calibration = config.calibration
     blocks = parse_protocol(calibration.protocol)
@@ -113,7 +116,7 @@ def run_protocol(
         pipeline = FeaturePipeline.for_source(config.features, info)
         bands = tuple(config.features.bands)
         data = CalibrationData(bands, tuple(info.channel_names))
-        next_chunk = read or (lambda: source.read(0.2))
+        feed = _Feed(read or (lambda: source.read(0.2)), lambda: bool(getattr(source, "finished", False)))
         for number, block in enumerate(blocks):
             say(f"[{number + 1}/{len(blocks)}] {PROMPTS[block.kind]} ({block.seconds:g} s)")
             if cue is not None:
@@ -123,10 +126,7 @@ def run_protocol(
             needed = round(block.seconds * info.sfreq)
             settle = round(calibration.settle_s * info.sfreq)
             received = 0
-            while received < needed:
-                chunk = next_chunk()
-                if chunk is None:
-                    continue
+            for chunk in feed.take(needed):
                 received += chunk.n_samples
                 if recorder is not None:
                     recorder.write(chunk, now())
@@ -138,15 +138,69 @@ def run_protocol(
                         data.add(de, block.relaxed, number)
                 if recorder is not None:
                     recorder.flush()
+            if received < needed:
+                _ran_out(say, number, blocks, received / info.sfreq)
+                break
     finally:
         source.close()
     say("fitting the model ...")
     result = fit_calibration(data, calibration, config.features.window_s, config.features.hop_s)
     stack = np.vstack(data.rows).reshape(-1, len(bands), len(info.channel_names))
+    kind = config.score.features
+    if kind == "relative":
+        stack = np.stack([band_shares(window) for window in stack])
     with np.errstate(all="ignore"):
         mean, std = np.nanmean(stack, axis=0), _pooled_std(stack, np.asarray(data.labels))
-    score = ScoreProfile(bands, tuple(info.channel_names), mean, std, len(stack))
+    score = ScoreProfile(bands, tuple(info.channel_names), mean, std, len(stack), kind=kind)
     return Outcome(result, score_profile_section(score), result.to_profile(calibration, config.features.window_s), None)
+
+
+class _Feed:
+    """Chunks from a source, cut to exact block lengths: a chunk that straddles two blocks is split, its second part
+    kept for the next block. `take` stops early when a finite source has run out."""
+
+    def __init__(self, read: Callable[[], Any], finished: Callable[[], bool]) -> None:
+        self._read = read
+        self._finished = finished
+        self._left: Any = None
+
+    def take(self, needed: int) -> Any:
+        got = 0
+        while got < needed:
+            chunk, self._left = (self._left, None) if self._left is not None else (self._read(), None)
+            if chunk is None:
+                if self._finished():
+                    return
+                continue
+            if got + chunk.n_samples > needed:
+                chunk, self._left = _split(chunk, needed - got)
+            got += chunk.n_samples
+            yield chunk
+
+
+def _split(chunk: Any, n: int) -> tuple[Any, Any]:
+    import dataclasses
+
+    head = dataclasses.replace(chunk, data=chunk.data[:, :n], timestamps=chunk.timestamps[:n])
+    tail = dataclasses.replace(chunk, data=chunk.data[:, n:], timestamps=chunk.timestamps[n:])
+    return head, tail
+
+
+def _ran_out(say: Callable[[str], None], number: int, blocks: list[Any], got_s: float) -> None:
+    """The source ended during block `number`: go on with what was recorded, or say why that cannot be."""
+    from neuromusic.models.core.errors import DataError
+
+    block = blocks[number]
+    missing = block.seconds - got_s + sum(b.seconds for b in blocks[number + 1 :])
+    where = (
+        f"the recording ended {got_s:.1f} s into block {number + 1}/{len(blocks)} ({block.kind}, {block.seconds:g} s)"
+    )
+    if number == len(blocks) - 1 and got_s >= block.seconds / 2:
+        say(f"{where}; fitting on what was recorded")
+        return
+    raise DataError(
+        f"{where}: {missing:.1f} s short of the protocol; replay a longer recording or give a shorter --protocol"
+    )
 
 
 def _pooled_std(stack: Any, labels: Any) -> Any:

@@ -1,20 +1,21 @@
-"""`neuromusic export SESSION --format fif|edf|bids [-o PATH]`: write a session in a format MNE/BIDS tools read."""
+"""`neuromusic export SESSION --format fif|edf|bids|xdf [-o PATH]`: write a session in a format MNE/BIDS tools read."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from neuromusic.daemon.cli.session_args import add_session_argument, sessions_root
+from neuromusic.daemon.cli.session_args import add_session_argument, find_session_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_session_argument(parser)
     parser.add_argument(
         "--format",
-        choices=("fif", "edf", "bids"),
+        choices=("fif", "edf", "bids", "xdf"),
         default="fif",
-        help="fif: MNE's format, exact samples; edf: 16-bit European Data Format; bids: an EEG-BIDS tree (EDF inside)",
+        help="fif: MNE's format, exact samples; edf: 16-bit European Data Format; bids: an EEG-BIDS tree (EDF inside); "
+        "xdf: EEG, score, controls and markers as LabRecorder would have recorded them",
     )
     parser.add_argument(
         "-o",
@@ -28,9 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from neuromusic.daemon.lab.export import export_session
-    from neuromusic.models.sessions.store import find_session
 
-    folder = find_session(args.session, sessions_root(args))
+    folder = find_session_folder(args)
     written = export_session(folder, args.format, args.output, overwrite=args.overwrite)
     print(written)
     return 0

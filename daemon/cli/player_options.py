@@ -34,13 +34,13 @@ FLAGS: tuple[tuple[str, str, type, str, str], ...] = (
         "also send MIDI to this existing port (a unique part of its name), or "
         "'virtual' to create a port named neuromusic",
     ),
-    ("--wav", "wav", Path, "PATH", "also render the session to this WAV file (relative: into the session folder)"),
+    ("--wav", "wav", Path, "PATH", "also render the session to this WAV file (relative: to the current directory)"),
     (
         "--midi-file",
         "midi_file",
         Path,
         "PATH",
-        "also write the session as a standard MIDI file, tempo changes included (relative: into the session folder)",
+        "also write the session as a standard MIDI file, tempo changes included (relative: to the current directory)",
     ),
 )
 

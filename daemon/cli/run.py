@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import difflib
 import logging
 import os
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 from neuromusic.daemon.cli.run_options import add_run_arguments, run_overrides
+
+OUTPUT_FLAGS = ("sinks.wav", "sinks.midi_file")  # output files named on the command line: relative to the cwd
 
 EPILOG = """\
 examples:
@@ -27,6 +32,9 @@ exit codes: 0 stopped cleanly (--duration, stop command, first SIGINT/SIGTERM); 
 flag error; 3 source failed; 4 headset/port/stream not found; 5 sink; 6 music model; 7 data; 9 shutdown deadline
 passed; 130/143 forced by a second SIGINT/SIGTERM. Keys in [brackets] are the TOML names (see
 deploy/neuromusic.example.toml).
+
+--wav and --midi-file given on the command line are relative to the current directory; the same keys in a TOML file
+are relative to the session folder. The session folder is printed when the session starts and when it ends.
 """
 
 
@@ -36,15 +44,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    overrides = resolve_output_paths(run_overrides(args), Path.cwd())
+    check_board(_board(args.config, overrides))  # before the configuration loader imports the signal maths (seconds)
     from neuromusic.daemon.config import load_config
 
-    config = load_config(args.config, run_overrides(args))
+    config = load_config(args.config, overrides)
     if config.session.output == "json":
         _reserve_stdout_for_json()
     before = set(threading.enumerate())
     code = _run_loop(config)
     _exit_now_if_threads_linger(code, before)
     return code
+
+
+def resolve_output_paths(overrides: dict[str, Any], cwd: Path) -> dict[str, Any]:
+    """Output files named by flags, relative to `cwd` as every command-line tool does (TOML paths are left alone:
+    relative ones go into the session folder)."""
+    out = dict(overrides)
+    for key in OUTPUT_FLAGS:
+        if out.get(key) is not None:
+            out[key] = cwd / Path(out[key]).expanduser()
+    return out
+
+
+def _board(path: Path | None, overrides: dict[str, Any]) -> str:
+    """The board this run will use: the flag, else the TOML's [source] board, else the default. A TOML file that
+    cannot be read is left to the configuration loader, which says why."""
+    import tomllib
+
+    if overrides.get("source.board") is not None:
+        return str(overrides["source.board"])
+    if path is not None:
+        try:
+            board = tomllib.loads(Path(path).read_text()).get("source", {}).get("board")
+        except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            board = None
+        if isinstance(board, str):
+            return board
+    from neuromusic.drivers.config import SourceConfig
+
+    return SourceConfig().board
+
+
+def check_board(board: str) -> None:
+    """Raise a ConfigError naming the closest board names when `board` names none."""
+    from neuromusic.drivers.brainflow_source import brainflow_board_id, brainflow_board_names
+    from neuromusic.drivers.registry import source_names
+    from neuromusic.models.core.errors import ConfigError
+
+    name = board.strip().lower()
+    if name in source_names() or brainflow_board_id(board) is not None:
+        return
+    ours = source_names()
+    close = difflib.get_close_matches(name.replace("-", "_"), ours + brainflow_board_names(), n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise ConfigError(
+        f"unknown board {board!r}; {hint}choose one of {', '.join(ours)}, or a BrainFlow board name or id "
+        f"(`neuromusic devices` lists them)"
+    )
 
 
 def _run_loop(config: object) -> int:
@@ -70,6 +127,9 @@ async def _run(config: object) -> int:
 
     assert isinstance(config, Config)
     session = Session(config)
+    folder = _prepare_session_folder(session)
+    if folder is not None:
+        print(f"neuromusic: recording to {folder}", file=sys.stderr)
     shutdown = ShutdownHandler(session.request_stop, config.session.stop_timeout_s)
     shutdown.install(asyncio.get_running_loop())
     session.on_stopping.append(
@@ -80,7 +140,27 @@ async def _run(config: object) -> int:
     finally:
         shutdown.uninstall()
     print(f"neuromusic: session stopped ({result.reason}) after {result.duration_s:.1f} s", file=sys.stderr)
+    if folder is not None and (folder / "manifest.json").is_file():
+        print(f"neuromusic: recorded to {folder}", file=sys.stderr)
     return result.exit_code
+
+
+def _prepare_session_folder(session: Any) -> Path | None:
+    """The folder this run records into, chosen now so it can be printed; a --session-dir outside the sessions root
+    is noted in the root's index, so `neuromusic sessions` lists it."""
+    from neuromusic.daemon.services.recorder import check_folder, new_session_folder
+    from neuromusic.models.sessions.index import register
+
+    recording = session.config.recording
+    if not recording.enabled or "recorder" in session.config.session.without:
+        return None
+    root = recording.sessions_root()
+    folder: Path = session.ctx.session_dir or new_session_folder(root, session.ctx.device_id)
+    check_folder(folder)  # a folder holding another session is refused before anything starts
+    folder = folder.expanduser().absolute()
+    session.ctx.session_dir = folder
+    register(root, folder)
+    return folder
 
 
 def _reserve_stdout_for_json() -> None:

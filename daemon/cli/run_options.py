@@ -110,6 +110,7 @@ OPTION_MODULES: list[tuple[str, str, str]] = [
     ("neuromusic.daemon.cli.player_options", "add_playback_arguments", "playback_overrides"),
     ("neuromusic.daemon.cli.mqtt_options", "add_mqtt_arguments", "mqtt_overrides"),
     ("neuromusic.daemon.cli.recording_options", "add_recording_arguments", "recording_overrides"),
+    ("neuromusic.daemon.cli.lab_options", "add_lab_arguments", "lab_overrides"),
 ]
 
 

@@ -13,7 +13,8 @@ def add_session_argument(parser: argparse.ArgumentParser, *, positional: bool = 
         parser.add_argument(
             "session",
             metavar="SESSION",
-            help="a session folder, or the name (or a unique start or end of it) of one under --sessions-root",
+            help="a session folder, or the name (or a unique start or end of it) of one under --sessions-root or "
+            "recorded elsewhere with --session-dir",
         )
     parser.add_argument(
         "--sessions-root",
@@ -27,3 +28,11 @@ def add_session_argument(parser: argparse.ArgumentParser, *, positional: bool = 
 def sessions_root(args: argparse.Namespace) -> Path:
     root: Path | None = getattr(args, "sessions_root", None)
     return root.expanduser() if root is not None else default_sessions_root()
+
+
+def find_session_folder(args: argparse.Namespace) -> Path:
+    """The SESSION argument as a folder: a path, or a name under the sessions root or in its index (--session-dir
+    sessions)."""
+    from neuromusic.models.sessions.index import locate
+
+    return locate(args.session, sessions_root(args))

@@ -1,4 +1,5 @@
-"""`neuromusic sessions`: list recorded sessions with duration, source and a summary."""
+"""`neuromusic sessions`: list recorded sessions with duration, source and a summary: those under the sessions root
+and those recorded elsewhere with `run --session-dir` (noted in the root's index.jsonl)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ def _fmt_duration(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from neuromusic.models.core.errors import DataError
-    from neuromusic.models.sessions.store import SessionReader, iter_sessions
+    from neuromusic.models.sessions.index import all_sessions
+    from neuromusic.models.sessions.store import SessionReader
     from neuromusic.models.sessions.summary import summarize
 
     root = sessions_root(args)
-    folders = list(iter_sessions(root))
+    folders = all_sessions(root)  # those under the root and those recorded elsewhere with --session-dir
     if args.last is not None:
         folders = folders[-args.last :]
     if not folders:
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         relaxed = "-" if summary.relaxed_fraction is None else f"{summary.relaxed_fraction:.0%}"
         rows.append(
             (
-                summary.session_id,
+                summary.session_id if folder.parent == root else str(folder),  # elsewhere: say where
                 summary.started,
                 _fmt_duration(summary.duration_s),
                 summary.source,

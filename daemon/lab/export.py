@@ -1,10 +1,11 @@
-"""Export a recorded session to FIF, EDF or BIDS so it opens in MNE, EEGLAB, EDFbrowser and BIDS tools.
+"""Export a recorded session to FIF, EDF, BIDS or XDF so it opens in MNE, EEGLAB, EDFbrowser, BIDS and LSL tools.
 
 What goes out: the raw EEG in volts (channel type EEG, the recorded channel names and sampling rate), the start of
 the recording as the measurement date, and annotations for every marker, phase and control change (onsets in
 seconds from the first sample; markers "marker/<label>", phases "phase/<name>", controls "control/<what>").
 FIF keeps the float32 samples exactly (written as double); EDF stores 16-bit integers, so it is exact to within
-(physical range) / 65535 per channel; BIDS writes EDF inside a BIDS tree (sub-<id>/ses-<id>/eeg/).
+(physical range) / 65535 per channel; BIDS writes EDF inside a BIDS tree (sub-<id>/ses-<id>/eeg/); XDF holds the EEG
+(float32, exact), score, controls and markers as the streams `--lsl-out` publishes (daemon/lab/export_xdf.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import numpy as np
 from neuromusic.models.core.errors import DataError
 from neuromusic.models.sessions.store import SessionReader
 
-ExportFormat = Literal["fif", "edf", "bids"]
-FORMATS: tuple[ExportFormat, ...] = ("fif", "edf", "bids")
+ExportFormat = Literal["fif", "edf", "bids", "xdf"]
+FORMATS: tuple[ExportFormat, ...] = ("fif", "edf", "bids", "xdf")
 ANNOTATED_KINDS = ("marker", "phase", "control")
 
 
@@ -69,7 +70,7 @@ def to_raw(reader: SessionReader) -> Any:
 def default_output(reader: SessionReader, fmt: ExportFormat) -> Path:
     if fmt == "bids":
         return reader.folder / "bids"
-    suffix = "_raw.fif" if fmt == "fif" else ".edf"  # MNE expects FIF names to end in raw.fif
+    suffix = {"fif": "_raw.fif", "edf": ".edf", "xdf": ".xdf"}[fmt]  # MNE expects FIF names to end in raw.fif
     return reader.folder / f"{reader.session_id}{suffix}"
 
 
@@ -81,8 +82,12 @@ def export_session(folder: Path, fmt: ExportFormat, output: Path | None = None, 
     target = Path(output) if output is not None else default_output(reader, fmt)
     if fmt != "bids" and target.exists() and not overwrite:
         raise DataError(f"{target} exists; pass --overwrite or another -o PATH")
-    raw = to_raw(reader)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "xdf":
+        from neuromusic.daemon.lab.export_xdf import export_xdf
+
+        return export_xdf(reader, target)
+    raw = to_raw(reader)
     if fmt == "fif":
         if not target.name.endswith(("raw.fif", "raw.fif.gz", "_eeg.fif")):
             raise DataError(f"a FIF export must end in _raw.fif (MNE's naming rule), got {target.name}")

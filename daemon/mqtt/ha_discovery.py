@@ -1,7 +1,9 @@
 """Home Assistant MQTT discovery (`--ha-discovery`): the score, state and controls appear as sensors by themselves.
 
 Home Assistant reads retained configs under homeassistant/<component>/<node_id>/<object_id>/config and then follows
-our own topics; nothing is published twice. Pause/resume/marker buttons are added only when remote control is on.
+our own topics; nothing is published twice. Pause/resume/marker buttons are added only when remote control is on;
+with it off, their retained configs are cleared (an empty retained payload), so Home Assistant removes the buttons a
+previous session left behind. Each entity suggests its id with `default_entity_id` (e.g. sensor.neuromusic_lab_1_score).
 """
 
 from __future__ import annotations
@@ -45,10 +47,16 @@ def _availability(device_id: str) -> dict[str, Any]:
 
 def _config(component: str, device_id: str, object_id: str, body: dict[str, Any]) -> Outgoing:
     node = f"neuromusic_{device_id}"
-    payload = {"unique_id": f"{node}_{object_id}", "object_id": f"{node}_{object_id}", "device": _device(device_id)}
+    unique = f"{node}_{object_id}"
+    entity = f"{component}.{unique.lower().replace('-', '_')}"  # entity ids take lowercase letters, digits and _
+    payload = {"unique_id": unique, "default_entity_id": entity, "device": _device(device_id)}
     payload.update(_availability(device_id))
     payload.update(body)
-    return Outgoing(f"{PREFIX}/{component}/{node}/{object_id}/config", json.dumps(payload).encode(), 1, True)
+    return Outgoing(config_topic(component, device_id, object_id), json.dumps(payload).encode(), 1, True)
+
+
+def config_topic(component: str, device_id: str, object_id: str) -> str:
+    return f"{PREFIX}/{component}/neuromusic_{device_id}/{object_id}/config"
 
 
 def discovery_messages(device_id: str, remote_control: bool) -> list[Outgoing]:
@@ -73,4 +81,7 @@ def discovery_messages(device_id: str, remote_control: bool) -> list[Outgoing]:
                 "payload_press": json.dumps(command),
             }
             messages.append(_config("button", device_id, object_id, body))
+    else:
+        # An empty retained config removes the entity: buttons that would only answer "remote control is off" go.
+        messages += [Outgoing(config_topic("button", device_id, object_id), b"", 1, True) for object_id in BUTTONS]
     return messages

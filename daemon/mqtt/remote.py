@@ -13,12 +13,14 @@ A command is a JSON object on neuromusic/<device_id>/cmd:
 
 The reply on .../cmd/result is {"id": <the command's id or null>, "cmd": <name or null>, "ok": true} or
 {"id": ..., "cmd": ..., "ok": false, "error": "<what was wrong>"}. Every argument is checked before anything is
-called; a command takes plain numbers and strings only, so none can name a file, a module or code to load.
+called; a command takes plain numbers and strings only, so none can name a file, a module or code to load. An error
+names the field and what it must be, never the value sent: a reply must not carry back whatever a sender put in.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -26,21 +28,49 @@ from typing import Any
 from neuromusic.daemon.session.control import SessionControl
 from neuromusic.models.core.messages import Controls
 
+log = logging.getLogger(__name__)
+
 MAX_PAYLOAD_BYTES = 4096
 MAX_ID_LENGTH = 64
 MAX_REASON_LENGTH = 200
+MAX_NAME_LENGTH = 64
+MAX_DEPTH = 8  # the deepest command is {"bounds": {...}}: anything much deeper is refused before it is parsed
+# No control takes a value anywhere near this; a bigger integer is refused before it is turned into a float (a
+# 400-digit integer overflows float()).
+MAX_MAGNITUDE = 1e9
 
 
 class CommandError(ValueError):
     """A command that must be refused; the message goes back to the operator."""
 
 
+def _kind(value: Any) -> str:
+    """What a value is, in JSON words: the reply says this instead of echoing the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "something else"
+
+
 def _number(body: dict[str, Any], key: str) -> float:
     value = body.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CommandError(f"{key} must be a number, got {json.dumps(value)}")
+        raise CommandError(f"{key} must be a number, got {_kind(value)}")
+    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
+        raise CommandError(f"{key} is out of range")
     if not math.isfinite(value):
         raise CommandError(f"{key} must be a finite number")
+    if abs(value) > MAX_MAGNITUDE:
+        raise CommandError(f"{key} is out of range")
     return float(value)
 
 
@@ -49,18 +79,16 @@ def _string(body: dict[str, Any], key: str, limit: int, required: bool = True) -
     if value is None and not required:
         return ""
     if not isinstance(value, str):
-        raise CommandError(f"{key} must be a string, got {json.dumps(value)}")
+        raise CommandError(f"{key} must be a string, got {_kind(value)}")
     if len(value) > limit:
         raise CommandError(f"{key} is at most {limit} characters")
     return value
 
 
 def _keys(body: dict[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(body) - allowed - {"id", "cmd"})
+    extra = set(body) - allowed - {"id", "cmd"}
     if extra:
-        raise CommandError(
-            f"unexpected field {extra[0]!r}; this command takes: {', '.join(sorted(allowed)) or 'nothing'}"
-        )
+        raise CommandError(f"unexpected field; this command takes: {', '.join(sorted(allowed)) or 'nothing'}")
 
 
 def _pause(control: SessionControl, body: dict[str, Any]) -> None:
@@ -81,7 +109,7 @@ def _stop(control: SessionControl, body: dict[str, Any]) -> None:
 
 def _set_policy(control: SessionControl, body: dict[str, Any]) -> None:
     _keys(body, {"name"})
-    control.set_policy(_string(body, "name", 64))
+    control.set_policy(_string(body, "name", MAX_NAME_LENGTH))
 
 
 def _set_target(control: SessionControl, body: dict[str, Any]) -> None:
@@ -94,7 +122,10 @@ def _set_bounds(control: SessionControl, body: dict[str, Any]) -> None:
     bounds = body.get("bounds")
     if not isinstance(bounds, dict) or not bounds:
         raise CommandError('bounds must be a non-empty object, e.g. {"tempo_min": 55}')
-    control.set_bounds(**{str(key): _number(bounds, key) for key in bounds})
+    known = control.bounds.__dataclass_fields__
+    if any(key not in known for key in bounds):
+        raise CommandError(f"unknown bound; known: {', '.join(sorted(known))}")
+    control.set_bounds(**{key: _number(bounds, key) for key in bounds})
 
 
 def _set_controls(control: SessionControl, body: dict[str, Any]) -> None:
@@ -105,7 +136,7 @@ def _set_controls(control: SessionControl, body: dict[str, Any]) -> None:
     for key in ("tempo", "valence", "energy"):
         low, high = getattr(b, f"{key}_min"), getattr(b, f"{key}_max")
         if not low <= values[key] <= high:
-            raise CommandError(f"{key} {values[key]:g} is outside the control bounds {low:g}..{high:g}")
+            raise CommandError(f"{key} is outside the control bounds {low:g}..{high:g}")
     control.set_controls(Controls(**values))
 
 
@@ -141,32 +172,75 @@ def _reply_id(body: Any) -> str | int | None:
     return None
 
 
+def _nesting(text: bytes) -> int:
+    """The deepest bracket nesting outside strings: checked before parsing, so a 3,000-deep value costs nothing."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def _parse(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise CommandError(f"command too long (at most {MAX_PAYLOAD_BYTES} bytes)")
+    if _nesting(payload) > MAX_DEPTH:
+        raise CommandError(f"command nested too deeply (at most {MAX_DEPTH} levels)")
+    try:
+        body = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise CommandError("not valid JSON (UTF-8)") from None
+    if not isinstance(body, dict):
+        raise CommandError('a command must be a JSON object like {"id": "1", "cmd": "pause"}')
+    return body
+
+
+def _run(control: SessionControl, body: dict[str, Any], enabled: bool) -> None:
+    raw_name = body.get("cmd")
+    if "id" in body and _reply_id(body) is None:
+        raise CommandError(f"id must be a string of at most {MAX_ID_LENGTH} characters or an integer")
+    if not enabled:
+        raise CommandError("remote control is turned off on this device (--no-remote-control)")
+    if not isinstance(raw_name, str):
+        raise CommandError(f"cmd must be a string; one of: {', '.join(COMMANDS)}")
+    action = COMMANDS.get(raw_name)
+    if action is None:
+        raise CommandError(f"unknown command; one of: {', '.join(COMMANDS)}")
+    action(control, body)
+
+
 def handle(control: SessionControl, payload: bytes, enabled: bool = True) -> dict[str, Any]:
     """Run one command; return the reply. Never raises: every failure is an error reply and the session unchanged."""
     body: Any = None
-    name: str | None = None
     try:
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise CommandError(f"command too long ({len(payload)} bytes; at most {MAX_PAYLOAD_BYTES})")
-        try:
-            body = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-            raise CommandError(f"not valid JSON: {error}") from None
-        if not isinstance(body, dict):
-            raise CommandError('a command must be a JSON object like {"id": "1", "cmd": "pause"}')
-        raw_name = body.get("cmd")
-        name = raw_name if isinstance(raw_name, str) and len(raw_name) <= 64 else None
-        if "id" in body and _reply_id(body) is None:
-            raise CommandError(f"id must be a string of at most {MAX_ID_LENGTH} characters or an integer")
-        if not enabled:
-            raise CommandError("remote control is turned off on this device (--no-remote-control)")
-        if not isinstance(raw_name, str):
-            raise CommandError(f"cmd must be a string; one of: {', '.join(COMMANDS)}")
-        action = COMMANDS.get(raw_name)
-        if action is None:
-            raise CommandError(f"unknown command {raw_name[:64]!r}; one of: {', '.join(COMMANDS)}")
-        action(control, body)
+        body = _parse(payload)
+        _run(control, body, enabled)
     except (CommandError, ValueError, TypeError) as error:
         # SessionControl raises ValueError for values it refuses; it validates before it changes anything.
-        return {"id": _reply_id(body), "cmd": name, "ok": False, "error": str(error)[:500]}
-    return {"id": _reply_id(body), "cmd": name, "ok": True}
+        return _reply(body, False, str(error)[:500])
+    except Exception:  # the last resort: a bug here must cost one command, not the session's remote control
+        log.exception("remote command failed unexpectedly")
+        return _reply(body, False, "internal error while handling the command")
+    return _reply(body, True)
+
+
+def _reply(body: Any, ok: bool, error: str = "") -> dict[str, Any]:
+    raw_name = body.get("cmd") if isinstance(body, dict) else None
+    name = raw_name if isinstance(raw_name, str) and raw_name in COMMANDS else None
+    reply: dict[str, Any] = {"id": _reply_id(body), "cmd": name, "ok": ok}
+    if not ok:
+        reply["error"] = error
+    return reply

@@ -9,7 +9,7 @@
     neuromusic/<device_id>/controls    QoS 1  tempo / valence / energy, once per bar
     neuromusic/<device_id>/bar         QoS 0  the bar just composed: ABC and notes, once per bar
     neuromusic/<device_id>/events      QoS 1  markers, control changes, source reconnects, errors, telemetry drops
-    neuromusic/<device_id>/config      retained, QoS 1  the session's configuration (the password left out)
+    neuromusic/<device_id>/config      retained, QoS 1  the session's settings (an allow-list: no secret, path, address)
     neuromusic/<device_id>/cmd         commands in (see remote.py)
     neuromusic/<device_id>/cmd/result  QoS 1  one reply per command
 
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from neuromusic.daemon.mqtt.secrets import public_config
 from neuromusic.models.core.messages import Bar, Controls, Event, Features, Score, SourceStatus
 
 SCHEMA_VERSION = 1
@@ -144,8 +145,8 @@ def bar(device_id: str, t: float, b: Bar) -> Outgoing:
         "controls": b.controls.as_dict(),
         "repaired": b.repaired,
         "compose_ms": b.compose_ms,
-        "chords": list(getattr(b, "chords", ())),  # the arranger's chord symbols, once the bar is arranged
-        "start_t": getattr(b, "start_t", None),  # session clock when it starts sounding (None: not scheduled yet)
+        "chords": list(b.chords),  # the arranger's chord symbols, once the bar is arranged
+        "start_t": b.start_t,  # session clock when it starts sounding (None: not scheduled yet)
         "notes": [[n.pitch, n.start, n.duration, n.velocity] for n in b.notes],  # [pitch, start, duration, velocity]
     }
     return make(device_id, "bar", t, body)
@@ -169,10 +170,9 @@ def source_event(device_id: str, s: SourceStatus) -> Outgoing:
 
 
 def config(device_id: str, t: float, config: Any) -> Outgoing:
+    # An allow-list, not a deny-list: a setting added later stays private until someone decides it may be public.
     body = clean(config)
-    if isinstance(body.get("mqtt"), dict):
-        body["mqtt"]["password"] = "***" if body["mqtt"].get("password") else ""  # never publish a secret
-    return make(device_id, "config", t, {"config": body})
+    return make(device_id, "config", t, {"config": public_config(body) if isinstance(body, dict) else {}})
 
 
 def result(device_id: str, t: float, reply: dict[str, Any]) -> Outgoing:

@@ -43,6 +43,7 @@ from neuromusic.models.music.bars import key_name
 from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.music.sketch_composer import SketchComposer
 from neuromusic.policies.base import Policy
+from neuromusic.policies.bounds import step_toward
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class Player:
             self.stats["bars"] += 1
             self._remember(arranged)
             self.ctx.hub.publish(bar.controls)
-            self.ctx.hub.publish(bar)
+            self.ctx.hub.publish(dataclasses.replace(bar, chords=arranged.chords, start_t=arranged.t0))
             index += 1
             t_next += arranged.duration
             await self._sleep_unless_resumed(t_next - cfg.lead_bars * arranged.duration)
@@ -251,7 +252,8 @@ class Player:
             self._sync_policy()
         if control.override is not None:
             self._overridden = True
-            return control.override
+            # the override passes the same guard as a policy: the current ranges, one step per bar from what plays
+            return step_toward(control.bounds, self._last_controls, control.override)
         if self._overridden:  # the override was cleared: the policy goes on from what the listener hears
             self._overridden = False
             self._continue_policy()

@@ -8,6 +8,8 @@ Crash safety comes from three rules (layout in models/sessions/store.py):
    flushed: the OS already holds the rest).
 The manifest is replaced atomically (temporary file, fsync, rename, fsync of the folder) when the EEG layout becomes
 known and at the end; music.mid is written at the end and can be rebuilt from bars.jsonl after a crash.
+A session folder is private (0700, its files 0600): it holds a person's EEG. Secrets (the broker password) are
+replaced by "***" in the configuration and the command line it keeps.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from neuromusic.daemon.cli.recording_options import RecordingConfig
+from neuromusic.daemon.mqtt.secrets import redact, redact_argv
 from neuromusic.daemon.session.context import SessionContext
 from neuromusic.models.core.errors import DataError
 from neuromusic.models.core.messages import Bar, Chunk, Controls, Event, Features, Score, SourceStatus
@@ -33,6 +36,13 @@ from neuromusic.models.sessions import store
 log = logging.getLogger(__name__)
 
 RECORDED_TYPES = (Chunk, Features, Score, Controls, Bar, Event, SourceStatus)
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def _private(path: str, flags: int) -> int:
+    """`open(..., opener=_private)`: a new file readable by this user only."""
+    return os.open(path, flags, FILE_MODE)
 
 
 def _finite(value: float | None) -> float | None:
@@ -86,6 +96,7 @@ class SessionWriter:
         try:
             # exist_ok: other services (the player's WAV) may put their outputs into the same folder first
             folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(folder, FOLDER_MODE)
         except OSError as error:
             raise DataError(f"cannot create session folder {folder}: {error}") from error
         self.manifest: dict[str, Any] = {
@@ -96,7 +107,7 @@ class SessionWriter:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime()),
             "t0": t0,
             "wall_t0": time.time(),
-            "argv": list(sys.argv),
+            "argv": redact_argv(sys.argv),
             "source": {"name": source_name},
             "eeg": None,
             "features": None,
@@ -105,7 +116,7 @@ class SessionWriter:
             "dropped": 0,
         }
         self._write_atomic(store.MANIFEST, self.manifest)  # first: from here on the folder opens
-        self._write_atomic(store.CONFIG, config)
+        self._write_atomic(store.CONFIG, redact(config))
         self._files: dict[str, IO[bytes]] = {}
         self._eeg_channels: tuple[str, ...] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder-fsync")
@@ -118,7 +129,7 @@ class SessionWriter:
     def _file(self, name: str) -> IO[bytes]:
         handle = self._files.get(name)
         if handle is None:
-            handle = open(self.folder / name, "ab", buffering=1 << 20)  # noqa: SIM115 - kept open for the session
+            handle = open(self.folder / name, "ab", buffering=1 << 20, opener=_private)  # noqa: SIM115 - kept open
             self._files[name] = handle
         return handle
 
@@ -210,6 +221,8 @@ class SessionWriter:
                 "controls": bar.controls.as_dict(),
                 "repaired": bar.repaired,
                 "compose_ms": bar.compose_ms,
+                "chords": list(bar.chords),
+                "start_t": bar.start_t,
             },
         )
         abc = self._file(store.ABC_FILE)
@@ -234,7 +247,7 @@ class SessionWriter:
     def _write_atomic(self, name: str, document: dict[str, Any]) -> None:
         target = self.folder / name
         temporary = target.with_suffix(target.suffix + ".tmp")
-        with open(temporary, "w") as handle:
+        with open(temporary, "w", opener=_private) as handle:
             json.dump(document, handle, indent=1, default=_json_default)
             handle.flush()
             if self.options.fsync:
@@ -264,6 +277,9 @@ class SessionWriter:
             store.bars_to_midi(bars, self.folder / store.MIDI_FILE)
         self.manifest.update(clean_exit=True, ended_wall=time.time(), dropped=dropped)
         self._write_atomic(store.MANIFEST, self.manifest)
+        for path in self.folder.iterdir():  # what other services wrote here (music.mid, a WAV) is private too
+            if path.is_file():
+                os.chmod(path, FILE_MODE)
 
 
 class Recorder:

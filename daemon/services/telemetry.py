@@ -5,6 +5,10 @@ oldest are dropped, and counted, when the broker is away long enough to fill it)
 whenever a broker is there, reconnecting with jittered exponential backoff. On every reconnect it republishes the
 retained status and config and reports, as an event, how long it was away and how much it dropped. On shutdown it
 flushes what is left (briefly), then publishes a retained "offline" status; a crash leaves the Last Will to say so.
+
+Nothing a sender puts on the command topic can end the service: a token bucket and a bounded queue sit in front of the
+command handler, the handler never raises, and any other failure drops the connection and starts a fresh one. Should
+the service still have to end, it says "offline" first.
 """
 
 from __future__ import annotations
@@ -12,17 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import ssl
+import secrets
 import time
 from collections import deque
 from typing import Any
 
 import aiomqtt
 from neuromusic.daemon.mqtt import ha_discovery, remote
+from neuromusic.daemon.mqtt import secrets as mqtt_secrets
 from neuromusic.daemon.mqtt import topics as mqtt_topics
 from neuromusic.daemon.mqtt.config import MqttConfig, safe_device_id
+from neuromusic.daemon.mqtt.ratelimit import TokenBucket
 from neuromusic.daemon.mqtt.topics import Outgoing
 from neuromusic.daemon.session.context import SessionContext
 from neuromusic.daemon.session.hub import Subscription
@@ -33,6 +38,22 @@ log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 5.0
 SHUTDOWN_FLUSH_S = 2.0
 BACKOFF_BASE_S = 0.5
+DROP_REPORT_S = 10.0  # dropped commands are reported at most this often (a flood must not become a flood of events)
+YIELD_EVERY = 16  # commands handled between two turns of the event loop, so a burst never holds up the music
+
+
+class _DiscardCounter(logging.Filter):
+    """aiomqtt logs one warning per message it discards from a full incoming queue: count them instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.discarded = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Message queue is full. Discarding message.":
+            self.discarded += 1
+            return False
+        return True
 
 
 def _raised_while_cancelled(error: BaseException) -> bool:
@@ -52,6 +73,19 @@ class Telemetry:
         self.ctx = ctx
         self.config = config
         self.device_id = config.device_id or safe_device_id(ctx.device_id)
+        # A random suffix: two containers (both PID 1) or two hosts with one device id must not take over each
+        # other's connection, which the broker does for a client id it already knows.
+        self.client_id = f"neuromusic-{self.device_id}-{secrets.token_hex(4)}"
+        self._password = mqtt_secrets.resolve_password(config)
+        self._tls = mqtt_secrets.tls_context(config)
+        self._plaintext_warning = mqtt_secrets.plaintext_warning(config, self._password)
+        limits = config.limits
+        self._bucket = TokenBucket(limits.command_rate_hz, limits.command_burst, time.monotonic())
+        self._discards = _DiscardCounter()
+        self._client_log = logging.getLogger(f"{__name__}.client.{self.client_id}")
+        self._client_log.addFilter(self._discards)
+        self.commands_dropped = 0
+        self._drops_reported_at = time.monotonic()
         self._rng = rng or random.Random()
         self._outbox: deque[Outgoing] = deque()
         self._wakeup = asyncio.Event()
@@ -75,8 +109,14 @@ class Telemetry:
     async def run(self) -> None:
         self._sub = self.ctx.hub.subscribe(Score, Features, Controls, Bar, Event, SourceStatus, maxsize=512)
         pump = asyncio.create_task(self._pump(self._sub), name="telemetry-pump")
+        if self._plaintext_warning:
+            log.warning("%s", self._plaintext_warning)
+            self.ctx.hub.publish(Event(self.ctx.clock.now(), "warning", self._plaintext_warning))
         try:
             await self._connection_loop()
+        except Exception:
+            await self._last_word()  # the Will covers a dead process, not a clean disconnect: say it here
+            raise
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -85,7 +125,11 @@ class Telemetry:
 
     async def _pump(self, sub: Subscription) -> None:
         while True:
-            self.accept(await sub.get())
+            message = await sub.get()
+            try:
+                self.accept(message)
+            except Exception:  # one message that cannot be sent must not stop every later one
+                log.exception("telemetry: cannot publish a %s message; left out", type(message).__name__)
 
     def _drain(self) -> None:
         """Move whatever the hub still holds into the outbox (at shutdown: the last events must not be lost)."""
@@ -165,7 +209,12 @@ class Telemetry:
             target=control.target,
             override=None if control.override is None else control.override.as_dict(),
             remote_control=self.config.remote_control,
-            telemetry={"published": self.published, "dropped": self.dropped_total, "reconnects": self.reconnects},
+            telemetry={
+                "published": self.published,
+                "dropped": self.dropped_total,
+                "reconnects": self.reconnects,
+                "commands_dropped": self.commands_dropped,
+            },
         )
 
     def _enqueue(self, message: Outgoing) -> None:
@@ -187,14 +236,16 @@ class Telemetry:
         )
         return aiomqtt.Client(
             c.host,
-            c.port,
+            c.broker_port,
             username=c.user or None,
-            password=c.password or None,
-            identifier=f"neuromusic-{self.device_id}-{os.getpid()}",
+            password=self._password or None,
+            identifier=self.client_id,
             will=will,
             keepalive=c.keepalive_s,
             timeout=PUBLISH_TIMEOUT_S,
-            tls_context=ssl.create_default_context() if c.tls else None,
+            tls_context=self._tls,
+            logger=self._client_log,
+            max_queued_incoming_messages=c.limits.incoming_queue,
         )
 
     async def _connection_loop(self) -> None:
@@ -212,12 +263,17 @@ class Telemetry:
                 self.connected.clear()
                 if self._lost_at is None:
                     self._lost_at = time.monotonic()
-                    text = f"MQTT broker {self.config.host}:{self.config.port} unreachable: {error}; retrying"
+                    text = f"MQTT broker {self.config.host}:{self.config.broker_port} unreachable: {error}; retrying"
                     self.ctx.hub.publish(Event(self.ctx.clock.now(), "warning", text))
                     # Also on stderr: with --json or --quiet no view shows the event, and the user asked for MQTT.
                     log.warning("%s", text)
                 else:
                     log.info("MQTT: %s; retrying", error)
+            except Exception as error:  # a bug or a surprise from the client library: a fresh connection, not death
+                self.connected.clear()
+                log.exception("telemetry failed; reconnecting")
+                text = f"MQTT telemetry failed ({type(error).__name__}); reconnecting"
+                self.ctx.hub.publish(Event(self.ctx.clock.now(), "error", text))
             await asyncio.sleep(self.backoff(attempt))
             attempt += 1
 
@@ -229,7 +285,8 @@ class Telemetry:
     async def _serve(self, client: aiomqtt.Client) -> None:
         if self._lost_at is not None or self.reconnects or self.published:
             self.reconnects += 1
-        await client.subscribe(mqtt_topics.topic(self.device_id, "cmd"), qos=1)
+        if self.config.remote_control:  # off: not even subscribed, so a flood of commands never reaches this host
+            await client.subscribe(mqtt_topics.topic(self.device_id, "cmd"), qos=1)
         # Retained state first, so a dashboard that connects later sees where the session is.
         await self._send(client, self._status())
         await self._send(client, mqtt_topics.config(self.device_id, self.ctx.clock.now(), self.ctx.config))
@@ -243,8 +300,8 @@ class Telemetry:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._sender(client), name="telemetry-sender")
                     tg.create_task(self._receiver(client), name="telemetry-commands")
-            except* aiomqtt.MqttError as group:
-                raise group.exceptions[0] from None  # the connection broke: the loop reconnects
+            except* Exception as group:
+                raise group.exceptions[0] from None  # the connection broke (or worse): the loop reconnects
         except asyncio.CancelledError:
             await self._goodbye(client)
             raise
@@ -271,7 +328,13 @@ class Telemetry:
         while True:
             while self._outbox:
                 # Peek, publish, then pop: a message whose publish failed stays for the next connection.
-                await self._send(client, self._outbox[0])
+                try:
+                    await self._send(client, self._outbox[0])
+                except (aiomqtt.MqttError, asyncio.CancelledError):
+                    raise
+                except Exception:  # this message, not the connection, is the problem: it must not block the rest
+                    log.exception("telemetry: cannot publish on %s; left out", self._outbox[0].topic)
+                    self.dropped_total += 1
                 self._outbox.popleft()
                 if me is not None and me.cancelling():
                     # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) loses a cancel that arrives as the
@@ -281,18 +344,57 @@ class Telemetry:
             await self._wakeup.wait()
 
     async def _receiver(self, client: aiomqtt.Client) -> None:
+        handled = 0
         async for message in client.messages:
-            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-            reply = remote.handle(self.ctx.control, payload, enabled=self.config.remote_control)
-            log.info("MQTT command %s -> %s", payload[:200], reply)
-            self._enqueue(mqtt_topics.result(self.device_id, self.ctx.clock.now(), reply))
-            self._update_state()  # pause/resume change the status at once
+            try:
+                self._command(message)
+            except Exception:  # the handler never raises; this is the net under the net
+                log.exception("telemetry: a command could not be answered")
+            handled += 1
+            if handled % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
+    def _command(self, message: aiomqtt.Message) -> None:
+        now = time.monotonic()
+        if message.retain:
+            # A retained command would run again at every start of every daemon on this device id.
+            log.warning("MQTT: ignored a retained command on %s (commands must not be retained)", message.topic)
+            return
+        if not self._bucket.allow(now):
+            self._report_dropped_commands(now)
+            return
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        reply = remote.handle(self.ctx.control, payload, enabled=self.config.remote_control)
+        log.info("MQTT command %r -> %s", payload[:200], reply)
+        self._enqueue(mqtt_topics.result(self.device_id, self.ctx.clock.now(), reply))
+        self._update_state()  # pause/resume change the status at once
+        self._report_dropped_commands(now)
+
+    def _report_dropped_commands(self, now: float) -> None:
+        """Commands refused by the rate limit or discarded from the full queue, as one event per DROP_REPORT_S."""
+        if now - self._drops_reported_at < DROP_REPORT_S:
+            return
+        dropped = self._bucket.take_refused() + self._discards.discarded
+        self._discards.discarded = 0
+        self._drops_reported_at = now
+        if dropped:
+            self.commands_dropped += dropped
+            limits = self.config.limits
+            text = f"MQTT: {dropped} commands dropped (more than {limits.command_rate_hz:g} per second)"
+            log.warning("%s", text)
+            self.ctx.hub.publish(Event(self.ctx.clock.now(), "warning", text, {"what": "commands", "dropped": dropped}))
 
     async def _send(self, client: aiomqtt.Client, message: Outgoing) -> None:
         await client.publish(
             message.topic, message.payload, qos=message.qos, retain=message.retain, timeout=PUBLISH_TIMEOUT_S
         )
         self.published += 1
+
+    async def _last_word(self) -> None:
+        """The service is ending on an error: a short connection of its own to leave a retained "offline"."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(SHUTDOWN_FLUSH_S), self._client() as client:
+                await self._send(client, self._status("offline"))
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """Shutdown: flush what is left within a deadline, then say offline (a clean disconnect sends no Will)."""

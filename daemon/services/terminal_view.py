@@ -1,10 +1,15 @@
-"""The live terminal view (when stdout is a terminal): score trace, band powers per channel, quality, source state.
+"""The live terminal view (when stdout is a terminal): score trace, band powers per channel, quality, source state,
+calibration countdown, policy and pause state, the bar and chords playing, the session folder and recent events.
+
+It is laid out for the terminal it runs in, down to 80×24: the fixed lines (header, score, policy, trace, music,
+folder) always show; the band table gets the rows left over, and when its channels do not fit it collapses to one
+summary row (the median over good channels) plus a line naming the bad channels. Numbers have one format everywhere:
+three significant digits, thousands grouped, never an exponent.
 
 Redrawn 4 times a second from what the Hub carried since the last frame; it never slows the signal path (its
 subscription drops the oldest messages if it falls behind). Later stages add lines without touching this module:
-Controls / Bar messages show up as a "music" line by themselves; any service can publish
-`Event(kind="view", text=..., data={"panel": "policy"})` to keep one line per panel name up to date; code that holds
-the view can `view.add_panel(render)` with a function returning any rich renderable.
+any service can publish `Event(kind="view", text=..., data={"panel": "policy"})` to keep one line per panel name up
+to date; code that holds the view can `view.add_panel(render)` with a function returning any rich renderable.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 
+import numpy as np
 from neuromusic.daemon.session.context import SessionContext
 from neuromusic.models.core.messages import Bar, Controls, Event, Features, Score, SourceStatus
 from rich.console import Console, Group, RenderableType
@@ -25,9 +31,8 @@ from rich.table import Table
 from rich.text import Text
 
 REFRESH_S = 0.25
-TRACE_WIDTH = 60
 SPARKS = "▁▂▃▄▅▆▇█"
-MAX_CHANNELS = 16  # rows shown; more channels are summarised in one line
+MAX_EVENTS = 3  # newest events shown under the view
 STATE_STYLE = {"scoring": "green", "calibrating": "yellow", "stale": "red", "poor-signal": "red"}
 SOURCE_STYLE = {
     "streaming": "green",
@@ -36,6 +41,23 @@ SOURCE_STYLE = {
     "stale": "red",
     "stopped": "dim",
 }
+QUIET_EVENTS = ("view",)  # kinds that update a panel line instead of the event list
+
+
+def number(value: float) -> str:
+    """Three significant digits, thousands grouped, never an exponent: 0.433, 12.3, 123, 10,100."""
+    if not math.isfinite(value):
+        return "—"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    decimals = 3 if magnitude == 0 else min(3, max(0, 2 - math.floor(math.log10(magnitude))))
+    return f"{value:.{decimals}f}"
+
+
+def band_power(de: float) -> float:
+    # DE = ½·ln(2πe·σ²)  =>  σ² = exp(2·DE) / (2πe): the band's variance, i.e. its power in µV².
+    return math.exp(2.0 * de) / (2.0 * math.pi * math.e) if math.isfinite(de) else math.nan
 
 
 class TerminalView:
@@ -45,6 +67,7 @@ class TerminalView:
         self._ctx = ctx
         self.console = console if console is not None else Console()
         self._history_s = ctx.config.session.view_history_s
+        self._baseline_s = ctx.config.score.baseline_s
         self._started = ctx.clock.now()
         self._scores: deque[tuple[float, float | None]] = deque()  # (clock time, value)
         self.score: Score | None = None
@@ -52,9 +75,10 @@ class TerminalView:
         self.source: SourceStatus | None = None
         self.controls: Controls | None = None
         self.bar: Bar | None = None
-        self.events: deque[Event] = deque(maxlen=5)
+        self.events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._panels: list[Callable[[], RenderableType]] = []
         self.lines: dict[str, str] = {}  # panel name -> its latest line, from Event(kind="view")
+        self._calibration_start: float | None = None  # source time of the first window while calibrating
 
     def add_panel(self, render: Callable[[], RenderableType]) -> None:
         """The hook for later stages: `render()` is called every frame, below the built-in sections."""
@@ -82,9 +106,14 @@ class TerminalView:
                 self._scores.popleft()
         elif isinstance(message, Features):
             self.features = message
+            if self.score is None or self.score.state == "calibrating":
+                if self._calibration_start is None:
+                    self._calibration_start = message.source_time
+            else:
+                self._calibration_start = None
         elif isinstance(message, SourceStatus):
             self.source = message
-        elif isinstance(message, Event) and message.kind == "view":
+        elif isinstance(message, Event) and message.kind in QUIET_EVENTS:
             self.lines[str(message.data.get("panel", ""))] = message.text
         elif isinstance(message, Event):
             self.events.append(message)
@@ -95,25 +124,44 @@ class TerminalView:
 
     # -- rendering ---------------------------------------------------------------------------------------------
     def render(self) -> RenderableType:
-        parts: list[RenderableType] = [self._header(), self._trace()]
-        if self.features is not None:
-            parts.append(self._bands(self.features))
+        width = max(40, self.console.size.width)
+        height = max(12, self.console.size.height)
+        top: list[RenderableType] = [self._header(width), self._state_line(), self._trace(width)]
+        bottom: list[RenderableType] = []
         if self.controls is not None or self.bar is not None:
-            parts.append(self._music())
-        parts.extend(Text(f"{panel} {text}" if panel else text) for panel, text in self.lines.items())
-        parts.extend(render() for render in self._panels)
-        if self.events:
-            parts.append(Text("\n".join(f"• {e.kind}: {e.text}" for e in self.events), style="dim"))
+            bottom.extend(self._music(width))
+        bottom.extend(_clip(f"{panel} {text}" if panel else text, width) for panel, text in self.lines.items())
+        bottom.extend(render() for render in self._panels)
+        folder = self._ctx.session_dir
+        bottom.append(_folder_line(folder, width))
+        events = [_clip(f"• {e.kind}: {e.text}", width, "dim") for e in self.events]
+        # Rows: header, relaxation and trace, then the lines below the table (a panel counted as one); one more for
+        # the cursor line rich keeps under a live view. The table gets what is left but the newest event.
+        room = height - 1 - (3 + len(bottom))
+        parts = top
+        if self.features is not None:
+            table, used = self._bands(self.features, room - min(1, len(events)))
+            parts.append(table)
+            room -= used
+        parts.extend(bottom)
+        parts.extend(events[len(events) - room :] if room > 0 else [])
         return Group(*parts)
 
-    def _header(self) -> Text:
+    def _header(self, width: int) -> Text:
         elapsed = self._ctx.clock.now() - self._started
         source = self.source.state if self.source else "connecting"
-        text = Text(f"neuromusic {self._ctx.device_id}  {int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  source ")
+        control = self._ctx.control
+        text = Text(f"neuromusic {self._ctx.device_id}  {int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  ")
         text.append(source, style=SOURCE_STYLE.get(source, ""))
+        text.append(f"  policy {control.policy_name} ")
+        text.append("paused" if control.paused else "playing", style="bold yellow" if control.paused else "green")
         if self.source is not None and self.source.detail:
-            text.append(f" ({self.source.detail})", style="dim")
-        text.append("\nrelaxation ")
+            text.append(f"  {self.source.detail}", style="dim")
+        text.truncate(width, overflow="ellipsis")
+        return text
+
+    def _state_line(self) -> Text:
+        text = Text("relaxation ")
         if self.score is None:
             text.append("waiting for data", style="yellow")
             return text
@@ -121,50 +169,101 @@ class TerminalView:
         value = "—" if self.score.value is None else f"{self.score.value:.2f}"
         text.append(f"{value} ", style="bold")
         text.append(state, style=STATE_STYLE.get(state, ""))
+        left = self.calibration_left()
+        if left is not None:
+            text.append(f" {left:.0f} s left", style="yellow")
         text.append(f"  confidence {self.score.confidence:.2f}")
         if self.features is not None:
             text.append(f"  quality {self.features.quality:.0%}")
         return text
 
-    def _trace(self) -> Text:
+    def calibration_left(self) -> float | None:
+        """Seconds of baseline still to record while calibrating (None otherwise)."""
+        if self.score is None or self.score.state != "calibrating":
+            return None
+        if self._calibration_start is None or self.features is None:
+            return self._baseline_s
+        return max(0.0, self._baseline_s - (self.features.source_time - self._calibration_start))
+
+    def _trace(self, width: int) -> Text:
         """The score over the last view_history_s seconds, one column per time slot; a gap where there was none."""
-        line = [" "] * TRACE_WIDTH
+        label = f"score {self._history_s:g} s "
+        columns = max(10, width - len(label) - 2)
+        line = [" "] * columns
         now = self._ctx.clock.now()
         for t, value in self._scores:
             if value is None:
                 continue
-            column = int((t - (now - self._history_s)) / self._history_s * (TRACE_WIDTH - 1))
-            if 0 <= column < TRACE_WIDTH:
+            column = int((t - (now - self._history_s)) / self._history_s * (columns - 1))
+            if 0 <= column < columns:
                 line[column] = SPARKS[min(len(SPARKS) - 1, int(value * len(SPARKS)))]
-        return Text(f"score {self._history_s:g} s │{''.join(line)}│", style="cyan")
+        return Text(f"{label}│{''.join(line)}│", style="cyan")
 
-    def _bands(self, features: Features) -> RenderableType:
-        table = Table(title="band power µV² (from DE) per channel", title_justify="left", box=None, pad_edge=False)
-        table.add_column("channel")
+    def _bands(self, features: Features, room: int) -> tuple[RenderableType, int]:
+        """The band table in at most `room` rows: one row per channel when they fit, else a summary row."""
+        table = Table(box=None, pad_edge=False)
+        table.add_column("µV² (DE)")  # band power from the differential entropy
         for band in features.band_names:
             table.add_column(band, justify="right")
         table.add_column("signal")
-        for c, channel in enumerate(features.channel_names[:MAX_CHANNELS]):
-            good = bool(features.good[c])
-            cells = [_power(features.de[b, c]) for b in range(len(features.band_names))]
-            status = "ok" if good else (features.bad_reasons[c] or "bad")
-            table.add_row(channel, *cells, Text(status, style="green" if good else "red"))
-        hidden = len(features.channel_names) - MAX_CHANNELS
-        if hidden > 0:
-            bad = int((~features.good[MAX_CHANNELS:]).sum())
-            table.caption = f"... and {hidden} more channels ({bad} bad)"
-        if features.gap_s > 0:
-            table.caption = (table.caption or "") + f"  time-stamp gap {features.gap_s:.2f} s"
-        return table
+        n = len(features.channel_names)
+        caption = f"largest time-stamp gap {number(features.gap_s)} s" if features.gap_s > 0 else ""
+        if n + 1 + (1 if caption else 0) <= room:
+            for c, channel in enumerate(features.channel_names):
+                good = bool(features.good[c])
+                cells = [number(band_power(features.de[b, c])) for b in range(len(features.band_names))]
+                status = "ok" if good else (features.bad_reasons[c] or "bad")
+                table.add_row(channel, *cells, Text(status, style="green" if good else "red"))
+            table.caption = caption or None
+            return table, n + 1 + (1 if caption else 0)
+        good = features.good.astype(bool)
+        with np.errstate(all="ignore"):
+            medians = [
+                float(np.median(features.de[b, good])) if good.any() else math.nan
+                for b in range(len(features.band_names))
+            ]
+        cells = [number(band_power(de)) for de in medians]
+        table.add_row(f"median of {int(good.sum())}/{n}", *cells, Text("summary", style="dim"))
+        bad = [
+            f"{name} {reason or 'bad'}"
+            for name, reason, ok in zip(features.channel_names, features.bad_reasons, good, strict=True)
+            if not ok
+        ]
+        table.caption = ("bad: " + ", ".join(bad) if bad else f"all {n} channels ok") + (
+            f"; {caption}" if caption else ""
+        )
+        table.caption_justify = "left"
+        return table, 3
 
-    def _music(self) -> Text:
-        text = Text("music ")
+    def _music(self, width: int) -> list[Text]:
+        text = Text("music")
         if self.controls is not None:
             c = self.controls
-            text.append(f"tempo {c.tempo:.0f} BPM  valence {c.valence:.2f}  energy {c.energy:.2f}")
+            text.append(f" tempo {c.tempo:.0f} BPM  valence {c.valence:.2f}  energy {c.energy:.2f}")
         if self.bar is not None:
-            text.append(f"\nbar {self.bar.index} ({self.bar.key} {self.bar.meter}): {self.bar.abc}", style="dim")
-        return text
+            bar = self.bar
+            chords = " ".join(bar.chords) if bar.chords else "—"
+            text.append(f"  bar {bar.index} {bar.key} {bar.meter}  ")
+            text.append(chords, style="bold")
+        text.truncate(width, overflow="ellipsis")
+        return [text]
+
+
+def _folder_line(folder: object, width: int) -> Text:
+    """The session folder; a long path loses its start, never the folder's own name."""
+    if folder is None:
+        return Text("session not recorded", style="dim")
+    path = str(folder)
+    room = width - len("session ")
+    if len(path) > room:
+        path = "…" + path[len(path) - room + 1 :]
+    return Text(f"session {path}", style="dim")
+
+
+def _clip(text: str, width: int, style: str = "") -> Text:
+    line = Text(text.replace("\n", " "), style=style)
+    line.truncate(width, overflow="ellipsis")
+    return line
 
 
 @contextlib.contextmanager
@@ -181,13 +280,6 @@ def _logs_above_the_view() -> Iterator[None]:
     finally:
         for handler in handlers:
             handler.setStream(sys.__stderr__)
-
-
-def _power(de: float) -> str:
-    # DE = ½·ln(2πe·σ²)  =>  σ² = exp(2·DE) / (2πe): the band's variance, i.e. its power in µV².
-    if not math.isfinite(de):
-        return "—"
-    return f"{math.exp(2.0 * de) / (2.0 * math.pi * math.e):.3g}"
 
 
 def create(ctx: SessionContext) -> TerminalView | None:

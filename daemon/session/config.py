@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 OutputMode = Literal["auto", "json", "view", "quiet"]
+ServiceFailure = Literal["stop", "continue"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class SessionConfig:
     reconnect_base_s: float = 0.5  # first reconnect delay; doubles per failed attempt, with jitter
     reconnect_max_s: float = 30.0  # longest delay between reconnect attempts
     view_history_s: float = 60.0  # seconds of score trace the terminal view shows
+    # when a service crashes: "stop" ends the run cleanly with exit code 8 (systemd's Restart=on-failure then
+    # starts a fresh daemon); "continue" reports it and goes on without that service
+    on_service_failure: ServiceFailure = "stop"
 
     def validate(self) -> None:
         if self.duration_s is not None and self.duration_s <= 0:

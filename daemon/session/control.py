@@ -2,13 +2,15 @@
 
 One object per session. The terminal, MQTT remote control and tests all steer the session through it; the player
 reads it once per bar. Every setter validates first and changes nothing on bad input (raises ValueError with a
-message fit for an operator).
+message fit for an operator). The bounds given at start (the configuration's) are a hard limit: later changes may only
+narrow them, and an active operator override is kept inside them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -16,9 +18,18 @@ from typing import Any
 from neuromusic.models.core.clock import Clock
 from neuromusic.models.core.messages import Controls, Event
 from neuromusic.policies.base import ControlBounds
-from neuromusic.policies.bounds import clamp_controls, validate_bounds
+from neuromusic.policies.bounds import check_within, clamp_controls, validate_bounds
 
 MAX_MARKER_LENGTH = 200
+# Bidirectional-text overrides reorder what a terminal or a report shows; like control characters, they go.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def clean_label(text: str) -> str:
+    """A label fit for a terminal, a JSON line and an EDF annotation: control characters (ESC sequences, newlines,
+    NUL), lone surrogates and bidi overrides become spaces; runs of spaces collapse."""
+    kept = [" " if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS else ch for ch in text]
+    return " ".join("".join(kept).split())
 
 
 class SessionControl:
@@ -35,6 +46,8 @@ class SessionControl:
         self._publish = publish
         self._policy_names = policy_names
         self.policy_name = policy_name
+        validate_bounds(bounds)
+        self.limits = bounds  # the configured bounds: what a remote change may narrow, never widen
         self.bounds = bounds
         self.target = target
         self.override: Controls | None = None
@@ -63,6 +76,7 @@ class SessionControl:
             self._changed("resume", "resumed")
 
     def stop(self, reason: str = "stop requested") -> None:
+        reason = clean_label(reason) or "stop requested"
         self.stop_reason = reason
         self.stop_requested.set()
         self._changed("stop", reason)
@@ -81,7 +95,7 @@ class SessionControl:
         if isinstance(target, bool) or not isinstance(target, int | float) or not math.isfinite(target):
             raise ValueError("target must be a number")
         if not 0.0 <= target <= 1.0:
-            raise ValueError(f"target must be within 0..1, got {target}")
+            raise ValueError("target must be within 0..1")
         self.target = float(target)
         self._changed("target", f"target set to {target:.2f}", target=self.target)
 
@@ -94,9 +108,11 @@ class SessionControl:
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"bound {key} must be a number")
         bounds = replace(self.bounds, **{k: float(v) for k, v in changes.items()})
-        validate_bounds(bounds)
+        check_within(bounds, self.limits)
         self.bounds = bounds
-        self._changed("bounds", "control bounds changed", **changes)
+        if self.override is not None:  # an override outside the narrowed range would go on playing it
+            self.override = clamp_controls(bounds, self.override.tempo, self.override.valence, self.override.energy)
+        self._changed("bounds", "control bounds changed", **{k: float(v) for k, v in changes.items()})
 
     def set_controls(self, controls: Controls | None) -> None:
         """Operator override: these controls until cleared with None. Clamped to the bounds' ranges."""
@@ -108,10 +124,13 @@ class SessionControl:
 
     # -- markers -----------------------------------------------------------------------------------------------
     def marker(self, label: str, **data: Any) -> Event:
-        if not isinstance(label, str) or not label.strip():
+        if not isinstance(label, str):
             raise ValueError("a marker needs a non-empty label")
         if len(label) > MAX_MARKER_LENGTH:
             raise ValueError(f"a marker label is at most {MAX_MARKER_LENGTH} characters")
+        label = clean_label(label)
+        if not label:
+            raise ValueError("a marker needs a non-empty label")
         event = Event(t=self._clock.now(), kind="marker", text=label, data=dict(data))
         self._publish(event)
         return event

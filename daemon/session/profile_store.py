@@ -91,6 +91,7 @@ def score_profile_section(profile: ScoreProfile) -> dict[str, Any]:
         "std": rows(profile.std),
         "n_windows": profile.n_windows,
         "created_unix": profile.created_unix,
+        "kind": profile.kind,
     }
 
 
@@ -104,7 +105,11 @@ def score_profile_from_section(section: Any, path: Path) -> ScoreProfile:
         )
         if mean.shape != (len(bands), len(channels)) or std.shape != mean.shape:
             raise ValueError(f"mean/std must be {len(bands)}x{len(channels)}")
-        return ScoreProfile(bands, channels, mean, std, int(section["n_windows"]), float(section["created_unix"]))
+        kind = section.get("kind", "absolute")
+        if kind not in ("relative", "absolute"):
+            raise ValueError(f"kind must be relative or absolute, got {kind!r}")
+        created = float(section["created_unix"])
+        return ScoreProfile(bands, channels, mean, std, int(section["n_windows"]), created, kind=kind)
     except (KeyError, TypeError, ValueError) as error:
         raise ConfigError(f"profile {path}: its 'score' section is malformed ({error}); remove it") from error
 

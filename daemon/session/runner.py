@@ -5,7 +5,7 @@
 
 Tasks (named, so a traceback or `asyncio.all_tasks()` says which stage is which):
     acquisition     the source on its worker thread (daemon/session/acquisition.py), Chunks into the signal path
-    signal          FeaturePipeline + RelaxationScorer; publishes Chunk, Features and Score; a Score at least every hop
+    signal          the signal stage (daemon/session/signal_stage.py): Chunk, Features and Score, a Score every hop
     service:<name>  each service from daemon/session/services.py; one that fails is reported and dropped
     supervisor      waits for the stop, then stops the stages in order within session.stop_timeout_s
 
@@ -15,7 +15,6 @@ The wiring only wires: the signal maths lives in models/, the sources in drivers
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import socket
 from collections.abc import Callable, Coroutine
@@ -34,13 +33,14 @@ from neuromusic.daemon.session.profile_store import (
     score_profile_section,
 )
 from neuromusic.daemon.session.services import SERVICES, create_services
-from neuromusic.daemon.session.shutdown import EXIT_OK, EXIT_SHUTDOWN_TIMEOUT
+from neuromusic.daemon.session.shutdown import EXIT_OK, EXIT_SERVICE_FAILED, EXIT_SHUTDOWN_TIMEOUT
+from neuromusic.daemon.session.signal_stage import SignalStage, StoredModels
 from neuromusic.drivers.base import Source, SourceInfo
 from neuromusic.models.core.clock import MonotonicClock, VirtualClock
 from neuromusic.models.core.errors import ConfigError, NeuromusicError
 from neuromusic.models.core.messages import Chunk, Event, Score
-from neuromusic.models.signal.pipeline import FeaturePipeline
 from neuromusic.models.signal.score import RelaxationScorer
+from neuromusic.policies.registry import policy_names
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Session:
             config.policy.name,
             config.policy.bounds,
             config.policy.target,
-            policy_names=_policy_names(),
+            policy_names=policy_names,
         )
         # Read the profile now: a broken profile is refused before anything starts, and nothing overwrites it.
         profile_path = config.session.profile
@@ -97,8 +97,12 @@ class Session:
         self._open_source = open_source or self._default_source
         # Each chunk with the session clock when it arrived: the time base of Features.t and Score.t.
         self._chunks: asyncio.Queue[tuple[Chunk, SourceInfo, float]] = asyncio.Queue()
-        self.scorer: RelaxationScorer | None = None
-        self.last_score: Score | None = None
+        self.signal = SignalStage(
+            config.features,
+            config.score,
+            self.hub.publish,
+            StoredModels(self._stored_score_profile(), self._stored_rest_model()),
+        )
         self.acquisition = Acquisition(
             self._open_source,
             lambda chunk, info: self._chunks.put_nowait((chunk, info, self.clock.now())),
@@ -113,6 +117,7 @@ class Session:
         self.on_stopping: list[Callable[[str], None]] = []  # e.g. the signal handler's watchdog
         self.fatal_error: NeuromusicError | None = None
         self._timed_out = False
+        self.failed_service: str | None = None  # the first service that crashed, when that ends the run
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Ask the session to stop cleanly (thread-unsafe: call on the event loop; signals go through the loop)."""
@@ -143,8 +148,13 @@ class Session:
         if self.fatal_error is not None:
             raise self.fatal_error
         reason = self.control.stop_reason or "stopped"
+        exit_code = EXIT_OK
+        if self.failed_service is not None:
+            exit_code = EXIT_SERVICE_FAILED
+        if self._timed_out:
+            exit_code = EXIT_SHUTDOWN_TIMEOUT
         return SessionResult(
-            exit_code=EXIT_SHUTDOWN_TIMEOUT if self._timed_out else EXIT_OK,
+            exit_code=exit_code,
             reason=reason,
             duration_s=self.clock.now() - started,
             reconnects=self.acquisition.reconnects,
@@ -173,12 +183,8 @@ class Session:
             self.request_stop(f"failed: {error}")
 
     async def _signal_path(self) -> None:
-        """Chunks -> Features -> Score. Publishes a Score at least every hop, so consumers see "stale" promptly."""
+        """Chunks -> Features -> Score through the signal stage, which publishes a Score at least every hop."""
         hop_s = self.config.features.hop_s
-        band_names = tuple(self.config.features.bands)
-        pipeline: FeaturePipeline | None = None
-        layout: tuple[float, tuple[str, ...]] | None = None
-        last_emit = self.clock.now()
         while True:
             try:
                 # Wake often: a source going stale must show in the score at once, not up to a hop later.
@@ -186,54 +192,30 @@ class Session:
             except TimeoutError:
                 chunk = None
             if chunk is not None:
-                self.hub.publish(chunk)
-                if (info.sfreq, info.channel_names) != layout:
-                    # A new layout (first open, or a reconnect to a different device): start the filters afresh.
-                    layout = (info.sfreq, info.channel_names)
-                    pipeline = FeaturePipeline.for_source(self.config.features, info)
-                    if self.scorer is None or self.scorer.channel_names != info.channel_names:
-                        self.scorer = RelaxationScorer(
-                            self.config.score,
-                            band_names,
-                            info.channel_names,
-                            self._stored_score_profile(),
-                            self._stored_rest_model(),
-                        )
-                assert pipeline is not None and self.scorer is not None
-                for features in pipeline.push(chunk, received_t):
-                    self.hub.publish(features)
-                    self._emit(self.scorer.update(features))
-                    last_emit = self.clock.now()
+                self.signal.push(chunk, info, received_t, self.clock.now())
                 self._chunks.task_done()
-            now = self.clock.now()
-            source_down = self.acquisition.state != "streaming"
-            newly_stale = source_down and (self.last_score is None or self.last_score.state != "stale")
-            if newly_stale or now - last_emit >= hop_s:
-                last_emit = now
-                if source_down:
-                    self._emit(self.scorer.stale(now) if self.scorer else Score(now, None, 0.0, "stale"))
-                elif self.last_score is None:
-                    # Streaming, the first window is still filling: part of the baseline unless a profile was loaded.
-                    calibrating = self.scorer.calibrating if self.scorer else not self._has_stored_model()
-                    self._emit(Score(now, None, 0.0, "calibrating" if calibrating else "stale"))
-                else:
-                    # Quiet but not stale yet: the last score still holds, published now (its source_t says which
-                    # window it came from).
-                    self._emit(dataclasses.replace(self.last_score, t=now))
+            self.signal.tick(self.clock.now(), source_down=self.acquisition.state != "streaming")
 
-    def _emit(self, score: Score) -> None:
-        self.last_score = score
-        self.hub.publish(score)
+    @property
+    def scorer(self) -> RelaxationScorer | None:
+        return self.signal.scorer
+
+    @property
+    def last_score(self) -> Score | None:
+        return self.signal.last_score
 
     async def _guard(self, service: SessionService) -> None:
         try:
             await service.run()
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # a service's failure is reported and contained; the music/signal goes on
+        except Exception as error:  # reported, then the configured policy: end the run, or go on without it
             log.exception("service %s failed", service.name)
             text = f"service {service.name} stopped: {error}"
             self.hub.publish(Event(t=self.clock.now(), kind="error", text=text, data={"service": service.name}))
+            if self.config.session.on_service_failure == "stop" and self.failed_service is None:
+                self.failed_service = service.name
+                self.request_stop(f"service {service.name} failed: {error}")
 
     async def _supervise(self, tasks: dict[str, asyncio.Task[Any]], started: float) -> None:
         waits = [asyncio.ensure_future(self.control.stop_requested.wait())]
@@ -297,9 +279,6 @@ class Session:
 
         return open_source(self.config.source, self.clock)
 
-    def _has_stored_model(self) -> bool:
-        return self.profile is not None and (self.profile.get("score") or self.profile.get("calibration")) is not None
-
     def _stored_rest_model(self) -> Any:
         section = self.profile.get("calibration") if self.profile is not None else None
         if section is None or self.profile is None:
@@ -331,11 +310,3 @@ def release_services(services: list[SessionService]) -> None:
                 release()
             except Exception:  # one service's failure to let go must not keep the others holding on
                 log.exception("service %s: release failed", service.name)
-
-
-def _policy_names() -> Callable[[], list[str]] | None:
-    try:
-        from neuromusic.policies.registry import policy_names
-    except ImportError:  # the policies package may not offer a registry yet; then any name is accepted
-        return None
-    return policy_names

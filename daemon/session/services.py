@@ -21,6 +21,10 @@ SERVICES: dict[str, str] = {
     "telemetry": "neuromusic.daemon.services.telemetry:create",
     "recorder": "neuromusic.daemon.services.recorder:create",
     "player": "neuromusic.daemon.services.player:create",
+    "script_phases": "neuromusic.daemon.services.script_phases:create",
+    "replay_markers": "neuromusic.daemon.services.replay_markers:create",
+    "lsl_markers": "neuromusic.daemon.services.lsl_markers:create",
+    "lsl_out": "neuromusic.daemon.services.lsl_out:create",
 }
 
 

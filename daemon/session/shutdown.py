@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 
 EXIT_OK = 0
+EXIT_SERVICE_FAILED = 8  # a service (player, recorder, telemetry, ...) crashed and session.on_service_failure = "stop"
 EXIT_SHUTDOWN_TIMEOUT = 9
 WATCHDOG_GRACE_S = 2.0  # the watchdog fires this long after the session's own deadline
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)

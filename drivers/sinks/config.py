@@ -1,4 +1,4 @@
-"""[sinks] configuration: where the music goes and how far ahead it is prepared. (Owned by playback.)"""
+"""[sinks] configuration: where the music goes and how far ahead it is prepared."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """FluidSynth in-process: a synthesizer with a soundfont, played live through an audio driver.
 
-pyfluidsynth's `Synth.start()` returns 0 even when the audio driver failed (RESEARCH.md §1), and it also starts a
+pyfluidsynth's `Synth.start()` returns 0 even when the audio driver failed, and it also starts a
 MIDI input driver we do not want, so this module creates the audio driver itself and checks the handle. Drivers are
 tried only where their device can exist (a PulseAudio/PipeWire socket, /dev/snd, a JACK server), because a JACK
 driver without a server blocks for about 6 s.

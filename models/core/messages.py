@@ -138,6 +138,8 @@ class Bar:
     controls: Controls
     repaired: bool = False  # the model's output was fixed up (or replaced by a fallback) to fit the bar
     compose_ms: float = 0.0
+    chords: tuple[str, ...] = ()  # the arranger's chord symbols, in order, once the bar is arranged
+    start_t: float | None = None  # session clock when the bar starts sounding (None: not scheduled yet)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,21 @@
 
 "Relaxed" means a score of at least `relaxed_threshold` (0.6 by default). A score holds until the next one, so time
 relaxed is the sum of the intervals that start with a relaxed score (capped at `max_hold_s`, so a gap in the
-recording does not count as relaxed time). Phases come from Event(kind="phase") messages (the text names the phase,
-which lasts until the next phase event); without phase events, the scorer's baseline ("calibrating") and what
-follows it are the phases, or the whole session is one phase, "session".
+recording does not count as relaxed time). The same intervals split the scored time into calm (>= relaxed_threshold),
+tense (< tense_threshold, 0.4 by default) and neutral (in between).
+
+Phases come from Event(kind="phase") messages (the text names the phase, which lasts until the next phase event of
+the same origin): the simulated listener's script (data["source"] == "script": the ground truth of a simulated run),
+a calibration's blocks (data["block"]), or any other. Without phase events, the scorer's baseline ("calibrating")
+and what follows it are the phases, or the whole session is one phase, "session". Markers cut the session into
+segments too, each named by the marker that starts it.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,15 +48,44 @@ class SessionSummary:
     control_changes: int  # bars whose controls differ from the previous bar's, plus operator control events
     dropped: int
     phases: list[PhaseSummary] = field(default_factory=list)
+    marker_segments: list[PhaseSummary] = field(default_factory=list)
+    state_s: dict[str, float] = field(default_factory=dict)  # seconds scored calm / neutral / tense
 
     @property
     def relaxed_fraction(self) -> float | None:
         return self.relaxed_s / self.scored_s if self.scored_s > 0 else None
 
 
+STATES = ("calm", "neutral", "tense")
+
+
+def phase_events(reader: SessionReader) -> list[dict[str, Any]]:
+    return [e for e in reader.events() if e.get("kind") == "phase"]
+
+
+def is_calibration(reader: SessionReader) -> bool:
+    """A session recorded by `neuromusic calibrate`: blocks as phases, no scores."""
+    return any("block" in (e.get("data") or {}) for e in phase_events(reader)) and not reader.scores()
+
+
+def _intervals(
+    marks: list[tuple[str, float]], reader: SessionReader, end: float, before: str
+) -> list[tuple[str, float, float]]:
+    if not marks:
+        return []
+    out = []
+    if marks[0][1] > reader.t0 + 0.5 and before:  # a sliver before the first mark is no phase of its own
+        out.append((before, reader.t0, marks[0][1]))
+    for (name, start), (_, stop) in zip(marks, [*marks[1:], ("", end)], strict=True):
+        out.append((name, start, max(start, stop)))
+    return out
+
+
 def phase_intervals(reader: SessionReader, end: float) -> list[tuple[str, float, float]]:
-    """(name, start, end) in session-clock seconds, from phase events."""
-    phases = [(str(e.get("text") or "?"), float(e["t"])) for e in reader.events() if e.get("kind") == "phase"]
+    """(name, start, end) in session-clock seconds, from phase events (the script's when it ran one)."""
+    events = phase_events(reader)
+    script = [e for e in events if (e.get("data") or {}).get("source") == "script"]
+    phases = [(str(e.get("text") or "?"), float(e["t"])) for e in (script or events)]
     if not phases:
         # No phase events: the scorer's own baseline (state "calibrating") and what followed are the phases.
         times = reader.times("scores")
@@ -59,11 +94,50 @@ def phase_intervals(reader: SessionReader, end: float) -> list[tuple[str, float,
         if calibrating and scoring and scoring[-1] > calibrating[-1]:
             return [("baseline", reader.t0, calibrating[-1]), ("after baseline", calibrating[-1], end)]
         return [("session", reader.t0, end)]
+    return _intervals(phases, reader, end, "before")
+
+
+def baseline_interval(reader: SessionReader) -> tuple[float, float] | None:
+    """The scorer's baseline (its "calibrating" scores) in session-clock seconds, None when there was none."""
+    times = reader.times("scores")
+    calibrating = [t for t, s in zip(times, reader.scores(), strict=True) if s.get("state") == "calibrating"]
+    return (reader.t0, max(calibrating)) if calibrating else None
+
+
+def marker_intervals(reader: SessionReader, end: float) -> list[tuple[str, float, float]]:
+    """Segments from each marker to the next (the last to the end), named by the marker that starts them."""
+    marks = [(str(e.get("text") or "?"), float(e["t"])) for e in reader.events() if e.get("kind") == "marker"]
+    return _intervals(sorted(marks, key=lambda m: m[1]), reader, end, "before the first marker")
+
+
+def score_state(value: float, relaxed_threshold: float, tense_threshold: float) -> str:
+    return "calm" if value >= relaxed_threshold else "tense" if value < tense_threshold else "neutral"
+
+
+def channel_quality(reader: SessionReader) -> list[tuple[str, float, str]]:
+    """(channel, fraction of hops it was good, its most frequent reason when bad) from the recorded features."""
+    features = reader.features()
+    names = list((reader.manifest.get("features") or {}).get("channel_names", []))
     out = []
-    if phases[0][1] > reader.t0:
-        out.append(("before", reader.t0, phases[0][1]))
-    for (name, start), (_, stop) in zip(phases, [*phases[1:], ("", end)], strict=True):
-        out.append((name, start, max(start, stop)))
+    for c, name in enumerate(names):
+        good = [bool(f["good"][c]) for f in features if c < len(f.get("good", []))]
+        reasons = Counter(str(f["bad"][c]) for f in features if c < len(f.get("bad", [])) and f["bad"][c])
+        fraction = sum(good) / len(good) if good else 0.0
+        out.append((name, fraction, reasons.most_common(1)[0][0] if reasons else ""))
+    return out
+
+
+def _segment_summaries(
+    segments: list[tuple[str, float, float]], intervals: list[tuple[float, float, float]], t0: float
+) -> list[PhaseSummary]:
+    out = []
+    for name, p_start, p_end in segments:
+        inside = [(hold, value) for t, hold, value in intervals if p_start <= t < p_end]
+        weight = sum(hold for hold, _ in inside)
+        mean = None
+        if inside:  # time-weighted; a lone last score (no hold) counts plainly
+            mean = sum(h * v for h, v in inside) / weight if weight > 0 else sum(v for _, v in inside) / len(inside)
+        out.append(PhaseSummary(name, p_start - t0, p_end - t0, mean, weight))
     return out
 
 
@@ -81,21 +155,21 @@ def _score_intervals(
     return out
 
 
-def summarize(reader: SessionReader, relaxed_threshold: float = 0.6, max_hold_s: float = 1.0) -> SessionSummary:
+def summarize(
+    reader: SessionReader, relaxed_threshold: float = 0.6, max_hold_s: float = 1.0, tense_threshold: float = 0.4
+) -> SessionSummary:
     scores = reader.scores()
     intervals = _score_intervals(scores, reader.times("scores").tolist(), max_hold_s)
     scored_s = sum(hold for _, hold, _ in intervals)
     relaxed_s = sum(hold for _, hold, value in intervals if value >= relaxed_threshold)
+    state_s = dict.fromkeys(STATES, 0.0)
+    for _, hold, value in intervals:
+        state_s[score_state(value, relaxed_threshold, tense_threshold)] += hold
     values = [value for _, _, value in intervals]
     start, end = reader.time_span()
-    phases = []
-    for name, p_start, p_end in phase_intervals(reader, reader.t0 + end):
-        inside = [(hold, value) for t, hold, value in intervals if p_start <= t < p_end]
-        weight = sum(hold for hold, _ in inside)
-        mean = None
-        if inside:  # time-weighted; a lone last score (no hold) counts plainly
-            mean = sum(h * v for h, v in inside) / weight if weight > 0 else sum(v for _, v in inside) / len(inside)
-        phases.append(PhaseSummary(name, p_start - reader.t0, p_end - reader.t0, mean, weight))
+    end_t = reader.t0 + end
+    phases = _segment_summaries(phase_intervals(reader, end_t), intervals, reader.t0)
+    marker_segments = _segment_summaries(marker_intervals(reader, end_t), intervals, reader.t0)
     bars = reader.bars()
     changes = sum(1 for a, b in itertools.pairwise(bars) if a.get("controls") != b.get("controls"))
     changes += sum(1 for e in reader.events() if e.get("kind") == "control")
@@ -115,4 +189,6 @@ def summarize(reader: SessionReader, relaxed_threshold: float = 0.6, max_hold_s:
         control_changes=changes,
         dropped=int(reader.manifest.get("dropped", 0) or 0),
         phases=phases,
+        marker_segments=marker_segments if any(e.get("kind") == "marker" for e in reader.events()) else [],
+        state_s=state_s,
     )

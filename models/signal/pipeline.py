@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from neuromusic.models.core.messages import BoolArray, Chunk, Features, FloatArray
+from neuromusic.models.core.messages import Chunk, Features, FloatArray
 from neuromusic.models.signal.features import FeatureConfig, differential_entropy
 from neuromusic.models.signal.filters import FilterBank
-from neuromusic.models.signal.quality import BurstDetector, hold_last_good, invalid_samples, judge
+from neuromusic.models.signal.montage import eye_channels
+from neuromusic.models.signal.quality import (
+    ArtifactRules,
+    HopLevels,
+    QualityFilters,
+    hold_last_good,
+    invalid_samples,
+    judge,
+)
 from neuromusic.models.signal.ringbuffer import RingBuffer
 
 
@@ -34,11 +42,14 @@ class _Hop:
     railed: FloatArray  # (channels,) count
     raw_min: FloatArray
     raw_max: FloatArray
-    hp_absmax: FloatArray
-    hp_sq: FloatArray
+    free_peak: FloatArray  # rhythm-free view (models/signal/quality.py)
+    free_sq: FloatArray
+    slow_peak: FloatArray
+    slow_sq: FloatArray
+    fast_sq: FloatArray  # NaN where the muscle rule is off
     gap_s: float
     t_last: float
-    burst: BoolArray | None = None
+    code: np.ndarray | None = None  # the artifact rules' verdict per channel, once the hop is complete
 
     def copy(self) -> _Hop:
         return dataclasses.replace(
@@ -49,8 +60,11 @@ class _Hop:
             railed=self.railed.copy(),
             raw_min=self.raw_min.copy(),
             raw_max=self.raw_max.copy(),
-            hp_absmax=self.hp_absmax.copy(),
-            hp_sq=self.hp_sq.copy(),
+            free_peak=self.free_peak.copy(),
+            free_sq=self.free_sq.copy(),
+            slow_peak=self.slow_peak.copy(),
+            slow_sq=self.slow_sq.copy(),
+            fast_sq=self.fast_sq.copy(),
         )
 
     def add(self, other: _Hop) -> None:
@@ -61,8 +75,11 @@ class _Hop:
         self.railed += other.railed
         np.minimum(self.raw_min, other.raw_min, out=self.raw_min)
         np.maximum(self.raw_max, other.raw_max, out=self.raw_max)
-        np.maximum(self.hp_absmax, other.hp_absmax, out=self.hp_absmax)
-        self.hp_sq += other.hp_sq
+        np.maximum(self.free_peak, other.free_peak, out=self.free_peak)
+        self.free_sq += other.free_sq
+        np.maximum(self.slow_peak, other.slow_peak, out=self.slow_peak)
+        self.slow_sq += other.slow_sq
+        self.fast_sq += other.fast_sq
         self.gap_s = max(self.gap_s, other.gap_s)
         self.t_last = other.t_last
 
@@ -89,7 +106,7 @@ class FeaturePipeline:
         *,
         source_max_uv: float | None = None,
     ) -> None:
-        """source_max_uv: the source's declared amplitude range (SourceInfo.max_uv), used for the out-of-range rule
+        """source_max_uv: the source's declared amplitude range (SourceInfo.max_uv), used as the out-of-range ceiling
         when the user has not set features.quality.max_uv."""
         if not math.isfinite(sfreq) or sfreq <= 0:
             raise ValueError(f"sampling rate must be a positive number, got {sfreq}")
@@ -100,7 +117,8 @@ class FeaturePipeline:
         self.band_names = tuple(config.bands)
         n_ch = len(self.channel_names)
         self._filters = FilterBank(config.bands, self.sfreq, n_ch, config.filter_order, config.notch_hz)
-        self._bursts = BurstDetector(config.quality, config.hop_s, n_ch)
+        self._quality_filters = QualityFilters(config.quality, self.sfreq, n_ch)
+        self._rules = ArtifactRules(config.quality, config.hop_s, eye_channels(self.channel_names), self.max_uv)
         self._hop_len = config.hop_s * self.sfreq  # samples per hop, possibly fractional
         self._hops: deque[_Hop] = deque(maxlen=config.hops_per_window)
         self._current: _Hop | None = None
@@ -133,6 +151,7 @@ class FeaturePipeline:
         x = hold_last_good(raw, bad, self._last_good) if bad.any() else raw
         self._last_good[:] = x[:, -1]
         bands, hp = self._filters(x)
+        free, slow, fast = self._quality_filters(hp)
         gaps = self._gaps(chunk.timestamps)
 
         # Segment the chunk at hop boundaries: cut points local to this chunk.
@@ -150,8 +169,11 @@ class FeaturePipeline:
         rl = np.add.reduceat(railed, seg, axis=1, dtype=np.float64)
         rmin = np.minimum.reduceat(x, seg, axis=1)
         rmax = np.maximum.reduceat(x, seg, axis=1)
-        habs = np.maximum.reduceat(np.abs(hp), seg, axis=1)
-        hsq = np.add.reduceat(hp * hp, seg, axis=1)
+        free_peak = np.maximum.reduceat(np.abs(free), seg, axis=1)
+        free_sq = np.add.reduceat(free * free, seg, axis=1)
+        slow_peak = np.maximum.reduceat(np.abs(slow), seg, axis=1)
+        slow_sq = np.add.reduceat(slow * slow, seg, axis=1)
+        fast_sq = np.add.reduceat(fast * fast, seg, axis=1) if fast is not None else np.full_like(free_sq, np.nan)
         gmax = np.maximum.reduceat(gaps, seg)
         out: list[Features] = []
         for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
@@ -163,8 +185,11 @@ class FeaturePipeline:
                 rl[:, i],
                 rmin[:, i],
                 rmax[:, i],
-                habs[:, i],
-                hsq[:, i],
+                free_peak[:, i],
+                free_sq[:, i],
+                slow_peak[:, i],
+                slow_sq[:, i],
+                fast_sq[:, i],
                 float(gmax[i]),
                 float(chunk.timestamps[end - 1]),
             )
@@ -201,18 +226,11 @@ class FeaturePipeline:
         total = self._hops[0].copy()
         for h in list(self._hops)[1:]:
             total.add(h)
-        burst = np.logical_or.reduce([h.burst for h in self._hops if h.burst is not None])
+        codes = np.stack([h.code for h in self._hops if h.code is not None])
         var = (total.band_sq - total.band_sum**2 / total.n) / total.n
         de = differential_entropy(var)
-        good, reasons = judge(
-            self.config.quality,
-            self.max_uv,
-            total.nonfinite,
-            total.railed,
-            total.raw_max - total.raw_min,
-            total.hp_absmax,
-            burst,
-        )
+        ptp = total.raw_max - total.raw_min
+        good, reasons = judge(total.nonfinite, total.railed, ptp, self.config.quality.flat_uv, codes)
         de[:, ~good] = np.nan
         return Features(
             t=total.t_last if received_t is None else received_t,
@@ -230,6 +248,13 @@ class FeaturePipeline:
         assert hop is not None  # a boundary always follows at least one sample
         self._current = None
         valid = (hop.nonfinite == 0) & (hop.railed == 0) & (hop.raw_max - hop.raw_min >= self.config.quality.flat_uv)
-        hop.burst = self._bursts(np.sqrt(hop.hp_sq / hop.n), valid)
+        levels = HopLevels(
+            hop.free_peak,
+            np.sqrt(hop.free_sq / hop.n),
+            hop.slow_peak,
+            np.sqrt(hop.slow_sq / hop.n),
+            np.sqrt(hop.fast_sq / hop.n),
+        )
+        hop.code = self._rules(levels, valid)
         self._hops.append(hop)
         return hop

@@ -2,9 +2,13 @@
 
 The formula (documented in the README):
 
-    baseline  first `baseline_s` seconds of good windows -> per band b and channel c: mean μ[b,c], std σ[b,c] of DE
-    z[b,c]  = (DE[b,c] - μ[b,c]) / max(σ[b,c], std_floor)
-    index   = Σ_b w[b] · mean_{c good} z[b,c] / Σ_b |w[b]|        (default w: alpha +1, theta +0.5, beta -1)
+    x[b,c]  = DE[b,c] - ½·ln Σ_b' σ²[b',c]     features = "relative" (default): the log share of band b in the
+              channel's power over all bands; immune to gain and contact changes. features = "absolute": x = DE.
+    baseline  first `baseline_s` seconds of good windows -> per band b and channel c: mean μ[b,c], std σ[b,c] of x
+    z[b,c]  = (x[b,c] - μ[b,c]) / s[b]       s[b] = Σ_c v[c]·max(σ[b,c], std_floor) / Σ_c v[c]: one scale per band,
+              so a channel that happened to be steady in the baseline does not outweigh the others
+    index   = Σ_b w[b] · Σ_{c good} v[c] z[b,c] / Σ_{c good} v[c] / Σ_b |w[b]|   (default w: alpha +1, beta -0.25;
+              v[c] the channel's region weight, models/signal/montage.py: occipital 1 ... frontopolar 0.1)
     smooth  = exponential moving average of index, time constant smoothing_s
     score   = 1 / (1 + exp(-gain · smooth))                         (0.5 = as relaxed as during the baseline)
 
@@ -15,7 +19,8 @@ are replaced by the model; nothing else changes:
     score    = 1 / (1 + exp(-smooth(decision)))   the model's P(rest), smoothed on the log-odds scale
 
 Honesty: the value is None while calibrating, when no calibrated channel is good ("poor-signal"), and when stale.
-confidence = (good and calibrated channels) / channels, halved when the window held a time-stamp gap.
+confidence = Σ v[c] over good and calibrated channels / Σ v[c] over all, halved when the window held a time-stamp gap
+(with a calibration model: the fraction of its channels that are good).
 
 Time: smoothing and the baseline length run on the source's clock (`Features.source_time`), so a replay gives the
 same scores at any speed; a Score's `t` is its Features' `t` on the session clock, and `source_t` is passed along.
@@ -26,26 +31,43 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from neuromusic.models.core.errors import ConfigError, DataError
 from neuromusic.models.core.messages import Features, FloatArray, Score
 from neuromusic.models.signal.calibration import RestModel
+from neuromusic.models.signal.features import differential_entropy
+from neuromusic.models.signal.montage import REGIONS, channel_weights, default_region_weights
+
+FeatureKind = Literal["relative", "absolute"]
 
 
 def _default_weights() -> dict[str, float]:
-    # Relaxation raises alpha (and some theta) and lowers beta (RESEARCH.md §2: alpha/theta up, beta/alpha down).
-    return {"alpha": 1.0, "theta": 0.5, "beta": -1.0}
+    # Relaxation raises the share of alpha (eyes closed, calm) and lowers that of beta (mental effort).
+    return {"alpha": 1.0, "beta": -0.25}
+
+
+def band_shares(de: FloatArray) -> FloatArray:
+    """(bands, channels) DE -> each band's DE less the DE of the channel's summed power over all bands: the log share
+    of the band in the total (plus a constant). NaN channels stay NaN."""
+    variance = np.exp(2.0 * (de - differential_entropy(np.ones(1))[0]))
+    return np.asarray(de - 0.5 * np.log(variance.sum(axis=0, keepdims=True)))
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
     baseline_s: float = 30.0  # calibration phase at the start of a session (skipped when a profile is loaded)
     weights: dict[str, float] = field(default_factory=_default_weights)  # band -> weight of its z-score
+    features: FeatureKind = "relative"  # score each band's share of the power ("relative") or its power ("absolute")
     smoothing_s: float = 1.0  # time constant of the moving average (0: no smoothing)
     gain: float = 1.0  # slope of the logistic squashing: larger -> the score saturates sooner
     std_floor: float = 0.05  # nats; keeps z finite for a channel whose DE barely moved during the baseline
     min_baseline_windows: int = 4  # a channel needs this many good baseline windows to be calibrated
+    # head region -> weight of its channels (relaxation shows most in posterior alpha; frontal sites carry eye and
+    # muscle activity). A region left out weighs 0.
+    region_weights: dict[str, float] = field(default_factory=default_region_weights)
+    unknown_weight: float = 0.0  # a channel named outside 10-20 (ECG, AUX) beside known ones; none known: all 1
 
     def validate(self) -> None:
         if self.baseline_s <= 0:
@@ -58,6 +80,13 @@ class ScoreConfig:
             raise ValueError(f"gain and std_floor must be > 0, got {self.gain} and {self.std_floor}")
         if self.min_baseline_windows < 1:
             raise ValueError(f"min_baseline_windows must be >= 1, got {self.min_baseline_windows}")
+        unknown = sorted(set(self.region_weights) - set(REGIONS))
+        if unknown:
+            raise ValueError(
+                f"region_weights names unknown region(s) {', '.join(unknown)}; regions: {', '.join(REGIONS)}"
+            )
+        if any(w < 0 for w in self.region_weights.values()) or self.unknown_weight < 0:
+            raise ValueError("region_weights and unknown_weight must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -70,6 +99,7 @@ class ScoreProfile:
     std: FloatArray
     n_windows: int
     created_unix: float = field(default_factory=time.time)
+    kind: FeatureKind = "absolute"  # what mean/std describe (ScoreConfig.features); older profiles: absolute DE
 
 
 class RelaxationScorer:
@@ -97,9 +127,11 @@ class RelaxationScorer:
         self._band_index = np.array([self.band_names.index(b) for b in config.weights], dtype=np.intp)
         self._weights = np.array(list(config.weights.values()), dtype=np.float64)
         self._weights /= np.abs(self._weights).sum()
+        self.channel_weights = channel_weights(self.channel_names, config.region_weights, config.unknown_weight)
         self._profile: ScoreProfile | None = None
         self._mean = np.full((len(self.band_names), len(self.channel_names)), np.nan)
         self._std = np.full_like(self._mean, np.nan)
+        self._scale = np.full_like(self._mean, np.nan)
         if profile is not None:
             self._adopt(profile)
         self._baseline: list[FloatArray] = []
@@ -127,17 +159,23 @@ class RelaxationScorer:
             return self._score_rest(features)
         if self._profile is None:
             return self._calibrate(features)
-        de = np.where(features.good[np.newaxis, :], features.de, np.nan)
-        z = (de - self._mean) / np.maximum(self._std, self.config.std_floor)  # (bands, channels); NaN = unusable
-        usable = np.isfinite(z[self._band_index]).all(axis=0)  # (channels,)
+        x = self._transform(features, self._profile.kind)
+        z = (x - self._mean) / self._scale  # (bands, channels); NaN = unusable
+        usable = np.isfinite(z[self._band_index]).all(axis=0) & (self.channel_weights > 0)  # (channels,)
         if not usable.any():
             return Score(features.t, None, 0.0, "poor-signal", source_t=features.source_t)
-        index = float(self._weights @ z[self._band_index][:, usable].mean(axis=1))
+        v = self.channel_weights[usable]
+        index = float(self._weights @ (z[self._band_index][:, usable] @ v) / v.sum())
         self._smooth = self._ema(index, features.source_time)
         value = 1.0 / (1.0 + math.exp(-self.config.gain * self._smooth))
         return Score(
             features.t, value, self._confidence(usable, features), "scoring", raw=index, source_t=features.source_t
         )
+
+    @staticmethod
+    def _transform(features: Features, kind: FeatureKind) -> FloatArray:
+        de = np.where(features.good[np.newaxis, :], features.de, np.nan)
+        return band_shares(de) if kind == "relative" else de
 
     def _score_rest(self, features: Features) -> Score:
         """The calibration model's P(rest), smoothed on the log-odds scale; same confidence rules as the index."""
@@ -156,12 +194,15 @@ class RelaxationScorer:
         decision = self.rest_model.decision(x)
         self._smooth = self._ema(decision, features.source_time)
         value = 1.0 / (1.0 + math.exp(-min(40.0, max(-40.0, self._smooth))))
-        confidence = self._confidence(usable, features)
+        used = usable[channels[present]].sum() / max(1, len(channels))
+        confidence = float(used) * (0.5 if features.gap_s > 0 else 1.0)
         return Score(features.t, value, confidence, "scoring", raw=decision, source_t=features.source_t)
 
     def _confidence(self, usable: np.ndarray, features: Features) -> float:
-        n_channels = max(1, len(self.channel_names))
-        return float(usable.sum()) / n_channels * (0.5 if features.gap_s > 0 else 1.0)
+        """Share of the montage's weight that is usable: losing an occipital channel costs more than a frontal one."""
+        total = self.channel_weights.sum()
+        share = float(self.channel_weights[usable].sum() / total) if total > 0 else 0.0
+        return share * (0.5 if features.gap_s > 0 else 1.0)
 
     def _rest_layout(self, model: RestModel) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the model's bands and channels in this session's layout (-1: a channel this source lacks)."""
@@ -200,7 +241,7 @@ class RelaxationScorer:
         source_t = features.source_time
         if self._baseline_start is None:
             self._baseline_start = source_t
-        self._baseline.append(np.where(features.good[np.newaxis, :], features.de, np.nan))
+        self._baseline.append(self._transform(features, self.config.features))
         self._baseline_t.append(source_t)
         elapsed = source_t - self._baseline_start
         if elapsed >= self.config.baseline_s:
@@ -211,7 +252,9 @@ class RelaxationScorer:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     mean = np.where(enough, np.nanmean(np.where(enough, stack, 0.0), axis=0), np.nan)
                     std = np.where(enough, np.nanstd(np.where(enough, stack, 0.0), axis=0), np.nan)
-                self._adopt(ScoreProfile(self.band_names, self.channel_names, mean, std, len(self._baseline)))
+                n = len(self._baseline)
+                kind = self.config.features
+                self._adopt(ScoreProfile(self.band_names, self.channel_names, mean, std, n, kind=kind))
                 self._baseline, self._baseline_t = [], []
             else:
                 # Not enough good signal yet: go on calibrating on the latest baseline_s only (bounded memory).
@@ -243,3 +286,14 @@ class RelaxationScorer:
                     self._mean[bi, ci] = profile.mean[pb, pc]
                     self._std[bi, ci] = profile.std[pb, pc]
         self._profile = profile
+        self._scale = self._band_scale()
+
+    def _band_scale(self) -> FloatArray:
+        """(bands, channels): each band's region-weighted mean baseline std, the same for all its channels (a band
+        without weighted calibrated channels keeps each channel's own std)."""
+        std = np.maximum(self._std, self.config.std_floor)  # NaN stays NaN
+        v = np.where(np.isfinite(std), self.channel_weights[np.newaxis, :], 0.0)
+        total = v.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            common = np.nansum(std * v, axis=1, keepdims=True) / total
+        return np.where(total > 0, np.broadcast_to(common, std.shape), std)

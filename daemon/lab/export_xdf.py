@@ -1,0 +1,72 @@
+"""`neuromusic export --format xdf`: a session as one XDF file with the streams `--lsl-out` publishes live, so a
+session recorded without LabRecorder opens in the same tools (pyxdf, MNE-LSL, EEGLAB's XDF plug-in, SigViewer).
+
+Streams: <prefix>-<device>-eeg (EEG, microvolts, at the recorded rate), -score (RelaxationScore: score, confidence;
+NaN while there was no score), -controls (MusicControls: tempo, valence, energy, one sample per bar) and -markers
+(Markers: "marker/<label>", "phase/<name>", "control/<text>", "bar/<n> key=<key> chords=<...>"). All time stamps are
+on the session clock (seconds), the EEG's derived from when each frame arrived as `export --format fif` does.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from neuromusic.daemon.lab.export import sample_times
+from neuromusic.daemon.lab.xdf import XdfStream, write_xdf
+from neuromusic.models.sessions.store import SessionReader
+
+MARKER_KINDS = ("marker", "phase", "control")
+
+
+def session_streams(reader: SessionReader, prefix: str = "neuromusic") -> list[XdfStream]:
+    device = str(reader.manifest.get("device_id") or "session")
+    name = f"{prefix}-{device}"
+    streams: list[XdfStream] = []
+    if reader.has_eeg and reader.eeg().n_samples:
+        eeg = reader.eeg()
+        start, sfreq = sample_times(reader)
+        stamps = start + np.arange(eeg.n_samples) / sfreq
+        labels = [(channel, "microvolts", "EEG") for channel in eeg.channel_names]
+        streams.append(
+            XdfStream(f"{name}-eeg", "EEG", "float32", sfreq, f"{prefix}:{device}:eeg", stamps, eeg.data.T, labels)
+        )
+    scores = reader.scores()
+    values = np.array(
+        [[math.nan if s.get("value") is None else float(s["value"]), float(s.get("confidence") or 0.0)] for s in scores]
+    ).reshape(-1, 2)
+    streams.append(
+        XdfStream(
+            f"{name}-score", "RelaxationScore", "double64", 0.0, f"{prefix}:{device}:score", reader.times("scores"),
+            values, [("score", "normalized", "score"), ("confidence", "normalized", "confidence")],
+        )
+    )  # fmt: skip
+    bars = reader.bars()
+    bar_times = np.array([float(b.get("start_t") or b["t"]) for b in bars])
+    controls = np.array([[b["controls"]["tempo"], b["controls"]["valence"], b["controls"]["energy"]] for b in bars])
+    streams.append(
+        XdfStream(
+            f"{name}-controls", "MusicControls", "float32", 0.0, f"{prefix}:{device}:controls", bar_times,
+            controls.reshape(-1, 3),
+            [("tempo", "bpm", "tempo"), ("valence", "normalized", "valence"), ("energy", "normalized", "energy")],
+        )
+    )  # fmt: skip
+    marks = [
+        (float(e["t"]), f"{e['kind']}/{e.get('text', '')}") for e in reader.events() if e.get("kind") in MARKER_KINDS
+    ]
+    for bar, when in zip(bars, bar_times, strict=True):
+        chords = " ".join(bar.get("chords") or []) or "-"
+        marks.append((float(when), f"bar/{bar['index']} key={bar.get('key', '')} chords={chords}"))
+    marks.sort()
+    streams.append(
+        XdfStream(
+            f"{name}-markers", "Markers", "string", 0.0, f"{prefix}:{device}:markers",
+            np.array([t for t, _ in marks]), [[text] for _, text in marks], [("marker", "", "marker")],
+        )
+    )  # fmt: skip
+    return streams
+
+
+def export_xdf(reader: SessionReader, target: Path) -> Path:
+    return write_xdf(target, session_streams(reader))
