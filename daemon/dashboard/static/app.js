@@ -197,7 +197,8 @@ function drawEvents(d) {
   d.el.querySelector(".previous").replaceChildren(...d.previous.map((s) => {
     const box = document.createElement("details");
     const summary = document.createElement("summary");
-    summary.textContent = `session ${s.number} (from ${clock(s.started_unix)}): ${s.events.length} events`;
+    const count = s.events.length === 1 ? "1 event" : `${s.events.length} events`;
+    summary.textContent = `session ${s.number} (from ${clock(s.started_unix)}): ${count}`;
     const ol = document.createElement("ol");
     ol.append(...s.events.slice().reverse().map((p) => {
       const li = document.createElement("li");
@@ -309,7 +310,8 @@ function drawChart(d) {
   if (scores.some((s) => s[3] === "calibrating")) {
     ctx.fillStyle = "#9a6a0e";
     const first = scores.find((s) => s[3] === "calibrating");
-    ctx.fillText("calibration", Math.max(left + 4, x(first[0]) + 4), top + 12);
+    const room = w - right - 4 - ctx.measureText("calibration").width;  // kept inside the chart near "now"
+    ctx.fillText("calibration", Math.min(room, Math.max(left + 4, x(first[0]) + 4)), top + 12);
   }
   // The score: green where confidence is good, grey where it is low; gaps where there is none.
   ctx.lineWidth = 2;
