@@ -467,6 +467,27 @@ async def test_dashboard_command_prints_its_address_with_a_token(broker: Broker,
     assert busy.returncode == 2 and "cannot serve on 127.0.0.1" in busy.stderr
 
 
+async def test_each_dashboard_flag_changes_what_it_serves(broker: Broker, tmp_path: Path) -> None:
+    """--allow-host, --relaxed-threshold and --allow-control, end to end through the command line."""
+    port = free_port()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    command = [sys.executable, "-m", "neuromusic.daemon.cli", "dashboard", "--mqtt", broker.address]
+    command += ["--port", str(port), "--auth-file", str(token_file), "--allow-host", "Lab.Example"]
+    command += ["--relaxed-threshold", "0.75", "--allow-control"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 20)
+        status, body, _ = await http(port, "GET", "/api/devices", headers={"Host": f"lab.example:{port}"})
+        assert status == 200
+        settings = json.loads(body)["settings"]
+        assert settings["relaxed_threshold"] == 0.75 and "set_bounds" in settings["commands"]
+        assert (await http(port, "GET", "/api/devices", headers={"Host": f"other.example:{port}"}))[0] == 403
+    finally:
+        stop(process)
+
+
 async def test_allow_control_forwards_every_command(broker: Broker) -> None:
     dash = Dashboard(BrokerAddress(broker.host, broker.port), "127.0.0.1", 0, token=TOKEN, allow_control=True)
     task = asyncio.create_task(dash.run())
