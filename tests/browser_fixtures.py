@@ -29,12 +29,11 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--remote-debugging-pipe",
-    "--window-size=1300,900",
 ]
 
 
 class Browser:
-    def __init__(self) -> None:
+    def __init__(self, width: int = 1300, height: int = 900) -> None:
         self._profile = tempfile.mkdtemp(prefix="neuromusic-chromium-")  # removed by close()
         commands_read, self._commands = os.pipe()
         self._replies, replies_write = os.pipe()
@@ -44,7 +43,7 @@ class Browser:
             os.dup2(replies_write, 4)
 
         self.process = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
+            [CHROMIUM, *FLAGS, f"--window-size={width},{height}", f"--user-data-dir={self._profile}", "about:blank"],
             preexec_fn=wire,
             pass_fds=(3, 4),
             start_new_session=True,  # its own process group: close() stops the renderer and helpers too
@@ -58,6 +57,8 @@ class Browser:
         targets = self.call("Target.getTargets")["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
         self._session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        # The page's size in CSS pixels, one device pixel each: screenshots map 1:1 onto getBoundingClientRect().
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 
     def call(self, method: str, timeout: float = 15.0, **params: Any) -> dict[str, Any]:
         self._next_id += 1
@@ -90,6 +91,14 @@ class Browser:
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    def rect(self, selector: str) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of the first element matching `selector`, in screenshot pixels."""
+        box = self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return [r.left, r.top, r.right, r.bottom]; })()"
+        )
+        return int(box[0]), int(box[1]), int(box[2]), int(box[3])
 
     def screenshot(self, path: Path) -> Path:
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))

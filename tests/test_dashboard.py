@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
+import numpy as np
 import pytest
-from mqtt_fixtures import Broker, Collector, broker_fixture, free_port, make_context  # noqa: F401
+from mqtt_fixtures import Broker, Collector, broker_fixture, features, free_port, make_context  # noqa: F401
 from neuromusic.daemon.dashboard import board as board_module
 from neuromusic.daemon.dashboard import server as server_module
 from neuromusic.daemon.dashboard.access import Access, read_token_file, split_host
@@ -21,6 +25,7 @@ from neuromusic.daemon.dashboard.server import Dashboard
 from neuromusic.daemon.mqtt import topics
 from neuromusic.daemon.services.telemetry import Telemetry
 from neuromusic.models.core.errors import ConfigError
+from neuromusic.models.core.messages import Score, SourceStatus
 
 pytestmark = pytest.mark.mqtt
 
@@ -102,6 +107,22 @@ def test_board_starts_a_new_session_when_a_daemon_restarts() -> None:
     assert board.devices["d"].session.calibration_started == now[0]  # the countdown starts here
 
 
+def test_board_shows_a_bar_when_it_starts_sounding() -> None:
+    board = Board()
+    bar = {"index": 3, "key": "Am", "chords": ["Am", "E7", 5], "t": 100.0, "start_t": 101.5, "unix": 1000.0}
+
+    def starts() -> Any:
+        update = board.update("neuromusic/d/bar", json.dumps(bar).encode())
+        assert update is not None
+        return update["payload"]["starts_unix"]
+
+    assert starts() == 1001.5 and board.devices["d"].latest["bar"]["chords"] == ["Am", "E7", ""]
+    bar["start_t"] = 1e9  # a bar "starting" in 30 years is shown within a minute at the latest
+    assert starts() == 1060.0
+    del bar["start_t"]  # a daemon that does not say: shown when it arrives
+    assert starts() == 1000.0
+
+
 def test_board_remembers_when_a_device_was_last_heard() -> None:
     now = [5000.0]
     board = Board(clock=lambda: now[0])
@@ -110,6 +131,32 @@ def test_board_remembers_when_a_device_was_last_heard() -> None:
     now[0] = 5100.0
     board.update("neuromusic/d/score", b'{"state": "scoring", "value": 0.5, "unix": 1.0}')
     assert board.devices["d"].last_seen == 5100.0  # a live message: when it arrived
+
+
+def test_telemetry_reports_poor_signal_apart_from_stale_and_calibrating() -> None:
+    """What the badge shows comes from the daemon's status: no usable channel is "poor-signal", also while calibrating
+    (such a calibration does not advance), and is neither "stale" (no samples) nor "calibrating"."""
+    ctx = make_context(device_id="states")
+    service = Telemetry(ctx, ctx.config.mqtt)
+    good, bad = features(1.0), dataclasses.replace(features(1.0), good=np.zeros(4, dtype=bool))
+    service.accept(good)
+    service.accept(Score(1.0, None, 0.5, "calibrating"))
+    assert service.state == "calibrating"
+    service.accept(bad)
+    service.accept(Score(1.1, None, 0.0, "calibrating"))
+    assert service.state == "poor-signal"
+    service.accept(good)
+    service.accept(Score(1.2, 0.6, 1.0, "scoring"))
+    assert service.state == "playing"
+    service.accept(bad)
+    service.accept(Score(1.3, None, 0.0, "poor-signal"))
+    assert service.state == "poor-signal"
+    service.accept(SourceStatus(1.4, "stale", "no samples for 2.0 s"))
+    service.accept(Score(1.4, None, 0.0, "stale"))
+    assert service.state == "stale"
+    states = [json.loads(m.payload)["state"] for m in service._outbox if m.topic.endswith("/status")]
+    assert states == ["calibrating", "poor-signal", "calibrating", "playing", "poor-signal", "stale"]
+    assert "poor-signal" in topics.STATES
 
 
 def test_access_host_names_and_tokens(tmp_path: Path) -> None:
@@ -155,10 +202,11 @@ async def http(
     path: str,
     body: bytes = b"",
     content_type: str = "application/json",
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str | None] | None = None,
 ) -> tuple[int, bytes, str]:
     """One raw HTTP/1.1 request; the token is sent unless `headers` says otherwise."""
-    fields = {"Host": f"127.0.0.1:{port}", "Authorization": f"Bearer {TOKEN}", "Content-Type": content_type}
+    fields: dict[str, str | None] = {"Host": f"127.0.0.1:{port}", "Authorization": f"Bearer {TOKEN}"}
+    fields["Content-Type"] = content_type
     fields.update(headers or {})
     head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items() if v is not None)
     head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -252,12 +300,12 @@ async def test_dns_rebinding_missing_token_and_foreign_origin_are_refused(dashbo
         assert (await http(port, "GET", path, headers={"Host": f"evil.example:{port}"}))[0] == 403, path
     assert (await http(port, "POST", "/api/cmd", cmd, headers={"Host": "rebound.attacker.test"}))[0] == 403
     # Without the token: the page explains where the link is; the API says 401; nothing is forwarded.
-    status, page, _ = await http(port, "GET", "/", headers={"Authorization": None})  # type: ignore[dict-item]
+    status, page, _ = await http(port, "GET", "/", headers={"Authorization": None})
     assert status == 401 and b"token" in page
     for path in ("/api/devices", "/events"):
-        assert (await http(port, "GET", path, headers={"Authorization": None}))[0] == 401  # type: ignore[dict-item]
+        assert (await http(port, "GET", path, headers={"Authorization": None}))[0] == 401
     assert (await http(port, "POST", "/api/cmd", cmd, headers={"Authorization": "Bearer wrong"}))[0] == 401
-    assert (await http(port, "POST", "/api/cmd", cmd, headers={"Authorization": None}))[0] == 401  # type: ignore[dict-item]
+    assert (await http(port, "POST", "/api/cmd", cmd, headers={"Authorization": None}))[0] == 401
     # With the token but from another site's page: refused before the body is read.
     for origin in ("http://evil.example", "null", f"http://localhost:{port + 1}"):
         assert (await http(port, "POST", "/api/cmd", cmd, headers={"Origin": origin}))[0] == 403, origin
@@ -265,11 +313,11 @@ async def test_dns_rebinding_missing_token_and_foreign_origin_are_refused(dashbo
     same = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
     assert (await http(port, "POST", "/api/cmd", cmd, headers=same))[0] == 404  # allowed through; no such device
     # The link with the token sets an HttpOnly, SameSite=Strict cookie, and the page then works on the cookie alone.
-    status, _, head = await http(port, "GET", f"/?token={TOKEN}", headers={"Authorization": None})  # type: ignore[dict-item]
+    status, _, head = await http(port, "GET", f"/?token={TOKEN}", headers={"Authorization": None})
     assert status == 303 and "HttpOnly" in head and "SameSite=Strict" in head
     cookie = f"{dashboard.access.cookie}={TOKEN}"
-    assert (await http(port, "GET", "/api/devices", headers={"Authorization": None, "Cookie": cookie}))[0] == 200  # type: ignore[dict-item]
-    assert (await http(port, "GET", "/?token=wrong", headers={"Authorization": None}))[0] == 401  # type: ignore[dict-item]
+    assert (await http(port, "GET", "/api/devices", headers={"Authorization": None, "Cookie": cookie}))[0] == 200
+    assert (await http(port, "GET", "/?token=wrong", headers={"Authorization": None}))[0] == 401
 
 
 async def test_malformed_requests_get_4xx_and_the_server_lives_on(dashboard: Dashboard) -> None:
@@ -291,32 +339,39 @@ async def test_malformed_requests_get_4xx_and_the_server_lives_on(dashboard: Das
 
 
 async def test_slow_clients_are_cut_off_and_connections_are_capped(
-    dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = dashboard.port
+    dash = Dashboard(BrokerAddress(broker.host, broker.port), "127.0.0.1", 0, token=TOKEN)
+    dash.idle_timeout_s = 1.0
+    task = asyncio.create_task(dash.run())
+    await asyncio.wait_for(dash.ready.wait(), 5)
+    port = dash.port
     monkeypatch.setattr(server_module, "BODY_TIMEOUT_S", 0.3)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = f"POST /api/cmd HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n"
-    writer.write((head + "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{").encode())
-    data = await asyncio.wait_for(reader.read(), 5)  # the rest of the body never comes
-    writer.close()
-    assert data.split(b" ", 2)[1] == b"408"
-    # Connections over the cap are answered 503 at once; the ones that never finish a request are closed.
-    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
-    idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
-    await asyncio.sleep(0.1)
-    status, _, _ = await http(port, "GET", "/api/devices")
-    assert status == 503
-    for _, w in idle:
-        w.close()
-    await asyncio.sleep(0.2)
-    assert (await http(port, "GET", "/api/devices"))[0] == 200
-    slow_reader, slow_writer = await asyncio.open_connection("127.0.0.1", port)
-    slow_writer.write(b"GET / HTTP/1.1\r\nHost: local")  # and nothing more: a slowloris
-    started = asyncio.get_running_loop().time()
-    assert await asyncio.wait_for(slow_reader.read(), server_module.IDLE_TIMEOUT_S + 10) == b""
-    assert asyncio.get_running_loop().time() - started < server_module.IDLE_TIMEOUT_S + 5
-    slow_writer.close()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = f"POST /api/cmd HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n"
+        writer.write((head + "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{").encode())
+        data = await asyncio.wait_for(reader.read(), 5)  # the rest of the body never comes
+        writer.close()
+        assert data.split(b" ", 2)[1] == b"408"
+        # Connections over the cap are answered 503 at once; the ones that never finish a request are closed.
+        monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert (await http(port, "GET", "/api/devices"))[0] == 503
+        for _, w in idle:
+            w.close()
+        await asyncio.sleep(0.2)
+        assert (await http(port, "GET", "/api/devices"))[0] == 200
+        slow_reader, slow_writer = await asyncio.open_connection("127.0.0.1", port)
+        slow_writer.write(b"GET / HTTP/1.1\r\nHost: local")  # and nothing more: a slowloris
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(slow_reader.read(), 10) == b""
+        assert asyncio.get_running_loop().time() - started < 5
+        slow_writer.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_event_streams_are_capped(dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -403,6 +458,34 @@ async def test_dashboard_command_prints_its_address_with_a_token(broker: Broker,
         stop(process)
     bad = subprocess.run([*base, "--relaxed-threshold", "2"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "--relaxed-threshold" in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run(
+            [*base, "--port", str(taken.getsockname()[1])], capture_output=True, text=True, timeout=30
+        )
+    assert busy.returncode == 2 and "cannot serve on 127.0.0.1" in busy.stderr
+
+
+async def test_each_dashboard_flag_changes_what_it_serves(broker: Broker, tmp_path: Path) -> None:
+    """--allow-host, --relaxed-threshold and --allow-control, end to end through the command line."""
+    port = free_port()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    command = [sys.executable, "-m", "neuromusic.daemon.cli", "dashboard", "--mqtt", broker.address]
+    command += ["--port", str(port), "--auth-file", str(token_file), "--allow-host", "Lab.Example"]
+    command += ["--relaxed-threshold", "0.75", "--allow-control"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 20)
+        status, body, _ = await http(port, "GET", "/api/devices", headers={"Host": f"lab.example:{port}"})
+        assert status == 200
+        settings = json.loads(body)["settings"]
+        assert settings["relaxed_threshold"] == 0.75 and "set_bounds" in settings["commands"]
+        assert (await http(port, "GET", "/api/devices", headers={"Host": f"other.example:{port}"}))[0] == 403
+    finally:
+        stop(process)
 
 
 async def test_allow_control_forwards_every_command(broker: Broker) -> None:

@@ -151,7 +151,16 @@ def bar(body: dict[str, Any]) -> dict[str, Any]:
         "notes": [n for n in parsed if n is not None],
         "repaired": flag(body.get("repaired")),
         "unix": unix(body),
+        "starts_unix": _starts(body),
     }
+
+
+def _starts(body: dict[str, Any]) -> float | None:
+    """When the bar starts sounding, on the wall clock: it is published when scheduled, a little ahead."""
+    sent, t, start = unix(body), number(body.get("t"), -1e12, 1e12), number(body.get("start_t"), -1e12, 1e12)
+    if sent is None or t is None or start is None:
+        return sent
+    return sent + min(60.0, max(0.0, start - t))
 
 
 def event(body: dict[str, Any]) -> dict[str, Any]:

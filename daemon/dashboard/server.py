@@ -32,6 +32,7 @@ from neuromusic.daemon.dashboard import commands
 from neuromusic.daemon.dashboard.access import Access
 from neuromusic.daemon.dashboard.board import Board
 from neuromusic.daemon.dashboard.commands import Refused
+from neuromusic.daemon.mqtt import remote
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ class Dashboard:
         self.port = port  # 0 = any free port; the real one is here once `ready` is set
         self._hosts = hosts
         self.access = Access.create(port, hosts, token)  # made again with the real port (the cookie's name)
-        self.allowed = commands.SAFE_COMMANDS if not allow_control else tuple(commands.remote.COMMANDS)
+        self.allowed = commands.SAFE_COMMANDS if not allow_control else tuple(remote.COMMANDS)
         self.relaxed_threshold = relaxed_threshold
+        self.idle_timeout_s = IDLE_TIMEOUT_S
         self.board = Board()
         self.ready = asyncio.Event()
         self.broker_connected = False
@@ -120,7 +122,7 @@ class Dashboard:
     async def run(self) -> None:
         runner = web.AppRunner(
             self.app(),
-            keepalive_timeout=IDLE_TIMEOUT_S,
+            keepalive_timeout=self.idle_timeout_s,
             handler_cancellation=True,
             access_log=None,
             shutdown_timeout=1,
@@ -134,7 +136,11 @@ class Dashboard:
         def accept() -> asyncio.Protocol:
             return _Busy() if len(handlers.connections) >= MAX_CONNECTIONS else handlers()
 
-        server = await asyncio.get_running_loop().create_server(accept, self.bind, self.port, reuse_address=True)
+        try:
+            server = await asyncio.get_running_loop().create_server(accept, self.bind, self.port, reuse_address=True)
+        except OSError:
+            await runner.cleanup()
+            raise
         self.port = server.sockets[0].getsockname()[1]
         self.access = Access.create(self.port, self._hosts, self.access.token)
         log.info("dashboard on http://%s:%d/ (broker %s:%d)", self.bind, self.port, self.broker.host, self.broker.port)

@@ -145,7 +145,8 @@ def bar(device_id: str, t: float, b: Bar) -> Outgoing:
         "controls": b.controls.as_dict(),
         "repaired": b.repaired,
         "compose_ms": b.compose_ms,
-        "chords": list(getattr(b, "chords", ())),  # the arranger's chord symbols, once the bar is arranged
+        "chords": list(b.chords),  # the arranger's chord symbols, once the bar is arranged
+        "start_t": b.start_t,  # session clock when it starts sounding (None: not scheduled yet)
         "notes": [[n.pitch, n.start, n.duration, n.velocity] for n in b.notes],  # [pitch, start, duration, velocity]
     }
     return make(device_id, "bar", t, body)

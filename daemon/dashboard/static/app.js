@@ -68,6 +68,7 @@ function startSession(d, session) {
     d.previous = d.previous.slice(0, 2);
     d.events = [];
     d.scores = [];
+    d.bars = [];
     const status = d.latest.status;
     d.latest = status ? {status} : {};
     resetReadings(d.el);
@@ -110,7 +111,7 @@ function apply(d, topic, p) {
   } else if (topic === "quality") {
     showQuality(el, p);
   } else if (topic === "bar") {
-    showBar(el, p);
+    d.bars = (d.bars || []).concat([p]).slice(-4);  // shown when it starts sounding (frame() picks it)
   } else if (topic === "events") {
     d.events.push(p);
     if (d.events.length > 20) d.events.shift();
@@ -131,7 +132,7 @@ function showScore(d) {
   value.classList.toggle("low", low);
   value.classList.toggle("none", !live);
   conf.classList.toggle("low", low);
-  if (!p) conf.textContent = "";
+  if (!p || state === "offline") conf.textContent = "";
   else if (p.state !== "scoring") conf.textContent = p.state === "poor-signal" ? "no usable channel" : p.state;
   else conf.textContent = (low ? "low confidence " : "confidence ") + fmt(p.confidence, 2);
 }
@@ -149,6 +150,16 @@ function showQuality(el, p) {
       li.textContent = `${name}: ${why || "bad"}`;
       return li;
     }));
+}
+
+function showPlayingBar(d) {
+  const now = Date.now() / 1000, bars = d.bars || [];
+  const started = bars.filter((b) => typeof b.starts_unix !== "number" || b.starts_unix <= now);
+  const current = started.length ? started[started.length - 1] : null;
+  if (current && current !== d.shownBar) {
+    d.shownBar = current;
+    showBar(d.el, current);
+  }
 }
 
 function showBar(el, p) {
@@ -186,7 +197,8 @@ function drawEvents(d) {
   d.el.querySelector(".previous").replaceChildren(...d.previous.map((s) => {
     const box = document.createElement("details");
     const summary = document.createElement("summary");
-    summary.textContent = `session ${s.number} (from ${clock(s.started_unix)}): ${s.events.length} events`;
+    const count = s.events.length === 1 ? "1 event" : `${s.events.length} events`;
+    summary.textContent = `session ${s.number} (from ${clock(s.started_unix)}): ${count}`;
     const ol = document.createElement("ol");
     ol.append(...s.events.slice().reverse().map((p) => {
       const li = document.createElement("li");
@@ -289,7 +301,8 @@ function drawChart(d) {
   const threshold = settings.relaxed_threshold;
   ctx.strokeStyle = COLORS.threshold;
   ctx.setLineDash([5, 4]);
-  ctx.beginPath(); ctx.moveTo(left, y(threshold)); ctx.lineTo(w - right, y(threshold)); ctx.stroke();
+  const ty = Math.round(y(threshold)) + 0.5;  // on a pixel row: a crisp 1 px dash, not two faint ones
+  ctx.beginPath(); ctx.moveTo(left, ty); ctx.lineTo(w - right, ty); ctx.stroke();
   ctx.setLineDash([]);
   ctx.fillStyle = COLORS.threshold;
   ctx.textAlign = "left";
@@ -297,7 +310,8 @@ function drawChart(d) {
   if (scores.some((s) => s[3] === "calibrating")) {
     ctx.fillStyle = "#9a6a0e";
     const first = scores.find((s) => s[3] === "calibrating");
-    ctx.fillText("calibration", Math.max(left + 4, x(first[0]) + 4), top + 12);
+    const room = w - right - 4 - ctx.measureText("calibration").width;  // kept inside the chart near "now"
+    ctx.fillText("calibration", Math.min(room, Math.max(left + 4, x(first[0]) + 4)), top + 12);
   }
   // The score: green where confidence is good, grey where it is low; gaps where there is none.
   ctx.lineWidth = 2;
@@ -338,7 +352,16 @@ function connect() {
     apply(d, u.topic, u.payload);
   });
   source.addEventListener("broker", (e) => setBroker(JSON.parse(e.data).connected));
-  source.onerror = () => setBroker(false);
+  source.onerror = async () => {
+    setBroker(false);
+    // A dashboard started again has a new token: say so rather than retry for ever.
+    const probe = await fetch("/api/devices").catch(() => null);
+    if (probe && probe.status === 401) {
+      source.close();
+      const badge = document.getElementById("broker");
+      badge.textContent = "access expired: open the address neuromusic dashboard printed";
+    }
+  };
 }
 
 function setBroker(connected) {
@@ -354,7 +377,10 @@ function frame(ms) {
   for (const d of devices.values()) drawChart(d);
   if (ms - lastText > 500) {  // the status lines count seconds: twice a second is enough
     lastText = ms;
-    for (const d of devices.values()) d.el.querySelector(".status-line").textContent = statusLine(d);
+    for (const d of devices.values()) {
+      d.el.querySelector(".status-line").textContent = statusLine(d);
+      showPlayingBar(d);
+    }
   }
   requestAnimationFrame(frame);
 }
