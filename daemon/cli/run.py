@@ -76,8 +76,8 @@ def _board(path: Path | None, overrides: dict[str, Any]) -> str:
         return str(overrides["source.board"])
     if path is not None:
         try:
-            board = tomllib.loads(Path(path).read_text()).get("source", {}).get("board")
-        except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            board = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("source", {}).get("board")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
             board = None
         if isinstance(board, str):
             return board
