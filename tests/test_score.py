@@ -235,6 +235,12 @@ def test_broken_score_sections_are_refused(tmp_path: Path) -> None:
 def test_bad_score_configuration() -> None:
     with pytest.raises(ConfigError, match="weights names band"):
         RelaxationScorer(ScoreConfig(weights={"mu": 1.0}), BANDS, CHANNELS)
+    with pytest.raises(ConfigError, match=r"weights names band\(s\) gamma"):  # weights the user set must all apply
+        RelaxationScorer(ScoreConfig(weights={"alpha": 1.0, "gamma": -0.5}), BANDS[:4], CHANNELS)
+    # The default weights leave out a band the features do not define (no gamma under a low sampling rate).
+    assert RelaxationScorer(ScoreConfig(), BANDS[:4], CHANNELS)._weights.tolist() == [1.0]
+    with pytest.raises(ConfigError, match="weights names band"):
+        RelaxationScorer(ScoreConfig(), ("delta", "theta"), CHANNELS)
     with pytest.raises(ConfigError, match="baseline_s"):
         load_config(None, {"score.baseline_s": 0})
     with pytest.raises(ConfigError, match="non-zero weight"):

@@ -3,7 +3,7 @@
 Each incoming chunk is filtered once: an optional mains notch, then one Butterworth band-pass per band, plus a 1 Hz
 high-pass that the quality checks read. Filtering a stream chunk by chunk with carried state gives exactly the output
 of filtering the whole recording at once; re-filtering every window from zero state instead adds a start-up
-transient that inflates DE (RESEARCH.md §1). A channel's state starts at the filter's steady state for its first
+transient that inflates DE. A channel's state starts at the filter's steady state for its first
 sample, so a DC offset (thousands of µV on many amplifiers) does not ring through the bands.
 """
 

@@ -1,7 +1,7 @@
 """A fixed-size ring buffer of multichannel samples with their time stamps, and a window API.
 
-Writes and reads take a lock, so a worker thread may write while the event loop reads the latest window (STYLE.md
-example 7). `get_data(n)` copies the newest n samples out in time order.
+Writes and reads take a lock, so a worker thread may write while the event loop reads the latest window.
+`get_data(n)` copies the newest n samples out in time order.
 """
 
 from __future__ import annotations

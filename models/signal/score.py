@@ -49,6 +49,19 @@ def _default_weights() -> dict[str, float]:
     return {"alpha": 1.0, "gamma": -0.25}
 
 
+def usable_weights(weights: dict[str, float], band_names: tuple[str, ...]) -> dict[str, float]:
+    """The band weights in force. Weights the user set must name defined bands; the default weights leave out a
+    band [features] does not define (gamma under a low sampling rate), as long as a weighted band remains."""
+    missing = sorted(set(weights) - set(band_names))
+    kept = {b: w for b, w in weights.items() if b in band_names}
+    if missing and not (weights == _default_weights() and any(kept.values())):
+        raise ConfigError(
+            f"score.weights names band(s) {', '.join(missing)} that [features] bands does not define; "
+            f"bands: {', '.join(band_names)}"
+        )
+    return kept
+
+
 def band_shares(de: FloatArray) -> FloatArray:
     """(bands, channels) DE -> each band's DE less the DE of the channel's summed power over all bands: the log share
     of the band in the total (plus a constant). NaN channels stay NaN."""
@@ -119,14 +132,9 @@ class RelaxationScorer:
         self.config = config
         self.band_names = tuple(band_names)
         self.channel_names = tuple(channel_names)
-        missing = sorted(set(config.weights) - set(self.band_names))
-        if missing:
-            raise ConfigError(
-                f"score.weights names band(s) {', '.join(missing)} that [features] bands does not define; "
-                f"bands: {', '.join(self.band_names)}"
-            )
-        self._band_index = np.array([self.band_names.index(b) for b in config.weights], dtype=np.intp)
-        self._weights = np.array(list(config.weights.values()), dtype=np.float64)
+        weights = usable_weights(config.weights, self.band_names)
+        self._band_index = np.array([self.band_names.index(b) for b in weights], dtype=np.intp)
+        self._weights = np.array(list(weights.values()), dtype=np.float64)
         self._weights /= np.abs(self._weights).sum()
         self.channel_weights = channel_weights(self.channel_names, config.region_weights, config.unknown_weight)
         self._profile: ScoreProfile | None = None
@@ -273,7 +281,7 @@ class RelaxationScorer:
                 f"the score profile was made for channels {', '.join(profile.channel_names)}; this source has "
                 f"{', '.join(self.channel_names)}: no channel in common, so it cannot be used"
             )
-        missing = [b for b in self.config.weights if b not in profile.band_names]
+        missing = [self.band_names[i] for i in self._band_index if self.band_names[i] not in profile.band_names]
         if missing:
             raise DataError(f"the score profile has no statistics for band(s) {', '.join(missing)}")
         for bi, band in enumerate(self.band_names):
