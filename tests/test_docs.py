@@ -25,7 +25,7 @@ def documented_command_lines() -> list[tuple[str, str]]:
             for line in block.splitlines():
                 line = line.split("  #", 1)[0].strip()
                 line = re.sub(r"^(bash scripts/neuromusic|\.venv/bin/neuromusic|\$ neuromusic)", "neuromusic", line)
-                if line.startswith("neuromusic "):
+                if line.startswith("neuromusic ") and not line.split()[1].endswith(":"):  # not printed output
                     found.append((page.name, line))
     return found
 
