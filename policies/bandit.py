@@ -68,6 +68,7 @@ class BanditPolicy:
             self.search_features, cfg.noise_var, self.model.taus, self.model.delays, cfg.bin_s
         )
         self.observations: list[Observation] = []  # carried from earlier sessions
+        self._sessions: list[int] = []  # which earlier session each observation came from
         self._dynamics: tuple[float, float] | None = None  # (tau, delay) carried or fitted
         self.fit: Fit | None = None
         self._t0: float | None = None
@@ -86,6 +87,7 @@ class BanditPolicy:
         self.choices = 0
         self.comfort_returns = 0
         self._grid = self._candidate_grid()
+        self._cache = self._empty_cache()
 
     # -- Policy protocol ---------------------------------------------------------------------------------------
     def observe(self, score: Score) -> None:
@@ -128,6 +130,7 @@ class BanditPolicy:
             return  # the player calls this on every control change (pause, target, ...): nothing to redo
         self.guard.set_bounds(bounds)
         self._grid = self._candidate_grid()
+        self._cache = self._empty_cache()
         self._arm = None  # choose again inside the new bounds
         self._arrived_t = None
 
@@ -142,8 +145,15 @@ class BanditPolicy:
 
     def state_dict(self) -> dict[str, Any]:
         fresh = self._session_summary()
-        rows = (self.observations + fresh)[-self.cfg.max_observations :]
-        state: dict[str, Any] = {"version": STATE_VERSION, "observations": [list(o) for o in rows]}
+        session = max(self._sessions, default=-1) + 1
+        keep = self.cfg.max_observations
+        rows = (self.observations + fresh)[-keep:]
+        sessions = (self._sessions + [session] * len(fresh))[-keep:]
+        state: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "observations": [list(o) for o in rows],
+            "sessions": _run_lengths(sessions),
+        }
         if self._dynamics is not None:
             state["tau_s"], state["delay_s"] = self._dynamics
         return state
@@ -163,6 +173,7 @@ class BanditPolicy:
         tau, delay = state.get("tau_s"), state.get("delay_s")
         if isinstance(tau, int | float) and isinstance(delay, int | float) and tau > 0 and delay >= 0:
             self._dynamics = (float(tau), float(delay))
+        self._sessions = _sessions_of(state.get("sessions"), len(loaded))[-self.cfg.max_observations :]
         self.observations = loaded[-self.cfg.max_observations :]
         self._set_carried()
         if self.observations:
@@ -216,13 +227,13 @@ class BanditPolicy:
             self.search_model.set_carried(None)
             return
         rows = np.array(self.observations, dtype=float)
-        carried = Carried(self._unit(rows[:, :3]), rows[:, 3], rows[:, 4])
+        carried = Carried(self._unit(rows[:, :3]), rows[:, 3], rows[:, 4], np.array(self._sessions, dtype=float))
         self.model.set_carried(carried)
         self.search_model.set_carried(carried)
 
     def _data(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, np.ndarray]:
         bar_t = np.array(self._bar_t, dtype=float)
-        bar_f = self.features(self._bar_units())
+        bar_f = self._bar_features()[0]
         n_bins = (max(self._bins) + 1) if self._bins else 0
         bin_t = (np.arange(n_bins) + 0.5) * self.cfg.bin_s
         bin_y = np.zeros(n_bins)
@@ -232,8 +243,16 @@ class BanditPolicy:
                 bin_y[k], observed[k] = total / count, True
         return bar_t, bar_f, bin_t, bin_y, observed
 
-    def _bar_units(self) -> FloatArray:
-        return self._unit(np.array(self._bar_x, dtype=float).reshape(-1, 3))
+    def _bar_features(self) -> tuple[FloatArray, FloatArray]:
+        """Features of every bar played (the model's and the dynamics search's), computed once per bar."""
+        done = len(self._cache[0])
+        if done < len(self._bar_x):
+            unit = self._unit(np.array(self._bar_x[done:], dtype=float).reshape(-1, 3))
+            self._cache = (
+                np.vstack([self._cache[0], self.features(unit)]),
+                np.vstack([self._cache[1], self.search_features(unit)]),
+            )
+        return self._cache
 
     def refit(self) -> Fit:
         """Fit the model; search the (tau, delay) grid by evidence (all of it now and then, else the neighbours)."""
@@ -253,7 +272,7 @@ class BanditPolicy:
             pairs = pairs[:1] if self._dynamics is None else [self._dynamics]
         with one_blas_thread():
             if len(pairs) > 1:  # the dynamics are chosen with a coarser model of f (a quarter of the cost)
-                data_coarse = (data[0], self.search_features(self._bar_units()), *data[2:])
+                data_coarse = (data[0], self._bar_features()[1], *data[2:])
                 scored = [self.search_model.fit(*data_coarse, tau, delay) for tau, delay in pairs]
                 chosen = max(scored, key=lambda f: f.log_evidence)
                 pairs = [(chosen.tau, chosen.delay)]
@@ -262,6 +281,10 @@ class BanditPolicy:
             self._dynamics = (best.tau, best.delay)
         self.fit = best
         return best
+
+    def _empty_cache(self) -> tuple[FloatArray, FloatArray]:
+        none = np.zeros((0, 3))
+        return self.features(none), self.search_features(none)
 
     def _candidate_grid(self) -> tuple[FloatArray, FloatArray]:
         n = self.cfg.candidate_points
@@ -337,7 +360,9 @@ class BanditPolicy:
             self._set_arm(self.best_arm())  # a returning listener: start from the best setting carried
             return
         unit, phi = self._candidates(fit)
-        spread = self.cfg.explore / math.sqrt(1.0 + self.choices / max(self.cfg.explore_halving, 1e-9))
+        # exploration narrows with the evidence: this session's choices and (three times) the settings carried
+        evidence = self.choices + 3 * len(self.observations)
+        spread = self.cfg.explore / math.sqrt(1.0 + evidence / max(self.cfg.explore_halving, 1e-9))
         weights = fit.draw_weights(self.rng, spread)
         draw = phi @ weights
         best = int(np.argmax(draw))
@@ -385,12 +410,34 @@ class BanditPolicy:
             self.observations = carried
             self._set_carried()
         settings = sorted({(a.tempo, a.valence, a.energy) for a in self._chosen})
+        if len(settings) < 2:
+            return []  # one setting says nothing about differences, and differences are what carries over
         phi = self.features(self._unit(np.array(settings, dtype=float)))
         mean = phi @ fit.weights_mean()
-        var = ((fit.weights_cov_factor().T @ phi.T) ** 2).sum(axis=0)
+        # the variance of each value relative to the others (a session's common level is not carried)
+        centred = fit.weights_cov_factor().T @ (phi - phi.mean(axis=0)).T
+        var = np.maximum((centred**2).sum(axis=0), 1e-5)
         prior = (phi**2 * self.features.prior_var()).sum(axis=1)
         return [
             (s[0], s[1], s[2], float(m), float(v))
             for s, m, v, p in zip(settings, mean, var, prior, strict=True)
             if v < 0.6 * p
         ]
+
+
+def _run_lengths(sessions: list[int]) -> list[int]:
+    """[2, 2, 5] -> [2, 1]: how many observations each session (in order) contributed."""
+    out: list[int] = []
+    for k, session in enumerate(sessions):
+        if k and session == sessions[k - 1]:
+            out[-1] += 1
+        else:
+            out.append(1)
+    return out
+
+
+def _sessions_of(lengths: Any, n: int) -> list[int]:
+    """Session index per observation from the saved run lengths; missing or inconsistent: all from one session."""
+    if not isinstance(lengths, list) or not all(isinstance(v, int) and v > 0 for v in lengths) or sum(lengths) != n:
+        return [0] * n
+    return [k for k, length in enumerate(lengths) for _ in range(length)]

@@ -82,11 +82,13 @@ class Features:
 
 @dataclass(frozen=True)
 class Carried:
-    """f measured in earlier sessions: settings (n, 3) in unit coordinates, values (n,), variances (n,)."""
+    """f measured in earlier sessions: settings (n, 3) in unit coordinates, values (n,), variances (n,), and which
+    session each came from (n,): each session's values sit on that session's own baseline."""
 
     x: FloatArray
     y: FloatArray
     var: FloatArray
+    session: FloatArray
 
 
 @dataclass
@@ -148,18 +150,21 @@ class ResponseModel:
         self.carried_yty = 0.0
 
     def set_carried(self, carried: Carried | None) -> None:
-        """Earlier sessions' f: rows (carried offset 1, features) with their own variances."""
+        """Earlier sessions' f as observations of differences within each session: each session's offset is taken
+        out (weighted centring, the exact answer for an unknown offset with a flat prior)."""
         d = len(self.prior_precision)
         self.carried_xtx, self.carried_xty, self.carried_yty = np.zeros((d, d)), np.zeros(d), 0.0
         if carried is None or len(carried.y) == 0:
             return
-        rows = np.zeros((len(carried.y), d))
-        rows[:, 2] = 1.0
-        rows[:, N_NUISANCE:] = self.features(carried.x)
-        weights = 1.0 / carried.var
-        self.carried_xtx = (rows * weights[:, None]).T @ rows
-        self.carried_xty = (rows * weights[:, None]).T @ carried.y
-        self.carried_yty = float((carried.y**2 * weights).sum())
+        for session in np.unique(carried.session):
+            here = carried.session == session
+            weights = 1.0 / carried.var[here]
+            rows = self.features(carried.x[here])
+            rows = rows - (weights @ rows) / weights.sum()
+            y = carried.y[here] - float(weights @ carried.y[here]) / weights.sum()
+            self.carried_xtx[N_NUISANCE:, N_NUISANCE:] += (rows * weights[:, None]).T @ rows
+            self.carried_xty[N_NUISANCE:] += (rows * weights[:, None]).T @ y
+            self.carried_yty += float((y**2 * weights).sum())
 
     def design(
         self, bar_t: FloatArray, bar_features: FloatArray, bin_t: FloatArray, tau: float, delay: float
