@@ -278,7 +278,7 @@ def test_the_population_is_reproducible_and_spans_the_documented_ranges() -> Non
     assert draw_population(5, seed=3) == fifty[:5] and draw_listener(3, 7) == fifty[7]  # independent of n
     assert draw_population(5, seed=4) != fifty[:5]
     tempos = [r.preferred_tempo for r in fifty]
-    assert 50 <= min(tempos) and max(tempos) <= 90 and max(tempos) - min(tempos) > 30  # anywhere in the bounds
+    assert min(tempos) >= 50 and max(tempos) <= 90 and max(tempos) - min(tempos) > 30  # anywhere in the bounds
     for r in fifty:
         assert 20 <= r.time_constant_s <= 120 and 2 <= r.delay_s <= 20 and 8 <= r.tempo_width <= 20
         assert 0.2 <= r.rest <= 0.4 and 0.7 <= r.peak <= 0.9 and 0 <= r.habituation_depth <= 0.3
@@ -304,7 +304,7 @@ def test_stress_responses_measure_meeting_and_leading_back() -> None:
     assert stress_onsets("calm:180,stress:120", 600.0) == [(180.0, 300.0), (480.0, 600.0)]
     bar_t = np.arange(0.0, 300.0, 3.0)
     controls = np.tile([60.0, 0.7, 0.2], (len(bar_t), 1))
-    k = int(180 // 3)
+    k = 180 // 3
     controls[k + 1 : k + 10, 0] = 72.0  # moved at the second bar of the tension, back by its end
     (met,) = stress_responses("calm:180,stress:120", bar_t, controls, 300.0)
     assert met.bars_to_meet == 2 and met.tempo_move == 12.0 and met.led_back
