@@ -351,7 +351,8 @@ class BanditPolicy:
         return np.array([b.max_tempo_step, b.max_valence_step, b.max_energy_step]) / span
 
     def _choose(self) -> None:
-        self._in_opening = bool(self._opening)
+        # the tour's first setting, the mapping's calm music, is held like any choice: most listeners like it
+        self._in_opening = bool(self._opening) and bool(self._chosen)
         if self._opening:
             self._set_arm(self._controls(self._opening.pop(0)))
             return

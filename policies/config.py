@@ -93,7 +93,7 @@ class TargetConfig:
 class BanditConfig:
     """Thompson sampling over a model of the listener's delayed, first-order response (docs/policies.md)."""
 
-    opening_points: int = 6  # settings of the opening tour of the bounds box (the mapping's calm music first)
+    opening_points: int = 4  # settings of the opening tour of the bounds box (the mapping's calm music first)
     opening_dwell_s: float = 10.0  # how long each setting of the opening is held once the music has arrived
     dwell_s: float = 30.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
     switch_margin: float = 0.01  # stay with the current choice unless a Thompson draw favours another by this much

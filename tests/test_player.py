@@ -392,6 +392,7 @@ def test_run_twice_with_a_profile_the_bandit_goes_on_from_what_it_learned(tmp_pa
     (tmp_path / "fast.toml").write_text(
         "[policy.bounds]\ntempo_min = 86.0\ntempo_max = 90.0\nmax_tempo_step = 20.0\n"
         "max_valence_step = 1.0\nmax_energy_step = 1.0\n[policy.bandit]\ndwell_s = 2.0\nlag_s = 0.5\n"
+        "opening_dwell_s = 2.0\nmax_delay_s = 3.0\n"
     )
     args = ["--config", "fast.toml", "--board", "simulated", "--policy", "bandit", "--profile", "p.json"]
     args += ["--baseline", "1", "--window", "1", "--synth", "none", "--quiet", "--without", "recorder,telemetry"]
