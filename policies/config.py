@@ -1,6 +1,6 @@
 """[policy] configuration: which policy, its target, the safe bounds, and each policy's own table.
 
-Every option here is documented in the README. A TOML file sets them as `[policy]`, `[policy.bounds]`,
+Every option here is documented in docs/policies.md. A TOML file sets them as `[policy]`, `[policy.bounds]`,
 `[policy.mapping]`, `[policy.target_controller]` and `[policy.bandit]`.
 """
 
@@ -93,7 +93,7 @@ class TargetConfig:
 class BanditConfig:
     """Thompson sampling over a model of the listener's delayed, first-order response (docs/policies.md)."""
 
-    opening_points: int = 4  # settings of the opening tour of the bounds box (the mapping's calm music first)
+    opening_points: int = 5  # settings of the opening tour of the bounds box (the mapping's calm music first)
     opening_dwell_s: float = 10.0  # how long each setting of the opening is held once the music has arrived
     dwell_s: float = 30.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
     switch_margin: float = 0.01  # stay with the current choice unless a Thompson draw favours another by this much

@@ -216,7 +216,9 @@ def _scripted(
     for listener in listeners:
         for name in names:
             for seed in range(args.seeds):
-                composer, composer_name = make_composer(args.composer, config, seed)
+                composer, composer_name = (
+                    (None, "direct") if args.loop == "direct" else make_composer(args.composer, config, seed)
+                )
                 trace = run_session(
                     config,
                     listener,
