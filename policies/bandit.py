@@ -29,6 +29,7 @@ from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import ControlGuard, clamp_controls
 from neuromusic.policies.config import PolicyConfig
+from neuromusic.policies.opening import opening_tour, run_lengths, sessions_of
 from neuromusic.policies.response_model import Carried, Features, Fit, FloatArray, ResponseModel, one_blas_thread
 
 STATE_VERSION = 2
@@ -152,7 +153,7 @@ class BanditPolicy:
         state: dict[str, Any] = {
             "version": STATE_VERSION,
             "observations": [list(o) for o in rows],
-            "sessions": _run_lengths(sessions),
+            "sessions": run_lengths(sessions),
         }
         if self._dynamics is not None:
             state["tau_s"], state["delay_s"] = self._dynamics
@@ -173,7 +174,7 @@ class BanditPolicy:
         tau, delay = state.get("tau_s"), state.get("delay_s")
         if isinstance(tau, int | float) and isinstance(delay, int | float) and tau > 0 and delay >= 0:
             self._dynamics = (float(tau), float(delay))
-        self._sessions = _sessions_of(state.get("sessions"), len(loaded))[-self.cfg.max_observations :]
+        self._sessions = sessions_of(state.get("sessions"), len(loaded))[-self.cfg.max_observations :]
         self.observations = loaded[-self.cfg.max_observations :]
         self._set_carried()
         if self.observations:
@@ -330,18 +331,7 @@ class BanditPolicy:
         as a short tour (distance in ramp bars: each axis moves by at most its step per bar)."""
         m = self.config.mapping
         anchor = self._unit(np.array([[m.calm_tempo, m.calm_valence, m.calm_energy]]))[0]
-        levels = np.array([0.12, 0.5, 0.88])
-        lattice = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
-        chosen = [anchor]
-        while len(chosen) < self.cfg.opening_points:
-            gaps = np.min([np.linalg.norm(lattice - c, axis=1) for c in chosen], axis=0)
-            chosen.append(lattice[int(np.argmax(gaps))])
-        steps = self._unit_steps()
-        tour, rest = [chosen[0]], chosen[1:]
-        while rest:
-            bars = [float(np.max(np.abs(p - tour[-1]) / steps)) for p in rest]
-            tour.append(rest.pop(int(np.argmin(bars))))
-        return tour
+        return opening_tour(anchor, self.cfg.opening_points, self._unit_steps())
 
     def _unit_steps(self) -> FloatArray:
         b = self.guard.bounds
@@ -424,21 +414,3 @@ class BanditPolicy:
             for s, m, v, p in zip(settings, mean, var, prior, strict=True)
             if v < 0.6 * p
         ]
-
-
-def _run_lengths(sessions: list[int]) -> list[int]:
-    """[2, 2, 5] -> [2, 1]: how many observations each session (in order) contributed."""
-    out: list[int] = []
-    for k, session in enumerate(sessions):
-        if k and session == sessions[k - 1]:
-            out[-1] += 1
-        else:
-            out.append(1)
-    return out
-
-
-def _sessions_of(lengths: Any, n: int) -> list[int]:
-    """Session index per observation from the saved run lengths; missing or inconsistent: all from one session."""
-    if not isinstance(lengths, list) or not all(isinstance(v, int) and v > 0 for v in lengths) or sum(lengths) != n:
-        return [0] * n
-    return [k for k, length in enumerate(lengths) for _ in range(length)]
