@@ -69,6 +69,7 @@ def closed_loop_config() -> Config:
             "policy.guard.tempo_deadband": 0.2,
             "policy.guard.energy_deadband": 0.01,
             "policy.target_controller.gain": 1.0,
+            "policy.mapping.reiso_drop": 0.0,  # a plain feedback controller: no meeting the tension first
             "sinks.synth": "none",
         }
     )
