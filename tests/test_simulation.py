@@ -335,3 +335,16 @@ def test_simulate_refuses_a_bad_population_or_script(
 ) -> None:
     assert main(["simulate", "--loop", "direct", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("policy", ["mapping", "target"])
+def test_in_the_full_loop_a_tension_is_met_within_four_bars_then_led_back(policy: str) -> None:
+    from neuromusic.daemon.session.stress_check import stress_responses
+
+    script = "calm:180,stress:120"
+    composer, name = make_composer("sketch", Config(), 0)
+    listener = load_listener(shipped_listeners()[0])
+    trace = run_session(Config(), listener, policy, 5.0, 0, composer, name, script=script)
+    (response,) = stress_responses(script, trace.bar_t, trace.controls, 300.0)
+    assert response.bars_to_meet is not None and response.bars_to_meet <= 4, response
+    assert response.led_back, response
