@@ -1,113 +1,188 @@
-"""Policies on every shipped listener, and the speed of the simulated closed loop.
+"""Policies on listeners they never met (a population), across sessions, on the shipped listeners, and the speed of
+the simulated closed loop.
 
-    .venv/bin/python benchmarks/policies.py [--seeds 10] [--minutes 20] [--policies mapping,target,bandit]
-                                            [--listeners default,upbeat] [--jobs 2] [--composer sketch|model|auto]
+    .venv/bin/python benchmarks/policies.py [--population 50] [--seeds 2] [--minutes 20]
+                                            [--sessions 3] [--session-minutes 10] [--shipped-seeds 2]
+                                            [--parts population,sessions,shipped,speed]
 
-(`--listeners` and fewer `--seeds` for quick iterations; the figures in the README use the defaults.)
+Part 1, population (direct loop, drivers/listener_population.py, population 0): per listener the best fixed controls
+(grid search on the same seeds) and, per policy, medians over the seeds of the minutes until the 60-s mean hidden
+relaxation reached 90 % of the best fixed controls' mean ("reach") and of the session's mean relaxation over the best
+fixed controls' mean ("mean/best"). Reported: the fraction of listeners served (reach within 10 minutes), the median
+reach, the median mean/best and the fraction of listeners with mean/best >= 0.9. Targets: bandit served >= 80 %,
+median mean/best >= 0.9.
 
-Part 1, per listener: the best fixed controls (grid search on the same seeds: one setting for all seeds, as
-`neuromusic simulate` finds it) and, per policy, medians over the seeds of: the minutes until the 60-s mean hidden
-relaxation reached 90 % of the best fixed controls' mean ("reach"), the fraction of seeds that reached it within 10
-minutes, the mean relaxation over the session, its ratio to the best fixed controls' mean, and control changes per
-minute. Targets (issue 5): bandit reach <= 10 min on every listener
-and bandit mean > mapping mean on listeners whose preferences differ from the mapping's (upbeat, melancholic).
+Part 2, sessions (direct loop): the bandit's sessions in a row per listener and seed, each starting from the previous
+one's state (what `--profile` does); per session, the median mean/best and the fraction of listeners >= 0.95 and
+>= 0.9 of their best. Target: by the third session >= 95 % of best for >= 80 % of listeners.
 
-Part 2: wall time of one full-loop session (EEG -> features -> score -> policy -> composer -> arranger -> listener)
-and the speed-up over real time, for the sketch composer and, where a checkpoint loads, the GPT-2 composer.
-Target: a 20-minute session in < 60 s.
+Part 3, shipped listeners (the full loop: simulated EEG, sketch composer): as part 1 per listener, and the bandit's
+mean minus the mapping's on the default listener (target: within 0.03).
+
+Part 4: wall time of one 20-minute full-loop session (sketch composer, bandit) and the speed-up over real time.
+Target: < 15 s.
+
+Smaller --population / --seeds / --minutes for quick iterations; the figures in docs/policies.md use the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 from neuromusic.daemon.config import Config
 from neuromusic.daemon.session.simulation import (
     REACH_FRACTION,
+    Listener,
     best_fixed,
     load_listener,
     make_composer,
+    population_listeners,
     run_session,
+    seeded_policy,
     shipped_listeners,
-    time_to_reach,
 )
 
 
-def one(args: tuple[str, str, float, int, str]) -> tuple[str, str, int, np.ndarray, float, float, float]:
-    path, policy, minutes, seed, composer_choice = args
-    config = Config()
-    listener = load_listener(path)
-    composer, name = make_composer(composer_choice, config, seed)
-    trace = run_session(config, listener, policy, minutes, seed, composer, name)
-    return listener.name, policy, seed, trace.hidden, trace.mean_relaxation, trace.changes_per_minute(), trace.wall_s
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def one_listener(
+    config: Config, listener: Listener, policies: list[str], seeds: list[int], minutes: float, loop: str
+) -> dict[str, tuple[float, float, float]]:
+    """Per policy: (median reach in minutes, median mean/best, median wall s) over the seeds."""
+    best = best_fixed(listener.response, config.policy.bounds, minutes, seeds)
+    out = {}
+    for policy in policies:
+        reach, ratio, wall = [], [], []
+        for seed in seeds:
+            composer = None if loop == "direct" else make_composer("sketch", config, seed)[0]
+            trace = run_session(config, listener, policy, minutes, seed, composer, loop=loop)  # type: ignore[arg-type]
+            reach.append(trace.time_to_reach(REACH_FRACTION * best.mean_relaxation))
+            ratio.append(trace.mean_relaxation / best.mean_relaxation)
+            wall.append(trace.wall_s)
+        out[policy] = (float(np.median(reach)), float(np.median(ratio)), float(np.median(wall)))
+    return out
+
+
+def population_part(config: Config, args: argparse.Namespace) -> None:
+    policies = args.policies.split(",")
+    seeds = list(range(args.seeds))
+    rows: dict[str, list[tuple[float, float, float]]] = {p: [] for p in policies}
+    started = time.perf_counter()
+    for k, listener in enumerate(population_listeners(args.population, 0, config.policy.bounds)):
+        for policy, row in one_listener(config, listener, policies, seeds, args.minutes, "direct").items():
+            rows[policy].append(row)
+        progress(f"population {k + 1}/{args.population} ({time.perf_counter() - started:.0f} s)")
+    print(
+        f"\n## Population: {args.population} listeners x {args.seeds} seeds, {args.minutes:g} simulated min, "
+        f"direct loop ({time.perf_counter() - started:.0f} s)\n"
+    )
+    print("| policy | served (reach <= 10 min) | reach median | mean/best median | mean/best >= 0.9 | s/session |")
+    print("|---|---|---|---|---|---|")
+    for policy in policies:
+        a = np.array(rows[policy])
+        med = float(np.median(a[:, 0]))
+        print(
+            f"| {policy} | {np.mean(a[:, 0] <= 10.0):.0%} | {'never' if math.isinf(med) else f'{med:.1f} min'} | "
+            f"{np.median(a[:, 1]):.3f} | {np.mean(a[:, 1] >= 0.9):.0%} | {np.mean(a[:, 2]):.2f} |"
+        )
+
+
+def sessions_part(config: Config, args: argparse.Namespace) -> None:
+    seeds = list(range(args.seeds))
+    ratios = np.zeros((args.population, args.sessions))
+    started = time.perf_counter()
+    for k, listener in enumerate(population_listeners(args.population, 0, config.policy.bounds)):
+        per_seed = np.zeros((len(seeds), args.sessions))
+        for i, seed in enumerate(seeds):
+            state: dict[str, Any] | None = None
+            for j in range(args.sessions):
+                session_seed = seed + 1000 * j
+                best = best_fixed(listener.response, config.policy.bounds, args.session_minutes, [session_seed])
+                policy = seeded_policy(config, "bandit", session_seed)
+                if state is not None:
+                    policy.load_state_dict(state)
+                trace = run_session(
+                    config, listener, "bandit", args.session_minutes, session_seed, None, policy=policy, loop="direct"
+                )
+                state = trace.policy_state
+                per_seed[i, j] = trace.mean_relaxation / best.mean_relaxation
+        ratios[k] = np.median(per_seed, axis=0)
+        progress(f"sessions {k + 1}/{args.population} ({time.perf_counter() - started:.0f} s)")
+    print(
+        f"\n## Sessions in a row (bandit, state carried): {args.population} listeners x {args.seeds} seeds, "
+        f"{args.session_minutes:g} simulated min each, direct loop ({time.perf_counter() - started:.0f} s)\n"
+    )
+    print("| session | mean/best median | listeners >= 0.95 | listeners >= 0.9 |")
+    print("|---|---|---|---|")
+    for j in range(args.sessions):
+        r = ratios[:, j]
+        print(f"| {j + 1} | {np.median(r):.3f} | {np.mean(r >= 0.95):.0%} | {np.mean(r >= 0.9):.0%} |")
+
+
+def shipped_part(config: Config, args: argparse.Namespace) -> None:
+    policies = args.policies.split(",")
+    seeds = list(range(args.shipped_seeds))
+    started = time.perf_counter()
+    lines, means = [], {}
+    for path in shipped_listeners():
+        listener = load_listener(path)
+        best = best_fixed(listener.response, config.policy.bounds, args.minutes, seeds)
+        c = best.controls
+        for policy, (reach, ratio, _) in one_listener(config, listener, policies, seeds, args.minutes, "eeg").items():
+            means[(listener.name, policy)] = ratio * best.mean_relaxation
+            lines.append(
+                f"| {listener.name} | {c.tempo:.0f}, {c.valence:.1f}, {c.energy:.1f} | {best.mean_relaxation:.3f} | "
+                f"{policy} | {'never' if math.isinf(reach) else f'{reach:.1f} min'} | "
+                f"{ratio * best.mean_relaxation:.3f} | {ratio:.2f} |"
+            )
+        progress(f"shipped {listener.name} ({time.perf_counter() - started:.0f} s)")
+    print(
+        f"\n## Shipped listeners: {args.shipped_seeds} seeds x {args.minutes:g} simulated min, full loop, sketch "
+        f"composer ({time.perf_counter() - started:.0f} s)\n"
+    )
+    print("| listener | best fixed (BPM, val, en) | best mean | policy | reach median | mean r | mean / best |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(lines))
+    if ("default", "bandit") in means and ("default", "mapping") in means:
+        diff = means[("default", "bandit")] - means[("default", "mapping")]
+        print(f"\ndefault listener: bandit mean - mapping mean = {diff:+.3f}")
+
+
+def speed_part(config: Config, args: argparse.Namespace) -> None:
+    composer, name = make_composer("sketch", config, 0)
+    cpu = time.process_time()
+    trace = run_session(config, load_listener(shipped_listeners()[0]), "bandit", 20.0, 0, composer, name)
+    cpu = time.process_time() - cpu
+    print("\n## Speed of the full loop (one 20-minute session, default listener, bandit, sketch composer)\n")
+    print("| composer | simulated min | wall s | CPU s | speed-up (wall) |")
+    print("|---|---|---|---|---|")
+    print(f"| {name} | 20 | {trace.wall_s:.1f} | {cpu:.1f} | {20 * 60 / trace.wall_s:.0f}x |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--population", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--policies", default="mapping,target,bandit")
-    parser.add_argument("--listeners", default="", help="comma-separated shipped listener names (default: all)")
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--composer", default="sketch", choices=("sketch", "model", "auto"))
+    parser.add_argument("--sessions", type=int, default=3)
+    parser.add_argument("--session-minutes", type=float, default=10.0)
+    parser.add_argument("--shipped-seeds", type=int, default=2)
+    parser.add_argument("--policies", default="mapping,bandit")
+    parser.add_argument("--parts", default="population,sessions,shipped,speed")
     args = parser.parse_args()
-    policies = args.policies.split(",")
-    wanted = [name for name in args.listeners.split(",") if name]
-    paths = [str(p) for p in shipped_listeners() if not wanted or p.stem in wanted]
-    if not paths:
-        parser.error(f"no shipped listener among {wanted}")
-    seeds = list(range(args.seeds))
-    tasks = [(p, pol, args.minutes, s, args.composer) for p in paths for pol in policies for s in seeds]
-    started = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(one, tasks))
-    else:
-        results = [one(t) for t in tasks]
-    elapsed = time.perf_counter() - started
-
-    print(
-        f"\n## Policies: {len(tasks)} sessions of {args.minutes:g} simulated min, seeds 0..{args.seeds - 1}, "
-        f"{args.composer} composer ({elapsed:.0f} s)\n"
-    )
-    print(
-        "| listener | best fixed (BPM, val, en) | best mean | policy | reach median | reached <= 10 min | "
-        "mean r | mean / best | changes/min |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
     config = Config()
-    for path in paths:
-        listener = load_listener(path)
-        best = best_fixed(listener.response, config.policy.bounds, args.minutes, seeds)
-        c = best.controls
-        for policy in policies:
-            rows = [r for r in results if r[0] == listener.name and r[1] == policy]
-            reach = [time_to_reach(r[3], 1.0, REACH_FRACTION * best.mean_relaxation) for r in rows]
-            means = [r[4] for r in rows]
-            med = float(np.median(reach))
-            within = sum(1 for x in reach if x <= 10.0)
-            print(
-                f"| {listener.name} | {c.tempo:.0f}, {c.valence:.1f}, {c.energy:.1f} | {best.mean_relaxation:.3f} | "
-                f"{policy} | {'never' if math.isinf(med) else f'{med:.1f} min'} | {within}/{len(rows)} | "
-                f"{np.median(means):.3f} | {np.median(means) / best.mean_relaxation:.2f} | "
-                f"{np.median([r[5] for r in rows]):.1f} |"
-            )
-
-    print("\n## Speed of the full loop (one session, seed 0, bandit)\n")
-    print("| composer | simulated min | wall s | speed-up |")
-    print("|---|---|---|---|")
-    for choice in ("sketch", "model"):
-        try:
-            composer, name = make_composer(choice, config, 0)
-        except Exception as error:
-            print(f"| {choice} | - | - | not available: {str(error).splitlines()[0][:80]} |")
-            continue
-        trace = run_session(config, load_listener(paths[0]), "bandit", args.minutes, 0, composer, name)
-        print(f"| {name} | {args.minutes:g} | {trace.wall_s:.1f} | {args.minutes * 60 / trace.wall_s:.0f}x |")
+    parts = {"population": population_part, "sessions": sessions_part, "shipped": shipped_part, "speed": speed_part}
+    for part in args.parts.split(","):
+        if part not in parts:
+            parser.error(f"unknown part {part!r}; choose from {', '.join(parts)}")
+        parts[part](config, args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """[policy] configuration: which policy, its target, the safe bounds, and each policy's own table.
 
-Every option here is documented in the README. A TOML file sets them as `[policy]`, `[policy.bounds]`,
+Every option here is documented in docs/policies.md. A TOML file sets them as `[policy]`, `[policy.bounds]`,
 `[policy.mapping]`, `[policy.target_controller]` and `[policy.bandit]`.
 """
 
@@ -58,6 +58,8 @@ class MappingConfig:
     tense_valence: float = 0.4
     tense_energy: float = 0.65
     iso_bars: int = 24  # bars to lead from the listener's state to the calm anchor
+    reiso_drop: float = 0.2  # a fall of the smoothed score this far below its slow reference starts the lead again
+    reiso_reference_s: float = 60.0  # time constant of that slow reference (s)
 
     def validate(self) -> None:
         _check_unit(
@@ -69,6 +71,8 @@ class MappingConfig:
         )
         if self.iso_bars < 1:
             raise ValueError("mapping.iso_bars must be at least 1")
+        if not 0.0 <= self.reiso_drop <= 1.0 or self.reiso_reference_s <= 0:
+            raise ValueError("mapping.reiso_drop must be within 0..1 and mapping.reiso_reference_s positive")
 
 
 @dataclass(frozen=True)
@@ -87,53 +91,54 @@ class TargetConfig:
 
 @dataclass(frozen=True)
 class BanditConfig:
-    """Gaussian-process Thompson sampling over a grid of control settings (the README explains each)."""
+    """Thompson sampling over a model of the listener's delayed, first-order response (docs/policies.md)."""
 
-    dwell_s: float = 20.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
-    measure_ramp: bool = True  # measure a choice from the moment it is made, ramp included (else from arrival)
-    switch_margin: float = 0.02  # stay with the current choice unless a Thompson draw favours another by this much
-    lag_s: float = 6.0  # how long after the music changes its effect shows in the score
-    response_tau_s: float = 40.0  # assumed time constant of the listener, to extrapolate the change in score
-    tempo_points: int = 5  # grid of arms per axis
-    valence_points: int = 5
-    energy_points: int = 5
-    length_scale: float = 0.35  # GP kernel length scale, in units of each control's range
-    additive: float = 0.7  # weight of the additive (one kernel per control) part of the GP kernel, 0..1
-    prior_var: float = 0.04  # GP prior variance of the reward (its smooth, non-quadratic part)
-    quadratic_var: float = 0.1  # prior variance of each coefficient of the quadratic part of the GP (0: none)
-    noise_var: float = 0.004  # variance of a window's score level; a reward's noise is this / (1 - exp(-T/tau))^2
+    opening_points: int = 5  # settings of the opening tour of the bounds box (the mapping's calm music first)
+    opening_dwell_s: float = 10.0  # how long each setting of the opening is held once the music has arrived
+    dwell_s: float = 30.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
+    switch_margin: float = 0.01  # stay with the current choice unless a Thompson draw favours another by this much
+    lag_s: float = 2.0  # the shortest delay considered between the music and its effect on the score
+    max_delay_s: float = 23.0  # the longest delay considered
+    min_tau_s: float = 15.0  # the range of the listener's time constant considered
+    max_tau_s: float = 150.0
+    bin_s: float = 3.0  # scores are averaged in bins of this length for the model
+    bump_width: float = 0.22  # width of the model's Gaussian bumps, in units of each control's range
+    prior_var: float = 0.012  # prior variance of f (the level music leads to), full 3-D part
+    additive_var: float = 0.008  # ... additive part (one row of bumps per control)
+    noise_var: float = 0.0016  # variance of a bin's mean score around the model
+    candidate_points: int = 9  # settings per axis the bandit chooses among (the bounds' edges included)
     explore: float = 0.5  # scale of the posterior spread in each Thompson draw: < 1 explores less, exploits sooner
-    explore_halving: float = 6.0  # > 0: the spread shrinks as 1/sqrt(1 + observations / this) (0: constant)
-    prior_bump: float = 0.05  # prior mean raised by this at the mapping's calm music (first choice; 0: flat prior)
-    refine: bool = True  # also try settings half a grid step around the best one (preferences fall between points)
-    max_jump: float = 0.45  # largest distance (in control-range units) from the current controls to a new choice
-    max_observations: int = 200  # newest observations kept (and saved in the profile)
-    carry_noise_factor: float = 2.0  # observations from an earlier session count as this much noisier
+    explore_halving: float = 3.0  # the spread shrinks as 1/sqrt(1 + choices / this)
+    refine: bool = True  # also consider settings half a grid step around the best one
+    comfort_drop: float = 0.1  # the comfort guard acts when the score is this far below the running median ...
+    comfort_s: float = 45.0  # ... for this long: back to the best setting played
+    max_observations: int = 200  # newest measured settings kept (and saved in the profile)
+    carry_noise_factor: float = 2.0  # measurements from an earlier session count as this much noisier
     seed: int = 0
 
     def validate(self) -> None:
-        if self.dwell_s <= 0:
-            raise ValueError("bandit.dwell_s must be positive")
-        if min(self.tempo_points, self.valence_points, self.energy_points) < 1:
-            raise ValueError("bandit grid points must be at least 1 per axis")
-        for name in ("lag_s", "switch_margin", "explore_halving"):
+        if self.dwell_s <= 0 or self.opening_dwell_s <= 0:
+            raise ValueError("bandit.dwell_s and bandit.opening_dwell_s must be positive")
+        if self.opening_points < 1 or self.candidate_points < 2:
+            raise ValueError("bandit.opening_points must be >= 1 and candidate_points >= 2")
+        for name in ("lag_s", "switch_margin", "explore_halving", "comfort_drop"):
             if getattr(self, name) < 0:
                 raise ValueError(f"bandit.{name} must be >= 0")
         for name in (
-            "response_tau_s",
-            "length_scale",
+            "min_tau_s",
+            "bin_s",
+            "bump_width",
             "prior_var",
+            "additive_var",
             "noise_var",
-            "max_jump",
             "carry_noise_factor",
             "explore",
+            "comfort_s",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"bandit.{name} must be positive")
-        _check_unit("bandit", additive=self.additive)
-        for name in ("quadratic_var", "prior_bump"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"bandit.{name} must be >= 0")
+        if self.max_tau_s <= self.min_tau_s or self.max_delay_s <= self.lag_s:
+            raise ValueError("bandit.max_tau_s must exceed min_tau_s and max_delay_s must exceed lag_s")
         if self.max_observations < 1:
             raise ValueError("bandit.max_observations must be at least 1")
 

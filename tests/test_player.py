@@ -70,6 +70,7 @@ def closed_loop_config() -> Config:
             "policy.guard.tempo_deadband": 0.2,
             "policy.guard.energy_deadband": 0.01,
             "policy.target_controller.gain": 1.0,
+            "policy.mapping.reiso_drop": 0.0,  # a plain feedback controller: no meeting the tension first
             "sinks.synth": "none",
         }
     )
@@ -399,7 +400,8 @@ def test_run_twice_with_a_profile_the_bandit_goes_on_from_what_it_learned(tmp_pa
     # Short dwell and lag, short bars, and steps wide enough to reach a choice in one bar: a 12 s run measures one.
     (tmp_path / "fast.toml").write_text(
         "[policy.bounds]\ntempo_min = 86.0\ntempo_max = 90.0\nmax_tempo_step = 20.0\n"
-        "max_valence_step = 1.0\nmax_energy_step = 1.0\n[policy.bandit]\ndwell_s = 2.0\nlag_s = 0.5\n"
+        "max_valence_step = 1.0\nmax_energy_step = 1.0\n[policy.bandit]\ndwell_s = 1.0\nlag_s = 0.5\n"
+        "opening_dwell_s = 2.0\nmax_delay_s = 3.0\n"
     )
     args = ["--config", "fast.toml", "--board", "simulated", "--policy", "bandit", "--profile", "p.json"]
     args += ["--baseline", "1", "--window", "1", "--synth", "none", "--quiet", "--without", "recorder,telemetry"]

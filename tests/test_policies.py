@@ -252,6 +252,62 @@ def test_target_set_target_and_options_change_behaviour() -> None:
     assert drive(gentle, lambda t: 0.3)[10].tempo > drive(strong, lambda t: 0.3)[10].tempo
 
 
+def calm_then_stress(t: float) -> float:
+    """Calm for 3 minutes (the lead-in is over), then tense for 2."""
+    return 0.8 if t < 180.0 else 0.05
+
+
+@pytest.mark.parametrize("name", ["mapping", "target"])
+def test_a_tension_after_the_lead_in_is_met_within_four_bars_then_led_back(name: str) -> None:
+    # target 0.9: the calm listener is still below it, so the target policy plays calm music before the tension
+    policy = make_policy(name, PolicyConfig(target=0.9))
+    out = _drive_for(policy, 100)
+    onset = int(180.0 // BAR_S)
+    before = out[onset - 1]
+    met = [
+        k
+        for k in range(onset, onset + 4)
+        if out[k].tempo - before.tempo >= 6.0
+        or out[k].energy - before.energy >= 0.15
+        or before.valence - out[k].valence >= 0.15
+    ]
+    assert met, out[onset - 1 : onset + 4]
+    peak = max(c.tempo for c in out[onset:])
+    assert out[-1].tempo - before.tempo <= 0.5 * (peak - before.tempo)  # then it leads back toward calm
+
+
+def _drive_for(policy, bars: int):  # type: ignore[no-untyped-def]
+    out = []
+    for bar in range(bars):
+        t = bar * BAR_S
+        for k in range(8):
+            ts = t + k * BAR_S / 8
+            policy.observe(scoring(ts, calm_then_stress(ts)))
+        out.append(policy.next_controls(bar, t + BAR_S))
+    return out
+
+
+@pytest.mark.parametrize("name", ["mapping", "target"])
+def test_reiso_drop_zero_keeps_the_old_open_loop_behaviour(name: str) -> None:
+    policy = make_policy(name, PolicyConfig(mapping=MappingConfig(reiso_drop=0.0)))
+    out = _drive_for(policy, 100)
+    onset = int(180.0 // BAR_S)
+    assert all(c.tempo - out[onset - 1].tempo < 6.0 for c in out[onset : onset + 4])
+
+
+def test_reiso_reference_s_sets_how_slow_a_fall_still_counts() -> None:
+    def slow_fall(t: float) -> float:  # a fall of 0.6 over two minutes
+        return 0.8 if t < 180.0 else max(0.2, 0.8 - 0.6 * (t - 180.0) / 120.0)
+
+    def fired(reference_s: float) -> int:
+        policy = make_policy("mapping", PolicyConfig(mapping=MappingConfig(reiso_reference_s=reference_s)))
+        for k in range(int(320 / 0.5)):
+            policy.observe(scoring(k * 0.5, slow_fall(k * 0.5)))
+        return policy.tension.fired  # type: ignore[attr-defined]
+
+    assert fired(120.0) >= 1 and fired(5.0) == 0
+
+
 # -- configuration ---------------------------------------------------------------------------------------------------
 
 

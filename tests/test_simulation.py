@@ -266,3 +266,85 @@ def test_simulate_sessions_carry_what_the_bandit_learned(capsys: pytest.CaptureF
         ]
     )
     assert code == 0 and "bandit" in capsys.readouterr().out
+
+
+# -- the population, the direct loop, scripted tension ----------------------------------------------------------------
+
+
+def test_the_population_is_reproducible_and_spans_the_documented_ranges() -> None:
+    from neuromusic.drivers.listener_population import draw_listener, draw_population
+
+    fifty = draw_population(50, seed=3)
+    assert draw_population(5, seed=3) == fifty[:5] and draw_listener(3, 7) == fifty[7]  # independent of n
+    assert draw_population(5, seed=4) != fifty[:5]
+    tempos = [r.preferred_tempo for r in fifty]
+    assert min(tempos) >= 50 and max(tempos) <= 90 and max(tempos) - min(tempos) > 30  # anywhere in the bounds
+    for r in fifty:
+        assert 20 <= r.time_constant_s <= 120 and 2 <= r.delay_s <= 20 and 8 <= r.tempo_width <= 20
+        assert 0.2 <= r.rest <= 0.4 and 0.7 <= r.peak <= 0.9 and 0 <= r.habituation_depth <= 0.3
+    with pytest.raises(ValueError):
+        draw_population(0)
+
+
+def test_the_direct_loop_scores_the_hidden_state_without_eeg() -> None:
+    from neuromusic.daemon.session.simulation import population_listeners
+
+    listener = population_listeners(1, seed=0)[0]
+    trace = run_session(Config(), listener, "mapping", 4.0, 0, None, loop="direct")
+    scoring = ~np.isnan(trace.score)
+    assert not scoring[trace.score_t < 30].any() and scoring[trace.score_t > 33].all()  # the baseline first
+    follow = np.interp(trace.score_t[scoring] - 2.0, trace.hidden_t, trace.hidden)
+    assert np.corrcoef(follow, trace.score[scoring])[0, 1] > 0.6  # as the full loop's scores do
+    assert trace.composer == "direct" and trace.wall_s < 5.0
+
+
+def test_stress_responses_measure_meeting_and_leading_back() -> None:
+    from neuromusic.daemon.session.stress_check import stress_onsets, stress_responses
+
+    assert stress_onsets("calm:180,stress:120", 600.0) == [(180.0, 300.0), (480.0, 600.0)]
+    bar_t = np.arange(0.0, 300.0, 3.0)
+    controls = np.tile([60.0, 0.7, 0.2], (len(bar_t), 1))
+    k = 180 // 3
+    controls[k + 1 : k + 10, 0] = 72.0  # moved at the second bar of the tension, back by its end
+    (met,) = stress_responses("calm:180,stress:120", bar_t, controls, 300.0)
+    assert met.bars_to_meet == 2 and met.tempo_move == 12.0 and met.led_back
+    controls[:, 0] = 60.0
+    (never,) = stress_responses("calm:180,stress:120", bar_t, controls, 300.0)
+    assert never.bars_to_meet is None and not never.led_back
+
+
+def test_simulate_a_population_prints_medians_and_the_fraction_served(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", "--population", "2", "--seed", "1", "--compare", "mapping,bandit", "--minutes", "3"]
+    assert main([*argv, "--loop", "direct"]) == 0
+    out = capsys.readouterr().out
+    assert "2 listeners of population 1" in out and "served" in out and "bandit" in out
+
+
+def test_simulate_a_script_shows_the_mapping_meeting_each_tension(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", "--listener", "default", "--script", "calm:120,stress:90", "--policy", "mapping"]
+    assert main([*argv, "--minutes", "4", "--loop", "direct"]) == 0
+    out = capsys.readouterr().out
+    assert "120 s" in out and "bars" in out and "yes" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message", [(["--population", "0"], "--population"), (["--script", "calm:x"], "bad segment")]
+)
+def test_simulate_refuses_a_bad_population_or_script(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--loop", "direct", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("policy", ["mapping", "target"])
+def test_in_the_full_loop_a_tension_is_met_within_four_bars_then_led_back(policy: str) -> None:
+    from neuromusic.daemon.session.stress_check import stress_responses
+
+    script = "calm:180,stress:120"
+    composer, name = make_composer("sketch", Config(), 0)
+    listener = load_listener(shipped_listeners()[0])
+    trace = run_session(Config(), listener, policy, 5.0, 0, composer, name, script=script)
+    (response,) = stress_responses(script, trace.bar_t, trace.controls, 300.0)
+    assert response.bars_to_meet is not None and response.bars_to_meet <= 4, response
+    assert response.led_back, response

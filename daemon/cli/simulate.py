@@ -24,9 +24,11 @@ examples:
   neuromusic simulate --policy bandit --minutes 20                      every shipped listener, one seed
   neuromusic simulate --listener upbeat --compare mapping,target,bandit --seeds 10 --plot upbeat.png
   neuromusic simulate --listener my-listener.toml --policy mapping --composer model
+  neuromusic simulate --population 50 --seed 0 --compare mapping,bandit --loop direct   listeners never met
+  neuromusic simulate --listener default --script calm:180,stress:120 --compare mapping,target --minutes 10
 
 A listener is a shipped profile name (default, upbeat, melancholic, slow-responder) or a TOML file with a
-[response] section (see the README).
+[response] section, or drawn from the population of listeners (--population; see docs/policies.md).
 """
 
 
@@ -55,11 +57,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile); the table shows the last",
     )
     parser.add_argument("--plot", type=Path, metavar="PNG", help="write the hidden state, score and controls of seed 0")
+    parser.add_argument(
+        "--population", type=int, metavar="N", help="N listeners drawn from the population of listeners (--seed)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="which population to draw from (default 0)")
+    parser.add_argument(
+        "--loop",
+        choices=("eeg", "direct"),
+        default="eeg",
+        help="eeg (default): the full loop through simulated EEG; direct: the score straight from the hidden state "
+        "(fast, for many listeners)",
+    )
+    parser.add_argument(
+        "--script",
+        metavar="PLAN",
+        help="the listener's state follows this plan whatever the music (e.g. calm:180,stress:120, looping): prints "
+        "how the music answered each tension",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from neuromusic.daemon.config import load_config
-    from neuromusic.daemon.session.simulation import best_fixed, load_listener
     from neuromusic.models.core.errors import ConfigError
     from neuromusic.policies.registry import policy_names
     from rich.console import Console
@@ -78,26 +96,18 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None and not args.plot.absolute().parent.is_dir():
         # Checked now, not after minutes of simulation: the plot is written last.
         raise ConfigError(f"--plot {args.plot}: the folder {args.plot.absolute().parent} does not exist")
-    listeners = [load_listener(path) for path in _listener_paths(args.listener)]
-    seeds = list(range(args.seeds))
+    listeners = _listeners(args, config)
     console = Console()
-    results: dict[str, list[PolicyRow]] = {}
-    traces: list[tuple[str, FixedBest, SessionTrace]] = []
     started = time.perf_counter()
-    for listener in listeners:
-        best = best_fixed(listener.response, config.policy.bounds, args.minutes, seeds)
-        rows = []
-        for name in names:
-            sessions = []
-            for seed in seeds:
-                sessions.append(_sessions(config, listener, name, args, seed))
-            traces.append((listener.name, best, sessions[0]))
-            rows.append(PolicyRow.of(name, sessions, best.mean_relaxation))
-        results[listener.name] = rows
-        console.print(_table(listener.name, best, rows))
+    if args.script is not None:
+        traces = _scripted(config, listeners, names, args, console)
+    elif args.population is not None and len(listeners) > 1:
+        traces = _population(config, listeners, names, args, console)
+    else:
+        traces = _per_listener(config, listeners, names, args, console)
     elapsed = time.perf_counter() - started
     console.print(
-        f"{len(listeners) * len(names) * len(seeds)} sessions of {args.minutes:g} simulated minutes in {elapsed:.1f} s"
+        f"{len(listeners) * len(names) * args.seeds} sessions of {args.minutes:g} simulated minutes in {elapsed:.1f} s"
     )
     if args.plot is not None:
         from neuromusic.daemon.lab.simulation_plot import plot_traces
@@ -105,6 +115,137 @@ def run(args: argparse.Namespace) -> int:
         plot_traces(traces, args.plot)
         console.print(f"plot written to {args.plot}")
     return 0
+
+
+def _listeners(args: argparse.Namespace, config: Config) -> list[Listener]:
+    from neuromusic.daemon.session.simulation import load_listener, population_listeners
+    from neuromusic.drivers.simulated import parse_script
+    from neuromusic.models.core.errors import ConfigError
+
+    if args.script is not None:
+        parse_script(args.script)  # a bad plan is refused before any simulation
+    if args.population is None:
+        return [load_listener(path) for path in _listener_paths(args.listener)]
+    if args.population < 1:
+        raise ConfigError(f"--population must be at least 1, got {args.population}")
+    given = [load_listener(path) for path in _listener_paths(args.listener)] if args.listener else []
+    return given + population_listeners(args.population, args.seed, config.policy.bounds)
+
+
+def _per_listener(
+    config: Config, listeners: list[Listener], names: list[str], args: argparse.Namespace, console: Any
+) -> list[tuple[str, FixedBest, SessionTrace]]:
+    from neuromusic.daemon.session.simulation import best_fixed
+
+    seeds = list(range(args.seeds))
+    traces: list[tuple[str, FixedBest, SessionTrace]] = []
+    for listener in listeners:
+        best = best_fixed(listener.response, config.policy.bounds, args.minutes, seeds)
+        rows = []
+        for name in names:
+            sessions = [_sessions(config, listener, name, args, seed) for seed in seeds]
+            traces.append((listener.name, best, sessions[0]))
+            rows.append(PolicyRow.of(name, sessions, best.mean_relaxation))
+        console.print(_table(listener.name, best, rows))
+    return traces
+
+
+def _population(
+    config: Config, listeners: list[Listener], names: list[str], args: argparse.Namespace, console: Any
+) -> list[tuple[str, FixedBest, SessionTrace]]:
+    """Medians over the listeners (each the median over its seeds) and the fraction of listeners served."""
+    import numpy as np
+    from neuromusic.daemon.session.simulation import REACH_FRACTION, best_fixed
+    from rich.table import Table
+
+    seeds = list(range(args.seeds))
+    reach: dict[str, list[float]] = {n: [] for n in names}
+    ratio: dict[str, list[float]] = {n: [] for n in names}
+    traces: list[tuple[str, FixedBest, SessionTrace]] = []
+    for listener in listeners:
+        best = best_fixed(listener.response, config.policy.bounds, args.minutes, seeds)
+        for name in names:
+            sessions = [_sessions(config, listener, name, args, seed) for seed in seeds]
+            if len(traces) < 4 * len(names):
+                traces.append((listener.name, best, sessions[0]))
+            reach[name].append(
+                float(np.median([s.time_to_reach(REACH_FRACTION * best.mean_relaxation) for s in sessions]))
+            )
+            ratio[name].append(float(np.median([s.mean_relaxation for s in sessions])) / best.mean_relaxation)
+    table = Table(
+        title=f"{len(listeners)} listeners of population {args.seed}, {args.seeds} seed(s), {args.minutes:g} min",
+        caption="served: listeners (median over seeds) reaching 90 % of their best fixed controls within 10 min; "
+        "mean/best: mean relaxation over the best fixed controls' mean",
+        title_justify="left",
+    )
+    for header in ("policy", "served", "reach median", "mean/best median", "mean/best >= 0.9", "mean/best >= 0.95"):
+        table.add_column(header, justify="left" if header == "policy" else "right")
+    for name in names:
+        r, q = np.array(reach[name]), np.array(ratio[name])
+        median = float(np.median(r))
+        table.add_row(
+            name,
+            f"{np.mean(r <= 10.0):.0%}",
+            "never" if math.isinf(median) else f"{median:.1f} min",
+            f"{np.median(q):.2f}",
+            f"{np.mean(q >= 0.9):.0%}",
+            f"{np.mean(q >= 0.95):.0%}",
+        )
+    console.print(table)
+    return traces
+
+
+def _scripted(
+    config: Config, listeners: list[Listener], names: list[str], args: argparse.Namespace, console: Any
+) -> list[tuple[str, FixedBest, SessionTrace]]:
+    """Sessions whose listener follows args.script; a table of how the music answered each tension."""
+    from neuromusic.daemon.session.simulation import FixedBest, make_composer, run_session
+    from neuromusic.daemon.session.stress_check import stress_responses
+    from neuromusic.models.core.messages import Controls
+    from rich.table import Table
+
+    table = Table(
+        title=f"the music after each tension of {args.script!r}",
+        caption="met: bars after the tension until the music moved toward it (tempo +6 BPM, or energy up or valence "
+        "down by 0.15); led back: half way back to the music before by the end of the tense segment",
+        title_justify="left",
+    )
+    for header in ("listener", "policy", "seed", "tension at", "met after", "tempo move", "energy/valence", "led back"):
+        table.add_column(header)
+    traces = []
+    for listener in listeners:
+        for name in names:
+            for seed in range(args.seeds):
+                composer, composer_name = (
+                    (None, "direct") if args.loop == "direct" else make_composer(args.composer, config, seed)
+                )
+                trace = run_session(
+                    config,
+                    listener,
+                    name,
+                    args.minutes,
+                    seed,
+                    composer,
+                    composer_name,
+                    loop=args.loop,
+                    script=args.script,
+                )
+                if seed == 0:
+                    traces.append((listener.name, FixedBest(Controls(60.0, 0.5, 0.5), math.nan, ()), trace))
+                for r in stress_responses(args.script, trace.bar_t, trace.controls, args.minutes * 60.0):
+                    met = "never" if r.bars_to_meet is None else f"{r.bars_to_meet} bars"
+                    table.add_row(
+                        listener.name,
+                        name,
+                        str(seed),
+                        f"{r.onset_s:.0f} s",
+                        met,
+                        f"{r.tempo_move:+.1f} BPM",
+                        f"{r.unit_move:+.2f}",
+                        "yes" if r.led_back else "no",
+                    )
+    console.print(table)
+    return traces
 
 
 def _sessions(
@@ -118,12 +259,22 @@ def _sessions(
     state: dict[str, Any] | None = None
     for k in range(args.sessions):
         session_seed = seed + 1000 * k
-        composer, composer_name = make_composer(args.composer, config, session_seed)
+        composer, composer_name = (
+            (None, "direct") if args.loop == "direct" else make_composer(args.composer, config, session_seed)
+        )
         policy = seeded_policy(config, policy_name, session_seed)
         if state is not None:
             policy.load_state_dict(state)
         trace = run_session(
-            config, listener, policy_name, args.minutes, session_seed, composer, composer_name, policy=policy
+            config,
+            listener,
+            policy_name,
+            args.minutes,
+            session_seed,
+            composer,
+            composer_name,
+            policy=policy,
+            loop=args.loop,
         )
         state = trace.policy_state
     assert trace is not None

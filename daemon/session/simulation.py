@@ -21,6 +21,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 from neuromusic.daemon.config import Config
+from neuromusic.daemon.session.direct_loop import DirectScoreModel, DirectScorer, bar_seconds
+from neuromusic.drivers.listener_population import PreferenceBox, draw_population
 from neuromusic.drivers.listener_profile import DEFAULT_PROFILE, ListenerProfile, load_profile
 from neuromusic.drivers.listener_response import (
     MusicResponsiveState,
@@ -28,10 +30,10 @@ from neuromusic.drivers.listener_response import (
     fixed_trajectories,
     response_from_table,
 )
-from neuromusic.drivers.simulated import SimulatedListener
+from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
 from neuromusic.models.core.clock import VirtualClock
 from neuromusic.models.core.errors import ConfigError, ModelError
-from neuromusic.models.core.messages import Bar, Controls, FloatArray
+from neuromusic.models.core.messages import Bar, Controls, FloatArray, Score
 from neuromusic.models.music.arranger import Arranger
 from neuromusic.models.signal.pipeline import FeaturePipeline
 from neuromusic.models.signal.score import RelaxationScorer
@@ -41,6 +43,7 @@ from neuromusic.policies.registry import make_policy
 log = logging.getLogger(__name__)
 
 ComposerChoice = Literal["auto", "sketch", "model"]
+LoopChoice = Literal["eeg", "direct"]
 ROLLING_S = 60.0  # "reached" means the hidden relaxation's 60-second mean got there
 REACH_FRACTION = 0.9  # ... to this fraction of the best fixed controls' mean relaxation
 HIDDEN_STEP_S = 1.0  # the hidden state is recorded once a second
@@ -113,6 +116,18 @@ def load_listener(path: Path) -> Listener:
     return Listener(profile.name, Path(path), profile, response)
 
 
+def population_listeners(n: int, seed: int, bounds: ControlBounds | None = None) -> list[Listener]:
+    """n listeners drawn from the population (drivers/listener_population.py) within the control bounds, with the
+    default EEG profile; named "pop<seed>-<index>"."""
+    b = bounds or ControlBounds()
+    box = PreferenceBox(b.tempo_min, b.tempo_max, b.valence_min, b.valence_max, b.energy_min, b.energy_max)
+    profile = load_profile(DEFAULT_PROFILE)
+    return [
+        Listener(f"pop{seed}-{i}", DEFAULT_PROFILE, replace(profile, name=f"pop{seed}-{i}"), response)
+        for i, response in enumerate(draw_population(n, seed, box))
+    ]
+
+
 def make_composer(choice: ComposerChoice, config: Config, seed: int) -> tuple[BarComposer, str]:
     """The GPT-2 composer when asked for (or, with "auto", when its checkpoint loads), else the sketch composer."""
     if choice in ("auto", "model"):
@@ -140,57 +155,52 @@ def seeded_policy(config: Config, name: str, seed: int) -> Policy:
     return make_policy(name, replace(config.policy, bandit=replace(config.policy.bandit, seed=seed)))
 
 
+class ScriptedListenerState:
+    """A listener whose hidden relaxation follows a script ("calm:180,stress:120", looping) whatever it hears: to
+    check how a policy answers a change of state it did not cause."""
+
+    def __init__(self, script: str) -> None:
+        self._state = ScriptedState(script, start=0.0)
+
+    def hear(self, controls: Controls, t: float) -> None:
+        """The music changes nothing here."""
+
+    def relaxation(self, t: float) -> float:
+        return self._state.relaxation(t)
+
+
 def run_session(
     config: Config,
     listener: Listener,
     policy_name: str,
     minutes: float,
     seed: int,
-    composer: BarComposer,
+    composer: BarComposer | None,
     composer_name: str = "",
     policy: Policy | None = None,
+    loop: LoopChoice = "eeg",
+    script: str | None = None,
 ) -> SessionTrace:
-    """One closed-loop session of `minutes` simulated minutes. Pass `policy` to continue one (e.g. with state)."""
+    """One closed-loop session of `minutes` simulated minutes. Pass `policy` to continue one (e.g. with state).
+    loop "eeg": the full loop (composer required); "direct": scores straight from the hidden state (direct_loop.py).
+    `script`: the hidden state follows it instead of the music."""
     if minutes <= 0:
         raise ConfigError(f"--minutes must be positive, got {minutes}")
     started = time.perf_counter()
     duration = minutes * 60.0
-    clock = VirtualClock()
-    state = MusicResponsiveState(listener.response, seed=seed)
-    source = SimulatedListener(listener.profile, state, clock, seed=seed)
-    info = source.open()
-    bands = tuple(config.features.bands)
-    pipeline = FeaturePipeline.for_source(config.features, info)
-    scorer = RelaxationScorer(config.score, bands, info.channel_names)
+    state: MusicResponsiveState | ScriptedListenerState = (
+        MusicResponsiveState(listener.response, seed=seed) if script is None else ScriptedListenerState(script)
+    )
     if policy is None:
         policy = seeded_policy(config, policy_name, seed)
-    arranger = Arranger()
-    score_t: list[float] = []
-    score_v: list[float] = []
-    bar_t: list[float] = []
-    played: list[tuple[float, float, float]] = []
-    t, bar_index, emitted = 0.0, 0, 0
-    while t < duration:
-        controls = policy.next_controls(bar_index, t)
-        bar = composer.next_bar(controls)
-        arranged = arranger.arrange_bar(bar, t, controls.tempo)
-        heard_tempo = (arranged.ramp.start + arranged.ramp.end) / 2.0
-        state.hear(Controls(heard_tempo, controls.valence, controls.energy), t)
-        bar_t.append(t)
-        played.append((controls.tempo, controls.valence, controls.energy))
-        end = t + arranged.duration
-        n = round(end * info.sfreq) - emitted
-        if n > 0:
-            chunk = source.generate(n)
-            emitted += n
-            for features in pipeline.push(chunk):
-                score = scorer.update(features)
-                policy.observe(score)
-                score_t.append(score.t)
-                score_v.append(math.nan if score.value is None else score.value)
-        clock.advance(end - t)
-        t, bar_index = end, bar_index + 1
-    source.close()
+    record = _Record()
+    if loop == "direct":
+        _direct_bars(policy, state, duration, seed, record)
+        composer_name = "direct"
+    else:
+        if composer is None:
+            raise ConfigError("the full loop needs a composer")
+        _eeg_bars(config, listener, policy, state, duration, seed, composer, record)
     hidden_t = np.arange(0.0, duration, HIDDEN_STEP_S)
     hidden = np.array([state.relaxation(float(x)) for x in hidden_t])
     return SessionTrace(
@@ -200,14 +210,90 @@ def run_session(
         minutes=minutes,
         hidden_t=hidden_t,
         hidden=hidden,
-        score_t=np.array(score_t),
-        score=np.array(score_v),
-        bar_t=np.array(bar_t),
-        controls=np.array(played).reshape(-1, 3),
+        score_t=np.array(record.score_t),
+        score=np.array(record.score_v),
+        bar_t=np.array(record.bar_t),
+        controls=np.array(record.played).reshape(-1, 3),
         wall_s=time.perf_counter() - started,
         composer=composer_name,
         policy_state=policy.state_dict(),
     )
+
+
+@dataclass
+class _Record:
+    score_t: list[float] = field(default_factory=list)
+    score_v: list[float] = field(default_factory=list)
+    bar_t: list[float] = field(default_factory=list)
+    played: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def bar(self, t: float, controls: Controls) -> None:
+        self.bar_t.append(t)
+        self.played.append((controls.tempo, controls.valence, controls.energy))
+
+    def score(self, policy: Policy, score: Score) -> None:
+        policy.observe(score)
+        self.score_t.append(score.t)
+        self.score_v.append(math.nan if score.value is None else score.value)
+
+
+def _eeg_bars(
+    config: Config,
+    listener: Listener,
+    policy: Policy,
+    state: MusicResponsiveState | ScriptedListenerState,
+    duration: float,
+    seed: int,
+    composer: BarComposer,
+    record: _Record,
+) -> None:
+    clock = VirtualClock()
+    source = SimulatedListener(listener.profile, state, clock, seed=seed)
+    info = source.open()
+    pipeline = FeaturePipeline.for_source(config.features, info)
+    scorer = RelaxationScorer(config.score, tuple(config.features.bands), info.channel_names)
+    arranger = Arranger()
+    t, bar_index, emitted = 0.0, 0, 0
+    while t < duration:
+        controls = policy.next_controls(bar_index, t)
+        bar = composer.next_bar(controls)
+        arranged = arranger.arrange_bar(bar, t, controls.tempo)
+        heard_tempo = (arranged.ramp.start + arranged.ramp.end) / 2.0
+        state.hear(Controls(heard_tempo, controls.valence, controls.energy), t)
+        record.bar(t, controls)
+        end = t + arranged.duration
+        n = round(end * info.sfreq) - emitted
+        if n > 0:
+            chunk = source.generate(n)
+            emitted += n
+            for features in pipeline.push(chunk):
+                record.score(policy, scorer.update(features))
+        clock.advance(end - t)
+        t, bar_index = end, bar_index + 1
+    source.close()
+
+
+def _direct_bars(
+    policy: Policy,
+    state: MusicResponsiveState | ScriptedListenerState,
+    duration: float,
+    seed: int,
+    record: _Record,
+) -> None:
+    model = DirectScoreModel()
+    scorer = DirectScorer(model, seed)
+    t, bar_index = 0.0, 0
+    previous: float | None = None
+    while t < duration:
+        controls = policy.next_controls(bar_index, t)
+        seconds, heard_tempo = bar_seconds(model, previous, controls.tempo)
+        previous = controls.tempo
+        state.hear(Controls(heard_tempo, controls.valence, controls.energy), t)
+        record.bar(t, controls)
+        end = t + seconds
+        for score in scorer.scores(end, state):
+            record.score(policy, score)
+        t, bar_index = end, bar_index + 1
 
 
 @dataclass(frozen=True)
