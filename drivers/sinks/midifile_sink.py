@@ -19,6 +19,7 @@ from typing import IO
 import mido
 from mido.midifiles.midifiles import encode_variable_int
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF
+from neuromusic.drivers.sinks.base import CHANNELS as CHANNELS_16
 from neuromusic.models.core.errors import SinkError
 from neuromusic.models.music.arranger import CALM_CHANNELS, CHANNELS
 
@@ -50,7 +51,9 @@ class MidiFileSink:
         self._latest = t0
         self._spools: dict[int, tuple[IO[bytes], list[int]]] = {}  # track -> (file, [last tick])
         self._programs: dict[int, int] = {}
-        self._sounded: set[int] = set()  # channels that played a note: only these get a track
+        # channels that carried more than a program change: only these get a track (a voice set up for a passage
+        # that never came stays out of the file)
+        self._sounded: set[int] = set()
         self._closed = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,9 +84,9 @@ class MidiFileSink:
         self._add(t, TEMPO_TRACK, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
 
     def all_notes_off(self, t: float) -> None:
-        for channel in sorted(set(self._spools) | {track for _, _, track, _ in self._pending}):
-            if channel != TEMPO_TRACK:
-                self._add(t, channel, mido.Message("control_change", channel=channel, control=CC_ALL_NOTES_OFF))
+        for channel in CHANNELS_16:  # as every sink: each channel, whatever a device may hold on it
+            self._sounded.add(channel)
+            self._add(t, channel, mido.Message("control_change", channel=channel, control=CC_ALL_NOTES_OFF))
 
     # -- conversion ----------------------------------------------------------------------------------------------
     def ticks(self, t: float) -> int:
