@@ -43,6 +43,9 @@ from transformers import GPT2LMHeadModel
 log = logging.getLogger(__name__)
 TAIL = 2.0  # see _sample
 HEARD_BARS = 16  # how many bars back (within one mode) the key of the passage is judged over
+# Form and line costs together stay under one energy level's misfit (2.0): they choose among bars that fit the
+# controls, never against them.
+SHAPE_CAP = 1.9
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -173,7 +176,8 @@ class Composer:
 
         def shaped(notes: list[AbcNote]) -> float:
             value = form_cost(notes, role, source, energy) if cfg.phrase_memory else 0.0
-            return value + self.line.cost(notes, shift) if cfg.shape_line else value
+            value += self.line.cost(notes, shift) if cfg.shape_line else 0.0
+            return min(value, SHAPE_CAP)
 
         for _ in range(cfg.rounds):
             for notes in remembered + [n for n in map(self._parse, self._sample(logits)) if n is not None]:
