@@ -100,6 +100,7 @@ class Composer:
         self._heard_key: tuple[bool, str] | None = None  # (minor, tonic) the heard bars were played in
         self.memory = PhraseMemory(PhrasePlan(self.seed, self.config.excursion_every))
         self.line = Line(self.config.melody_center_low, self.config.melody_center_high)
+        self._last_energy: int | None = None
         self._feed(self.history)
 
     @torch.no_grad()
@@ -174,7 +175,12 @@ class Composer:
         role, source = self.memory.source(self.index, minor, energy)
         remembered = [list(source.notes)] if cfg.phrase_memory and source is not None and role.exact else []
 
+        changed = self._last_energy not in (None, energy)  # the first bar at a new energy level is all control
+        self._last_energy = energy
+
         def shaped(notes: list[AbcNote]) -> float:
+            if changed:
+                return 0.0
             value = form_cost(notes, role, source, energy) if cfg.phrase_memory else 0.0
             value += self.line.cost(notes, shift) if cfg.shape_line else 0.0
             return min(value, SHAPE_CAP)
