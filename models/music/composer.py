@@ -185,7 +185,9 @@ class Composer:
             value += self.line.cost(notes, shift) if cfg.shape_line else 0.0
             return min(value, SHAPE_CAP)
 
-        for _ in range(cfg.rounds):
+        # A context of repeated bars primes the model to go on repeating: where the energy level changes and the
+        # form is on, a second batch may be sampled when the first holds no bar that fits.
+        for _ in range(cfg.rounds + (changed and cfg.phrase_memory)):
             for notes in remembered + [n for n in map(self._parse, self._sample(logits)) if n is not None]:
                 fit = barlib.misfit(notes, self.beats, minor, energy, heard)  # the same for an octave move
                 moves = self.line.octave_moves(notes, shift) if cfg.shape_line else []
