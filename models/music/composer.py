@@ -43,6 +43,9 @@ from transformers import GPT2LMHeadModel
 log = logging.getLogger(__name__)
 TAIL = 2.0  # see _sample
 HEARD_BARS = 16  # how many bars back (within one mode) the key of the passage is judged over
+# Form and line costs together stay under one energy level's misfit (2.0): they choose among bars that fit the
+# controls, never against them.
+SHAPE_CAP = 1.9
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -97,6 +100,7 @@ class Composer:
         self._heard_key: tuple[bool, str] | None = None  # (minor, tonic) the heard bars were played in
         self.memory = PhraseMemory(PhrasePlan(self.seed, self.config.excursion_every))
         self.line = Line(self.config.melody_center_low, self.config.melody_center_high)
+        self._last_energy: int | None = None
         self._feed(self.history)
 
     @torch.no_grad()
@@ -171,11 +175,19 @@ class Composer:
         role, source = self.memory.source(self.index, minor, energy)
         remembered = [list(source.notes)] if cfg.phrase_memory and source is not None and role.exact else []
 
-        def shaped(notes: list[AbcNote]) -> float:
-            value = form_cost(notes, role, source, energy) if cfg.phrase_memory else 0.0
-            return value + self.line.cost(notes, shift) if cfg.shape_line else value
+        changed = self._last_energy not in (None, energy)  # the first bar at a new energy level is all control
+        self._last_energy = energy
 
-        for _ in range(cfg.rounds):
+        def shaped(notes: list[AbcNote]) -> float:
+            if changed:
+                return 0.0
+            value = form_cost(notes, role, source, energy) if cfg.phrase_memory else 0.0
+            value += self.line.cost(notes, shift) if cfg.shape_line else 0.0
+            return min(value, SHAPE_CAP)
+
+        # A context of repeated bars primes the model to go on repeating: where the energy level changes and the
+        # form is on, a second batch may be sampled when the first holds no bar that fits.
+        for _ in range(cfg.rounds + (changed and cfg.phrase_memory)):
             for notes in remembered + [n for n in map(self._parse, self._sample(logits)) if n is not None]:
                 fit = barlib.misfit(notes, self.beats, minor, energy, heard)  # the same for an octave move
                 moves = self.line.octave_moves(notes, shift) if cfg.shape_line else []
