@@ -46,6 +46,7 @@ HEARD_BARS = 16  # how many bars back (within one mode) the key of the passage i
 # Form and line costs together stay under one energy level's misfit (2.0): they choose among bars that fit the
 # controls, never against them.
 SHAPE_CAP = 1.9
+SETTLE_BARS = 2  # bars after a change of mode or key chosen on the controls alone
 
 
 def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -101,6 +102,7 @@ class Composer:
         self.memory = PhraseMemory(PhrasePlan(self.seed, self.config.excursion_every))
         self.line = Line(self.config.melody_center_low, self.config.melody_center_high)
         self._last_energy: int | None = None
+        self._settle = 0  # bars left in which a new mode or key is established before form and line count again
         self._feed(self.history)
 
     @torch.no_grad()
@@ -128,6 +130,7 @@ class Composer:
         tonic = dominant(self.config.tonic, minor) if self.memory.plan.away(self.index) else self.config.tonic
         if (minor, tonic) != self._heard_key:  # a new mode or key: the key is judged afresh
             self._heard.clear()
+            self._settle = SETTLE_BARS if self._heard_key is not None else 0
             self._heard_key = (minor, tonic)
         shift = barlib.tonic_shift(tonic)
         if self.config.shape_line:
@@ -175,8 +178,10 @@ class Composer:
         role, source = self.memory.source(self.index, minor, energy)
         remembered = [list(source.notes)] if cfg.phrase_memory and source is not None and role.exact else []
 
-        changed = self._last_energy not in (None, energy)  # the first bar at a new energy level is all control
+        # The first bar at a new energy level, and the first bars in a new mode or key, are all control.
+        changed = self._last_energy not in (None, energy) or self._settle > 0
         self._last_energy = energy
+        self._settle = max(0, self._settle - 1)
 
         def shaped(notes: list[AbcNote]) -> float:
             if changed:
