@@ -1,4 +1,4 @@
-"""[composer] configuration. (Owned by the composer.)"""
+"""[composer] configuration."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Bellman-Budge profiles): the composer steers by two other profiles (keyfinding.p
 judge only would be suspect.
 
 Valence is judged over whole pieces of `bars` bars (16 by default): key analysis of single bars is unreliable even on
-real music (RESEARCH.md §5: 8 bars agree with the whole tune 84 %, 16 bars 96 %). Energy is judged per bar. After a
+real music (8 bars agree with the whole tune 84 %, 16 bars 96 %). Energy is judged per bar. After a
 control change (8 + 8 bars) energy is judged on the first bar after the change and valence on the 8 bars after it.
 """
 
