@@ -43,13 +43,14 @@ def field_comments(cls: type[Any]) -> dict[str, str]:
         if token.type == tokenize.COMMENT
     }
     comments: dict[str, str] = {}
+    group = ""  # a comment block above a run of fields (no blank line between) speaks for each of them
     for row, line in enumerate(lines, start=1):
+        if not line.strip():
+            group = ""
+            continue
         is_field = line.startswith("    ") and not line.startswith("     ") and ":" in line
         name = line.split(":", 1)[0].strip() if is_field else ""
         if name not in names:
-            continue
-        if row in by_row:
-            comments[name] = by_row[row]
             continue
         above: list[str] = []
         previous = row - 1
@@ -57,7 +58,11 @@ def field_comments(cls: type[Any]) -> dict[str, str]:
             above.insert(0, by_row.get(previous, ""))
             previous -= 1
         if above:
-            comments[name] = " ".join(above)
+            group = " ".join(above)
+        if row in by_row:
+            comments[name] = by_row[row]
+        elif group:
+            comments[name] = group
     return comments
 
 

@@ -12,15 +12,15 @@ from neuromusic.models.core.messages import Controls, Score
 class ControlBounds:
     """Safe limits every policy respects. max_* are the largest change allowed from one bar to the next."""
 
-    tempo_min: float = 50.0
-    tempo_max: float = 90.0
-    valence_min: float = 0.0
-    valence_max: float = 1.0
-    energy_min: float = 0.0
-    energy_max: float = 1.0
+    tempo_min: float = 50.0  # slowest tempo any policy may play (BPM); remote control can only narrow the range
+    tempo_max: float = 90.0  # fastest tempo (BPM)
+    valence_min: float = 0.0  # darkest valence (0 = minor, dark)
+    valence_max: float = 1.0  # brightest valence (1 = major, bright)
+    energy_min: float = 0.0  # least energy (0 = sparse, soft)
+    energy_max: float = 1.0  # most energy (1 = dense, loud)
     max_tempo_step: float = 4.0  # BPM per bar
-    max_valence_step: float = 0.25
-    max_energy_step: float = 0.2
+    max_valence_step: float = 0.25  # largest valence change from one bar to the next
+    max_energy_step: float = 0.2  # largest energy change from one bar to the next
 
 
 class Policy(Protocol):

@@ -25,11 +25,11 @@ class GuardConfig:
     stale_after_s: float = 10.0  # no usable score for this long: controls are held (last good controls)
     smoothing_s: float = 8.0  # time constant of the score smoothing the mapping and target policies steer by
     tempo_deadband: float = 1.5  # a wanted change smaller than this (BPM) is ignored, so controls do not flicker
-    valence_deadband: float = 0.04
-    energy_deadband: float = 0.04
+    valence_deadband: float = 0.04  # the same for valence (0..1)
+    energy_deadband: float = 0.04  # the same for energy (0..1)
     start_tempo: float = 72.0  # controls before the first usable score (clamped into the bounds)
-    start_valence: float = 0.5
-    start_energy: float = 0.4
+    start_valence: float = 0.5  # valence before the first usable score
+    start_energy: float = 0.4  # energy before the first usable score
 
     def validate(self) -> None:
         _check_unit(
@@ -52,11 +52,11 @@ class MappingConfig:
     """The fixed mapping's two anchors and the iso principle's lead time."""
 
     calm_tempo: float = 60.0  # where the mapping leads: slow, warm, soft
-    calm_valence: float = 0.7
-    calm_energy: float = 0.2
+    calm_valence: float = 0.7  # the calm anchor's valence (bright, major)
+    calm_energy: float = 0.2  # the calm anchor's energy (sparse, soft)
     tense_tempo: float = 84.0  # what matches a tense listener (the iso principle starts here)
-    tense_valence: float = 0.4
-    tense_energy: float = 0.65
+    tense_valence: float = 0.4  # the tense anchor's valence
+    tense_energy: float = 0.65  # the tense anchor's energy
     iso_bars: int = 24  # bars to lead from the listener's state to the calm anchor
     reiso_drop: float = 0.2  # a fall of the smoothed score this far below its slow reference starts the lead again
     reiso_reference_s: float = 60.0  # time constant of that slow reference (s)
@@ -100,7 +100,7 @@ class BanditConfig:
     lag_s: float = 2.0  # the shortest delay considered between the music and its effect on the score
     max_delay_s: float = 23.0  # the longest delay considered
     min_tau_s: float = 15.0  # the range of the listener's time constant considered
-    max_tau_s: float = 150.0
+    max_tau_s: float = 150.0  # ... up to this (seconds)
     bin_s: float = 3.0  # scores are averaged in bins of this length for the model
     bump_width: float = 0.22  # width of the model's Gaussian bumps, in units of each control's range
     prior_var: float = 0.012  # prior variance of f (the level music leads to), full 3-D part
@@ -114,7 +114,7 @@ class BanditConfig:
     comfort_s: float = 45.0  # ... for this long: back to the best setting played
     max_observations: int = 200  # newest measured settings kept (and saved in the profile)
     carry_noise_factor: float = 2.0  # measurements from an earlier session count as this much noisier
-    seed: int = 0
+    seed: int = 0  # random seed of the Thompson draws (same seed, same choices)
 
     def validate(self) -> None:
         if self.dwell_s <= 0 or self.opening_dwell_s <= 0:
@@ -145,7 +145,7 @@ class BanditConfig:
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    name: str = "mapping"
+    name: str = "mapping"  # the policy: mapping | target | bandit
     target: float = 0.8  # the score the target policy steers toward
     bounds: ControlBounds = field(default_factory=ControlBounds)
     guard: GuardConfig = field(default_factory=GuardConfig)

@@ -56,3 +56,10 @@ def test_documented_command_line_is_accepted(page: str, line: str) -> None:
         if error.code == 0:  # --help
             return
         pytest.fail(f"{page}: `{line}` is rejected by the CLI (exit {error.code})")
+
+
+def test_every_option_is_explained() -> None:
+    rows = [line for line in render_markdown().splitlines() if line.startswith("| `")]
+    assert len(rows) > 100
+    unexplained = [row.split("|")[1].strip() for row in rows if not row.rstrip("| ").split("|")[-1].strip()]
+    assert not unexplained, f"options without a comment in their dataclass: {unexplained}"
