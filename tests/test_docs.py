@@ -61,5 +61,7 @@ def test_documented_command_line_is_accepted(page: str, line: str) -> None:
 def test_every_option_is_explained() -> None:
     rows = [line for line in render_markdown().splitlines() if line.startswith("| `")]
     assert len(rows) > 100
-    unexplained = [row.split("|")[1].strip() for row in rows if not row.rstrip("| ").split("|")[-1].strip()]
+    cells = [[cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip().strip("|"))] for row in rows]
+    assert all(len(row) == 4 for row in cells)  # key, type, default, meaning
+    unexplained = [row[0] for row in cells if not row[3]]
     assert not unexplained, f"options without a comment in their dataclass: {unexplained}"
