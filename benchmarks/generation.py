@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from neuromusic.models.core.messages import Controls
-from neuromusic.models.music.composer import Composer
+from neuromusic.models.music.composer import Composer, checkpoint_folder
 from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.music.controls import tokens_for
+from neuromusic.models.music.model import load_checkpoint
 
 
 def controls_for(index: int) -> Controls:
@@ -46,7 +47,7 @@ def composer_times(config: ComposerConfig, bars: int) -> list[float]:
 def generate_times(config: ComposerConfig, bars: int) -> list[float]:
     """Baseline: every bar, model.generate() over the whole (trimmed) context, stopping at the bar line."""
     composer = Composer.load(config)
-    model, tokenizer = composer.model, composer.tokenizer
+    model, tokenizer = load_checkpoint(checkpoint_folder(config))[0], composer.tokenizer
     history = [tokenizer.bos_id]
     torch.manual_seed(config.seed or 0)
     times = []
@@ -107,7 +108,7 @@ def step_times(config: ComposerConfig, batch: int, steps: int = 12, repeats: int
     """Median ms of one decoding step of `batch` rows after a shared 150-token context: the transformers model with
     its own cache (copied per batch, as generation must) against FastGPT2.step on branches of the same prefix."""
     composer = Composer.load(config)
-    model, runtime = composer.model, composer.runtime
+    model, runtime = load_checkpoint(checkpoint_folder(config))[0], composer.runtime
     context = torch.randint(3, model.config.vocab_size, (1, 150))
     tokens = torch.randint(3, model.config.vocab_size, (batch, 1))
     reference_cache = model(input_ids=context, use_cache=True).cache

@@ -31,3 +31,18 @@ def test_the_probe_sees_torch_when_a_command_does_import_it(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert "EXIT 0 HEAVY" in done.stdout, done.stdout + done.stderr
     assert "torch" in done.stdout.split("HEAVY", 1)[1], done.stdout
+
+
+def test_the_composer_plays_from_the_checkpoint_without_importing_transformers() -> None:
+    probe = """
+import sys
+from neuromusic.models.core.messages import Controls
+from neuromusic.models.music.composer import Composer
+from neuromusic.models.music.config import ComposerConfig
+composer = Composer.load(ComposerConfig(seed=1))
+bar = composer.next_bar(Controls(tempo=70.0, valence=0.8, energy=0.3))
+print("NOTES", len(bar.notes), "TRANSFORMERS", "transformers" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "TRANSFORMERS False" in done.stdout and "NOTES 0 " not in done.stdout, done.stdout

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
-from neuromusic.models.music.inference import FastGPT2
+from neuromusic.models.core.errors import ModelError
+from neuromusic.models.music.checkpoint import SHIPPED
+from neuromusic.models.music.inference import FastGPT2, load_runtime
+from neuromusic.models.music.model import load_checkpoint
 from transformers import GPT2Config, GPT2LMHeadModel
 
 
@@ -24,7 +31,7 @@ def reference_logits(model: GPT2LMHeadModel, ids: torch.Tensor) -> torch.Tensor:
 
 def test_forward_in_chunks_matches_the_reference_model() -> None:
     model = tiny_model()
-    runtime = FastGPT2(model)
+    runtime = FastGPT2.from_model(model)
     ids = torch.randint(0, 50, (1, 30))
     expected = reference_logits(model, ids)
     cache = runtime.new_cache()
@@ -39,7 +46,7 @@ def test_forward_in_chunks_matches_the_reference_model() -> None:
 
 def test_branches_match_each_candidate_decoded_alone() -> None:
     model = tiny_model(seed=1)
-    runtime = FastGPT2(model)
+    runtime = FastGPT2.from_model(model)
     prefix_ids = torch.randint(0, 50, (1, 12))
     continuations = torch.randint(0, 50, (5, 4))
     expected = reference_logits(model, torch.cat([prefix_ids.expand(5, -1), continuations], dim=1))  # (5, 16, V)
@@ -59,7 +66,7 @@ def test_branches_match_each_candidate_decoded_alone() -> None:
 
 def test_limits_are_errors_not_silent_garbage() -> None:
     model = tiny_model()
-    runtime = FastGPT2(model)
+    runtime = FastGPT2.from_model(model)
     cache = runtime.new_cache()
     with pytest.raises(ValueError, match="overflow"):
         runtime.forward(torch.zeros(1, 41, dtype=torch.long), cache)
@@ -71,4 +78,30 @@ def test_limits_are_errors_not_silent_garbage() -> None:
     with pytest.raises(ValueError, match="batch-1"):
         runtime.branch(runtime.new_cache(batch=2), 3, room=4)
     with pytest.raises(ValueError, match="gelu_new"):
-        FastGPT2(tiny_model(activation_function="relu"))
+        FastGPT2.from_model(tiny_model(activation_function="relu"))
+
+
+def test_a_checkpoint_read_without_transformers_gives_the_reference_logits() -> None:
+    model, tokenizer = load_checkpoint(SHIPPED)
+    runtime, read_tokenizer = load_runtime(SHIPPED)
+    assert read_tokenizer.vocab_size == tokenizer.vocab_size
+    ids = torch.randint(3, tokenizer.vocab_size, (1, 24))
+    cache = runtime.new_cache()
+    torch.testing.assert_close(runtime.forward(ids, cache), reference_logits(model, ids)[:, -1], atol=1e-4, rtol=1e-4)
+
+
+def test_a_broken_checkpoint_is_a_model_error_that_says_how_to_get_one(tmp_path: Path) -> None:
+    broken = tmp_path / "ckpt"
+    shutil.copytree(SHIPPED, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="not a readable safetensors file"):
+        load_runtime(broken)
+    (broken / "config.json").unlink()
+    with pytest.raises(ModelError, match=r"config\.json is missing"):
+        load_runtime(broken)
+    shutil.copytree(SHIPPED, tmp_path / "other")
+    config = json.loads((tmp_path / "other" / "config.json").read_text())
+    config["n_embd"] = 128
+    (tmp_path / "other" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="does not fit"):
+        load_runtime(tmp_path / "other")

@@ -36,9 +36,10 @@ def run(args: argparse.Namespace) -> int:
     if args.pieces < 1 or args.bars < 4 or args.bars % 2:
         raise ConfigError("--pieces must be >= 1 and --bars an even number >= 4")
     import torch
-    from neuromusic.models.music.composer import Composer
+    from neuromusic.models.music.composer import Composer, checkpoint_folder
     from neuromusic.models.music.config import ComposerConfig
     from neuromusic.models.music.evaluate import Report, adherence, real_statistics
+    from neuromusic.models.music.model import load_checkpoint
     from neuromusic.models.music.train import Sampler, evaluate_loss, validation_tunes
     from rich.console import Console
     from rich.table import Table
@@ -52,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     valid = validation_tunes(args.data, composer.tokenizer)
     sampler = Sampler(valid, composer.tokenizer, composer.n_ctx, 12345)
     report.perplexity = math.exp(
-        evaluate_loss(composer.model, [sampler.batch(8, torch.device("cpu")) for _ in range(4)])
+        evaluate_loss(
+            load_checkpoint(checkpoint_folder(config))[0], [sampler.batch(8, torch.device("cpu")) for _ in range(4)]
+        )
     )
     report.real = real_statistics(args.data, args.bars)
     adherence(composer, args.pieces, args.bars, 70.0, report)

@@ -30,15 +30,14 @@ import torch
 from neuromusic.models.core.messages import Bar, Controls
 from neuromusic.models.music import bars as barlib
 from neuromusic.models.music.abc import AbcError, AbcNote, format_bar, parse_bar, parse_meter
+from neuromusic.models.music.checkpoint import SHIPPED
 from neuromusic.models.music.config import ComposerConfig
 from neuromusic.models.music.controls import energy_level, tokens_for, valence_level
-from neuromusic.models.music.inference import FastGPT2, KVCache
+from neuromusic.models.music.inference import FastGPT2, KVCache, load_runtime
 from neuromusic.models.music.keyfinding import histogram
 from neuromusic.models.music.line import Line
-from neuromusic.models.music.model import SHIPPED, load_checkpoint
 from neuromusic.models.music.phrase import PhraseMemory, PhrasePlan, dominant, form_cost
 from neuromusic.models.music.tokens import MusicTokenizer
-from transformers import GPT2LMHeadModel
 
 log = logging.getLogger(__name__)
 TAIL = 2.0  # see _sample
@@ -63,15 +62,19 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
     return logits
 
 
+def checkpoint_folder(config: ComposerConfig) -> Path:
+    """The checkpoint this configuration names, else the shipped one."""
+    return Path(config.checkpoint) if config.checkpoint is not None else SHIPPED
+
+
 class Composer:
     """The model-backed BarComposer. Not thread-safe: keep it on one worker thread."""
 
-    def __init__(self, model: GPT2LMHeadModel, tokenizer: MusicTokenizer, config: ComposerConfig) -> None:
+    def __init__(self, runtime: FastGPT2, tokenizer: MusicTokenizer, config: ComposerConfig) -> None:
         config.validate()
-        self.model, self.tokenizer, self.config = model, tokenizer, config
-        self.runtime = FastGPT2(model)
+        self.runtime, self.tokenizer, self.config = runtime, tokenizer, config
         self.meter, self.beats = parse_meter(config.meter)
-        self.n_ctx = int(model.config.n_positions)
+        self.n_ctx = runtime.n_ctx
         body = torch.tensor(tokenizer.body_mask)  # (vocab,)
         self._first_mask = ~body  # the first token of a bar must be a body token
         self._mask = ~body
@@ -82,10 +85,10 @@ class Composer:
     @classmethod
     def load(cls, config: ComposerConfig) -> Composer:
         """The composer with config.checkpoint (or the shipped checkpoint); ModelError says how to get one."""
-        folder = Path(config.checkpoint) if config.checkpoint is not None else SHIPPED
-        model, tokenizer = load_checkpoint(folder)
+        folder = checkpoint_folder(config)
+        runtime, tokenizer = load_runtime(folder)
         torch.set_num_threads(config.threads)
-        return cls(model, tokenizer, config)
+        return cls(runtime, tokenizer, config)
 
     def reset(self, seed: int | None = None) -> None:
         """Start a new piece: empty context, bar index 0, sampling reseeded (None = a fresh random seed)."""

@@ -15,12 +15,20 @@ softmax.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+from neuromusic.models.core.errors import ModelError
+from neuromusic.models.music.checkpoint import HOW_TO_GET
+from neuromusic.models.music.tokens import MusicTokenizer
 from torch.nn import functional
-from transformers import GPT2LMHeadModel
+
+if TYPE_CHECKING:
+    from transformers import GPT2LMHeadModel
 
 
 @dataclass
@@ -77,17 +85,19 @@ def _linear(x: torch.Tensor, weight_bias: tuple[torch.Tensor, torch.Tensor]) -> 
 
 
 class FastGPT2:
-    """Inference-only GPT-2 over the weights of a trained `GPT2LMHeadModel` (which must not change afterwards)."""
+    """Inference-only GPT-2 over the weights of a trained model: a GPT-2 configuration (the keys of its config.json)
+    and its state dict. Built straight from a checkpoint folder (`load_runtime`), it never imports transformers, whose
+    import alone costs a session about 100 MB of memory."""
 
-    def __init__(self, model: GPT2LMHeadModel) -> None:
-        config = model.config
-        if config.activation_function != "gelu_new" or config.scale_attn_by_inverse_layer_idx:
+    def __init__(self, config: dict[str, Any], state: dict[str, torch.Tensor]) -> None:
+        if config.get("activation_function", "gelu_new") != "gelu_new" or config.get(
+            "scale_attn_by_inverse_layer_idx", False
+        ):
             raise ValueError("FastGPT2 implements GPT-2 with gelu_new and plain attention scaling only")
-        self.n_ctx = int(config.n_positions)
-        self.n_head = int(config.n_head)
-        self.width = int(config.n_embd)
-        self.eps = float(config.layer_norm_epsilon)
-        state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        self.n_ctx = int(config["n_positions"])
+        self.n_head = int(config["n_head"])
+        self.width = int(config["n_embd"])
+        self.eps = float(config.get("layer_norm_epsilon", 1e-5))
 
         def pair(prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
             return state[f"{prefix}.weight"], state[f"{prefix}.bias"]
@@ -95,7 +105,7 @@ class FastGPT2:
         self.wte = state["transformer.wte.weight"]  # (V, C); the head is tied to it
         self.wpe = state["transformer.wpe.weight"]  # (n_ctx, C)
         self.blocks = []
-        for layer in range(int(config.n_layer)):
+        for layer in range(int(config["n_layer"])):
             prefix = f"transformer.h.{layer}"
             self.blocks.append(
                 _Block(
@@ -108,7 +118,13 @@ class FastGPT2:
                 )
             )
         self.ln_f = pair("transformer.ln_f")
-        self.head = model.get_output_embeddings().weight.detach().t().contiguous()  # (C, V)
+        self.head = self.wte.t().contiguous()  # (C, V): GPT-2's output layer is tied to the token embedding
+
+    @classmethod
+    def from_model(cls, model: GPT2LMHeadModel) -> FastGPT2:
+        """Over the weights of a transformers model (which must not change afterwards)."""
+        state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        return cls(model.config.to_dict(), state)
 
     def _feed_forward(self, x: torch.Tensor, block: _Block) -> torch.Tensor:
         """The block's MLP on its normalised input (N, C) -> (N, C), residual not added."""
@@ -194,3 +210,40 @@ class FastGPT2:
             x = x + self._feed_forward(x, block)
         branches.length = own + 1
         return functional.layer_norm(x, (self.width,), *self.ln_f, self.eps) @ self.head  # (B, V)
+
+
+def load_runtime(folder: Path) -> tuple[FastGPT2, MusicTokenizer]:
+    """The decoding pass and tokenizer of a checkpoint folder, read without transformers; ModelError says how to get a
+    checkpoint when this one is missing, incomplete or does not fit its configuration."""
+    from safetensors.torch import load_file
+
+    weights, config_path, tokenizer_path = (
+        folder / "model.safetensors",
+        folder / "config.json",
+        folder / "tokenizer.json",
+    )
+    for path in (weights, config_path, tokenizer_path):
+        if not path.is_file():
+            raise ModelError(f"checkpoint incomplete: {path} is missing; {HOW_TO_GET}")
+    tokenizer = MusicTokenizer.load(tokenizer_path)
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        vocab = int(config["vocab_size"])
+    except (ValueError, KeyError, TypeError, OSError) as error:
+        raise ModelError(f"{config_path} is not a GPT-2 config ({error}); {HOW_TO_GET}") from error
+    if vocab != tokenizer.vocab_size:
+        raise ModelError(
+            f"checkpoint and tokenizer do not match (model vocabulary {vocab}, tokenizer {tokenizer.vocab_size}); "
+            f"keep the tokenizer.json saved with the model; {HOW_TO_GET}"
+        )
+    try:
+        state = load_file(str(weights))
+    except Exception as error:  # safetensors raises its own SafetensorError for a corrupt file
+        raise ModelError(f"{weights} is not a readable safetensors file ({error}); {HOW_TO_GET}") from error
+    try:
+        runtime = FastGPT2(config, state)
+    except (KeyError, ValueError) as error:
+        raise ModelError(f"{weights} does not fit its config.json ({error}); {HOW_TO_GET}") from error
+    if runtime.wte.shape != (vocab, runtime.width) or len(runtime.blocks) != int(config["n_layer"]):
+        raise ModelError(f"{weights} does not fit its config.json (embedding {tuple(runtime.wte.shape)}); {HOW_TO_GET}")
+    return runtime, tokenizer

@@ -13,15 +13,12 @@ from typing import Any
 
 import torch
 from neuromusic.models.core.errors import ModelError
+from neuromusic.models.music.checkpoint import HOW_TO_GET, SHIPPED
 from neuromusic.models.music.tokens import MusicTokenizer
 from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoint"
-HOW_TO_GET = (
-    "use the checkpoint shipped in neuromusic/models/checkpoint (reinstall the package if it is missing), "
-    "or train one: `neuromusic data build --out data/` then `neuromusic train --data data/ --out ckpt/`"
-)
+__all__ = ["HOW_TO_GET", "SHIPPED", "ModelSpec", "build_model", "load_checkpoint", "save_checkpoint"]
 
 
 @dataclass(frozen=True)
