@@ -131,3 +131,40 @@ async def test_real_time_note_on_error_is_small() -> None:
     errors = np.abs(np.frombuffer(scheduler.stats.errors, dtype=np.float64)) * 1000.0
     assert np.median(errors[-10:]) < np.median(errors[:10]) + 5.0
     assert summary["p50_ms"] < 10.0 and summary["max_ms"] < 250.0
+
+
+class RenderingSink:
+    """Records when it was asked to render ahead, and when its notes came."""
+
+    name = "rendering"
+    live = False
+
+    def __init__(self) -> None:
+        self.caught_up: list[float] = []
+        self.notes: list[float] = []
+
+    def catch_up(self, t: float) -> None:
+        self.caught_up.append(t)
+
+    def note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        self.notes.append(t)
+
+    def __getattr__(self, name: str) -> object:
+        return lambda *args: None  # program, note_off, tempo, all_notes_off, close: nothing to record
+
+
+async def test_a_rendering_sink_catches_up_in_small_slices_while_nothing_is_due() -> None:
+    clock = VirtualClock()
+    sink = RenderingSink()
+    scheduler = Scheduler(clock, [sink])  # type: ignore[list-item]
+    scheduler.notes([NoteEvent(1.0, 0.5, 60, 80, 0)])
+    task = asyncio.create_task(scheduler.run())
+    while scheduler.sent_notes < 1:
+        await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert sink.notes == [1.0]
+    assert len(sink.caught_up) >= 15  # a second of waiting, in slices of 50 ms
+    assert all(t < 1.0 for t in sink.caught_up) and sink.caught_up == sorted(sink.caught_up)
+    assert max(b - a for a, b in zip(sink.caught_up, sink.caught_up[1:], strict=False)) <= 0.051
+    assert 1.0 - sink.caught_up[-1] <= 0.1  # little is left to render when the note goes out

@@ -32,6 +32,10 @@ ON, OFF, PROGRAM, TEMPO = 0, 1, 2, 3
 _ORDER = {OFF: 0, TEMPO: 1, PROGRAM: 2, ON: 3}
 
 
+CATCH_UP_S = 0.05  # while waiting for the next event, wake this often to let rendering sinks catch up
+CATCH_UP_MARGIN_S = 0.02  # ... but only when the next event is further away than the spin plus this
+
+
 @dataclass(order=True)
 class _Action:
     t: float
@@ -133,9 +137,12 @@ class Scheduler:
                 await self._wake.wait()
                 continue
             due = self._heap[0].t
-            if due - self._clock.now() > self._spin_s:
+            now = self._clock.now()
+            if due - now > self._spin_s:
+                if due - now > self._spin_s + CATCH_UP_MARGIN_S:
+                    self._catch_up(now)
                 self._wake.clear()
-                await self._sleep_or_wake(due - self._spin_s)
+                await self._sleep_or_wake(min(due - self._spin_s, now + CATCH_UP_S))
                 continue
             while self._clock.now() < due:
                 pass  # the last ~2 ms: asyncio's timers wake up to 1 ms late, a spin does not
@@ -167,6 +174,19 @@ class Scheduler:
             try:
                 for name, args in calls:
                     getattr(sink, name)(*args)
+            except Exception as error:  # any sink error: report, drop that sink, the others go on
+                self._fail(sink, error)
+
+    def _catch_up(self, now: float) -> None:
+        """Let a rendering sink (a WAV file) render up to now while nothing is due, in small slices, so the work is
+        not left for the moment the next note must go out: nothing before `now` is pending, so those samples are
+        final."""
+        for sink in list(self.sinks):
+            catch_up = getattr(sink, "catch_up", None)
+            if catch_up is None:
+                continue
+            try:
+                catch_up(now)
             except Exception as error:  # any sink error: report, drop that sink, the others go on
                 self._fail(sink, error)
 

@@ -75,6 +75,10 @@ class WavSink:
         self._render_to(t)
         self._synth.noteoff(channel, pitch)
 
+    def catch_up(self, t: float) -> None:
+        """Render up to t ahead of the next event (the scheduler calls this while nothing is due)."""
+        self._render_to(t)
+
     def tempo(self, bpm: float, t: float) -> None:
         pass  # rendered sound has no tempo map
 
