@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/real_eeg.py [--data DIR] [--config TOML] [--notch HZ] [FILE[:STATE|:PERIODS.csv] ...]
 
-Every recording in the real-EEG folder (`--data`, else $NEUROMUSIC_REAL_EEG, else `../shared/data/real-eeg` beside the
-repository) and every file given on the command line is replayed through the real signal path (FeaturePipeline and
-RelaxationScorer, chunks of 40 ms, as `--board replay` feeds them) from a cold start: the score's baseline falls in
+Every recording in the real-EEG folder (`--data`, else $NEUROMUSIC_REAL_EEG, else DEFAULT_DATA, the data folder
+beside the repository) and every file given on the command line is replayed through the real signal path
+(FeaturePipeline and RelaxationScorer, chunks of 40 ms, as `--board replay` feeds them) from a cold start: the score's baseline falls in
 the first `score.baseline_s` seconds. A file's labelled periods come from its annotations (eyes closed / rest /
 relax = relaxed; eyes open / task / arithmetic = active), from a CSV of `start_s,end_s,state` rows given as
 FILE:PERIODS.csv (any file the replay reads, XDF included), or the whole file is one period with FILE:rest or
@@ -38,6 +38,7 @@ from neuromusic.models.signal.score import RelaxationScorer, ScoreConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ENV = "NEUROMUSIC_REAL_EEG"
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "real-eeg"  # the recordings kept beside a checkout
 RELAXED_WORDS = ("closed", "rest", "relax", "calm")
 ACTIVE_WORDS = ("open", "task", "arithmetic", "active", "stress")
 CHUNK_S = 0.04
@@ -70,12 +71,12 @@ class Result:
 
 
 def data_dir(explicit: Path | None = None) -> Path:
-    """The real-EEG folder: `explicit`, else $NEUROMUSIC_REAL_EEG, else ../shared/data/real-eeg beside the repo."""
+    """The real-EEG folder: `explicit`, else $NEUROMUSIC_REAL_EEG, else DEFAULT_DATA."""
     if explicit is not None:
         return explicit
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV])
-    return REPO.parent / "shared" / "data" / "real-eeg"
+    return DEFAULT_DATA
 
 
 def read_file(path: Path) -> tuple[FloatArray, tuple[str, ...], float, list[tuple[float, float, str]]]:
@@ -369,7 +370,7 @@ def report(results: list[Result]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="EDF/BDF/FIF/XDF with labelled periods, or FILE:rest / FILE:active")
-    parser.add_argument("--data", type=Path, help=f"real-EEG folder (default ${DATA_ENV} or ../shared/data/real-eeg)")
+    parser.add_argument("--data", type=Path, help=f"real-EEG folder (default ${DATA_ENV} or {DEFAULT_DATA})")
     parser.add_argument("--no-shared", action="store_true", help="only the files given")
     parser.add_argument("--config", type=Path, help="neuromusic TOML whose [features] and [score] to use")
     parser.add_argument("--notch", type=float, help="mains notch in Hz (features.notch_hz)")

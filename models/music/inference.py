@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from neuromusic.models.core.errors import ModelError
-from neuromusic.models.music.checkpoint import HOW_TO_GET
+from neuromusic.models.music.checkpoint import HOW_TO_GET, checkpoint_files
 from neuromusic.models.music.tokens import MusicTokenizer
 from torch.nn import functional
 
@@ -217,14 +217,7 @@ def load_runtime(folder: Path) -> tuple[FastGPT2, MusicTokenizer]:
     checkpoint when this one is missing, incomplete or does not fit its configuration."""
     from safetensors.torch import load_file
 
-    weights, config_path, tokenizer_path = (
-        folder / "model.safetensors",
-        folder / "config.json",
-        folder / "tokenizer.json",
-    )
-    for path in (weights, config_path, tokenizer_path):
-        if not path.is_file():
-            raise ModelError(f"checkpoint incomplete: {path} is missing; {HOW_TO_GET}")
+    weights, config_path, tokenizer_path = checkpoint_files(folder)
     tokenizer = MusicTokenizer.load(tokenizer_path)
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from neuromusic.models.core.errors import ModelError
-from neuromusic.models.music.checkpoint import HOW_TO_GET, SHIPPED
+from neuromusic.models.music.checkpoint import HOW_TO_GET, SHIPPED, checkpoint_files
 from neuromusic.models.music.tokens import MusicTokenizer
 from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -57,14 +57,7 @@ def save_checkpoint(model: GPT2LMHeadModel, tokenizer: MusicTokenizer, folder: P
 
 def load_checkpoint(folder: Path) -> tuple[GPT2LMHeadModel, MusicTokenizer]:
     """Model (eval mode) and tokenizer from a checkpoint folder; ModelError saying how to get one otherwise."""
-    weights, config_path, tokenizer_path = (
-        folder / "model.safetensors",
-        folder / "config.json",
-        folder / "tokenizer.json",
-    )
-    for path in (weights, config_path, tokenizer_path):
-        if not path.is_file():
-            raise ModelError(f"checkpoint incomplete: {path} is missing; {HOW_TO_GET}")
+    weights, config_path, tokenizer_path = checkpoint_files(folder)
     tokenizer = MusicTokenizer.load(tokenizer_path)
     try:
         config = GPT2Config.from_json_file(str(config_path))
