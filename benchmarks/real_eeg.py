@@ -2,14 +2,14 @@
 
     .venv/bin/python benchmarks/real_eeg.py [--data DIR] [--config TOML] [--notch HZ] [FILE[:STATE|:PERIODS.csv] ...]
 
-Every recording in the real-EEG folder (`--data`, else $NEUROMUSIC_REAL_EEG, else DEFAULT_DATA, the data folder
-beside the repository) and every file given on the command line is replayed through the real signal path
-(FeaturePipeline and RelaxationScorer, chunks of 40 ms, as `--board replay` feeds them) from a cold start: the
-score's baseline falls in the first `score.baseline_s` seconds. A file's labelled periods come from its annotations (eyes closed / rest /
-relax = relaxed; eyes open / task / arithmetic = active), from a CSV of `start_s,end_s,state` rows given as
-FILE:PERIODS.csv (any file the replay reads, XDF included), or the whole file is one period with FILE:rest or
-FILE:active; consecutive whole-file periods are joined into one stream. In the folder, the EEGMAT pair is replayed
-as arithmetic, rest, arithmetic, rest.
+Every recording in the real-EEG folder (`--data`, else $NEUROMUSIC_REAL_EEG, else DEFAULT_DATA, the data folder beside
+the repository) and every file given on the command line is replayed through the real signal path (FeaturePipeline and
+RelaxationScorer, chunks of 40 ms, as `--board replay` feeds them) from a cold start: the score's baseline falls in
+the first `score.baseline_s` seconds. A file's labelled periods come from its annotations (eyes closed / rest / relax
+= relaxed; eyes open / task / arithmetic = active), from a CSV of `start_s,end_s,state` rows given as FILE:PERIODS.csv
+(any file the replay reads, XDF included), or the whole file is one period with FILE:rest or FILE:active; consecutive
+whole-file periods are joined into one stream. In the folder, the EEGMAT pair is replayed as arithmetic, rest,
+arithmetic, rest.
 
 Windows compared: after the baseline, lying wholly inside one period, at least `--skip` seconds after its start
 (5 s; 2 s for recordings whose periods are short). BrainFlow gets the same 2 s of raw signal per window, on the
