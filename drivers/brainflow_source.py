@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from neuromusic.drivers.base import SourceInfo
+from neuromusic.drivers.base import Connection, SourceInfo
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.models.core.clock import Clock
 from neuromusic.models.core.errors import ConfigError, SourceError, SourceNotFoundError
@@ -78,7 +78,7 @@ def _short(board_name: str) -> str:
     return name[: -len("_board")] if name.endswith("_board") else name
 
 
-class BrainFlowSource:
+class BrainFlowSource(Connection):
     """One BrainFlow board. `board_id` is BrainFlow's id; `descr_id` the board whose layout the data has (the
     master board for playback files)."""
 

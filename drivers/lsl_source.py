@@ -10,7 +10,7 @@ source_id, which finds the restarted outlet. Time stamps are mapped to the local
 from __future__ import annotations
 
 import numpy as np
-from neuromusic.drivers.base import SourceInfo
+from neuromusic.drivers.base import Connection, SourceInfo
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.models.core.clock import Clock
 from neuromusic.models.core.errors import ConfigError, SourceError, SourceNotFoundError
@@ -33,7 +33,7 @@ def predicate(name: str, type_: str, source_id: str) -> str:
     return " and ".join(parts)
 
 
-class LSLSource:
+class LSLSource(Connection):
     def __init__(self, name: str = "", type_: str = "EEG", source_id: str = "", resolve_timeout_s: float = 5.0) -> None:
         if not (name or type_ or source_id):
             raise ConfigError("--board lsl needs at least one of --lsl-name, --lsl-type, --lsl-source-id")

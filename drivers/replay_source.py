@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from neuromusic.drivers.base import SourceInfo
+from neuromusic.drivers.base import Connection, SourceInfo
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.models.core.clock import Clock
 from neuromusic.models.core.errors import DataError, SourceError, SourceNotFoundError
@@ -74,7 +74,7 @@ def load_recording(path: Path, stream: str = "") -> tuple[FloatArray, FloatArray
     return np.asarray(data, dtype=np.float64), timestamps, names, sfreq, f"file {path.name}"
 
 
-class ReplaySource:
+class ReplaySource(Connection):
     """A Source over a recording. Used from one worker thread, like every source."""
 
     def __init__(self, path: Path, speed: float = 1.0, chunk_s: float = 0.04, stream: str = "") -> None:

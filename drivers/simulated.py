@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from neuromusic.drivers.base import SourceInfo
+from neuromusic.drivers.base import Connection, SourceInfo
 from neuromusic.drivers.config import SourceConfig
 from neuromusic.drivers.listener_profile import ListenerProfile, _prefix_weight, load_profile
 from neuromusic.models.core.clock import Clock
@@ -148,7 +148,7 @@ class _Event:
     channel_gain: FloatArray  # (channels,)
 
 
-class SimulatedListener:
+class SimulatedListener(Connection):
     """A Source (drivers/base.py) producing simulated EEG in microvolts; see the module docstring."""
 
     def __init__(self, profile: ListenerProfile, hidden_state: HiddenState, clock: Clock, seed: int = 0) -> None:

@@ -17,11 +17,11 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
 
 import numpy as np
-from neuromusic.drivers.sinks.base import Sink
-from neuromusic.drivers.sinks.factory import close_quietly
+from neuromusic.drivers.sinks.base import RenderingSink, Sink
+from neuromusic.drivers.sinks.factory import close_all, close_quietly
 from neuromusic.models.core.clock import Clock, VirtualClock
 from neuromusic.models.core.messages import NoteEvent
 
@@ -71,7 +71,12 @@ class TimingStats:
         }
 
 
+SinkCall = Callable[[Sink], None]  # one call of the sink protocol, with its arguments bound
+
+
 class Scheduler:
+    """Plays events into the sinks; as an async context manager it closes every sink on leaving, also on error."""
+
     def __init__(
         self,
         clock: Clock,
@@ -81,6 +86,7 @@ class Scheduler:
     ) -> None:
         self._clock = clock
         self.sinks: list[Sink] = sorted(sinks, key=lambda s: not s.live)
+        self._renderers: list[RenderingSink] = [s for s in self.sinks if isinstance(s, RenderingSink)]
         self._on_failure = on_failure
         # A virtual clock only moves when slept on: sleep to the event itself, a spin would never end.
         self._spin_s = 0.0 if isinstance(clock, VirtualClock) else spin_s
@@ -124,9 +130,19 @@ class Scheduler:
     def close(self) -> list[str]:
         """All notes off, then close every sink; returns the problems met while closing."""
         self.all_notes_off()
-        problems = [p for p in (close_quietly(s, self._clock.now()) for s in self.sinks) if p]
+        problems = close_all(self.sinks, self._clock.now())
         self.sinks = []
+        self._renderers = []
         return problems
+
+    async def __aenter__(self) -> Scheduler:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        for problem in self.close():
+            log.warning("closing a sink: %s", problem)
 
     # -- playing -----------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -163,7 +179,7 @@ class Scheduler:
                 task.cancel()
 
     def _dispatch(self, group: list[_Action]) -> None:
-        calls: list[tuple[str, tuple[Any, ...]]] = []
+        calls: list[SinkCall] = []
         for action in group:
             calls.extend(self._calls(action))
         now = self._clock.now()
@@ -172,8 +188,8 @@ class Scheduler:
                 self.stats.add(action.t, now - action.t)
         for sink in list(self.sinks):
             try:
-                for name, args in calls:
-                    getattr(sink, name)(*args)
+                for call in calls:
+                    call(sink)
             except Exception as error:  # any sink error: report, drop that sink, the others go on
                 self._fail(sink, error)
 
@@ -181,35 +197,34 @@ class Scheduler:
         """Let a rendering sink (a WAV file) render up to now while nothing is due, in small slices, so the work is
         not left for the moment the next note must go out: nothing before `now` is pending, so those samples are
         final."""
-        for sink in list(self.sinks):
-            catch_up = getattr(sink, "catch_up", None)
-            if catch_up is None:
-                continue
+        for sink in list(self._renderers):
             try:
-                catch_up(now)
+                sink.catch_up(now)
             except Exception as error:  # any sink error: report, drop that sink, the others go on
                 self._fail(sink, error)
 
-    def _calls(self, action: _Action) -> list[tuple[str, tuple[Any, ...]]]:
+    def _calls(self, action: _Action) -> list[SinkCall]:
         t = action.t
         if action.kind == TEMPO:
-            return [("tempo", (action.bpm, t))]
+            bpm = action.bpm
+            return [lambda sink: sink.tempo(bpm, t)]
         if action.kind == PROGRAM:
-            return [("program", (*action.args, t))]
+            channel, program = action.args
+            return [lambda sink: sink.program(channel, program, t)]
         if action.kind == ON:
             channel, pitch, velocity = action.args
             held = self._sounding.get((channel, pitch), 0)
             self._sounding[(channel, pitch)] = held + 1
             self.sent_notes += 1
-            retrigger = [("note_off", (channel, pitch, t))] if held else []
-            return [*retrigger, ("note_on", (channel, pitch, velocity, t))]
+            retrigger = [_note_off(channel, pitch, t)] if held else []
+            return [*retrigger, lambda sink: sink.note_on(channel, pitch, velocity, t)]
         channel, pitch = action.args
         held = self._sounding.get((channel, pitch), 0)
         if held > 1:
             self._sounding[(channel, pitch)] = held - 1
             return []  # a later note on the same key still sounds: keep it
         self._sounding.pop((channel, pitch), None)
-        return [("note_off", (channel, pitch, t))] if held else []
+        return [_note_off(channel, pitch, t)] if held else []
 
     def _each_sink(self, call: Callable[[Sink], None]) -> None:
         for sink in list(self.sinks):
@@ -222,9 +237,14 @@ class Scheduler:
         if sink not in self.sinks:
             return
         self.sinks.remove(sink)
+        self._renderers = [other for other in self._renderers if other is not sink]
         log.error("sink %s failed and was dropped: %s", sink.name, error)
         close_quietly(sink, self._clock.now())
         if self._on_failure is not None:
             self._on_failure(sink, error)
         # the remaining sinks may hold notes whose note-offs the failure interrupted
         self._each_sink(lambda other: other.all_notes_off(self._clock.now()))
+
+
+def _note_off(channel: int, pitch: int, t: float) -> SinkCall:
+    return lambda sink: sink.note_off(channel, pitch, t)

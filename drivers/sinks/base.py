@@ -4,11 +4,13 @@ Every call carries `t`, the time the event was scheduled for on the session cloc
 MIDI ports) play the event now, since the scheduler calls them at `t`; offline sinks (WAV, MIDI file) place it at
 exactly `t`, so their output is sample-accurate whatever the scheduler's jitter. A sink raises `SinkError` when it
 fails; the scheduler then reports and drops it, and the other sinks go on.
+
+A sink that renders (a WAV file) is also a `RenderingSink`: the scheduler lets it render ahead while nothing is due.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 # General MIDI controller numbers used to silence a channel.
 CC_ALL_SOUND_OFF = 120
@@ -34,4 +36,11 @@ class Sink(Protocol):
 
     def close(self, t: float) -> None:
         """Silence everything, flush and release. Called once, also after a failure."""
+        ...
+
+
+@runtime_checkable
+class RenderingSink(Sink, Protocol):
+    def catch_up(self, t: float) -> None:
+        """Render up to `t` now, while nothing is due (every event before `t` has been sent)."""
         ...
