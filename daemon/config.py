@@ -100,6 +100,7 @@ def build(cls: type[Any], data: Any, where: str) -> Any:
 
 
 def convert(hint: Any, value: Any, key: str) -> Any:
+    """The TOML value of `key` as the type the dataclass field declares; ConfigError saying what is wrong."""
     origin = get_origin(hint)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return build(hint, value, key)
@@ -109,29 +110,9 @@ def convert(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key} = {value!r} is not allowed; choose one of: {', '.join(map(repr, allowed))}")
         return value
     if origin in (typing.Union, types.UnionType):
-        options = get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return convert(option, value, key)
-            except ConfigError as error:
-                errors.append(str(error))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+        return _convert_union(get_args(hint), value, key)
     if origin in (tuple, list):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        args = get_args(hint)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"{key} must have {len(args)} items, got {len(value)}")
-            return tuple(convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-        item = args[0] if args else Any
-        converted = [convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(converted) if origin is tuple else converted
+        return _convert_sequence(origin, get_args(hint), value, key)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a table, got {value!r}")
@@ -139,6 +120,37 @@ def convert(hint: Any, value: Any, key: str) -> Any:
         return {str(k): convert(value_type, v, f"{key}.{k}") for k, v in value.items()}
     if hint is Any:
         return value
+    return _convert_scalar(hint, value, key)
+
+
+def _convert_union(options: tuple[Any, ...], value: Any, key: str) -> Any:
+    """The first option the value converts to; the first option's complaint when none does."""
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return convert(option, value, key)
+        except ConfigError as error:
+            errors.append(str(error))
+    raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+
+
+def _convert_sequence(origin: Any, args: tuple[Any, ...], value: Any, key: str) -> Any:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{key} must be a list, got {value!r}")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise ConfigError(f"{key} must have {len(args)} items, got {len(value)}")
+        return tuple(convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    item = args[0] if args else Any
+    converted = [convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    return tuple(converted) if origin is tuple else converted
+
+
+def _convert_scalar(hint: Any, value: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} must be a number, got {value!r}")

@@ -230,10 +230,7 @@ class Arranger:
             voicing = voice_chord(chord, self._register, self._voicing)
             self._chord, self._voicing = chord, voicing
             events += self._accompany(roles, chord, voicing, (s0, s1), at, level, density)
-        tempi = tuple(
-            (at(float(b)), 60.0 / (ramp.time(min(b + 1.0, beats)) - ramp.time(b)) * min(1.0, beats - b))
-            for b in range(math.ceil(beats))
-        )
+        tempi = _beat_tempi(ramp, at, beats)
         shift = section.shift if section is not None else 0
         if shift:
             events = [dataclasses.replace(e, pitch=max(0, min(127, e.pitch + shift))) for e in events]
@@ -324,6 +321,14 @@ class Arranger:
             for pitch in (voicing[0] - 12, voicing[-1]):
                 note(pitch, s0, s1, 0.55, "pad")
         return events
+
+
+def _beat_tempi(ramp: TempoRamp, at: Callable[[float], float], beats: float) -> tuple[tuple[float, float], ...]:
+    """(time, bpm) of each beat of a bar under its tempo ramp; a last, shorter beat counts its share."""
+    return tuple(
+        (at(float(b)), 60.0 / (ramp.time(min(b + 1.0, beats)) - ramp.time(b)) * min(1.0, beats - b))
+        for b in range(math.ceil(beats))
+    )
 
 
 def _segments(beats: float) -> list[tuple[float, float]]:

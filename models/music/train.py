@@ -31,6 +31,7 @@ from neuromusic.models.music.model import (
     save_training_state,
 )
 from neuromusic.models.music.tokens import MusicTokenizer
+from transformers import GPT2LMHeadModel
 
 log = logging.getLogger(__name__)
 
@@ -148,19 +149,7 @@ def train(config: TrainConfig, progress: Callable[[int, dict[str, float]], None]
     tokenizer = MusicTokenizer.load(tokenizer_path)
     train_tunes = load_tunes(config.data, tokenizer, "train", config.minor_weight)
     valid_tunes = validation_tunes(config.data, tokenizer, train_tunes)
-    info: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "history": [], "spec": asdict(config.spec)}
-    if config.resume and (config.out / "state.json").is_file():
-        model, saved_tokenizer = load_checkpoint(config.out)
-        if saved_tokenizer.vocab_size != tokenizer.vocab_size:
-            raise ModelError(f"{config.out} was trained with another tokenizer; train into a new --out folder")
-    else:
-        model = build_model(config.spec, tokenizer)
-    model.to(device)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    if config.resume and (config.out / "state.json").is_file():
-        info = load_training_state(optimizer, config.out)
-        log.info("resuming %s at step %d", config.out, info["step"])
+    model, optimizer, info = _start(config, tokenizer, device)
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
@@ -172,12 +161,7 @@ def train(config: TrainConfig, progress: Callable[[int, dict[str, float]], None]
     step = info["step"]
     val_loss = math.nan
     while step < config.max_steps:
-        # Cosine decay over whichever budget runs out first: steps or wall time.
-        done = step / config.max_steps
-        if config.max_minutes is not None:
-            done = max(done, (time.monotonic() - started) / (config.max_minutes * 60))
-        lr = config.lr * min(1.0, (step + 1) / config.warmup_steps)
-        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+        lr = _learning_rate(config, step, time.monotonic() - started)
         for group in optimizer.param_groups:
             group["lr"] = lr
         ids, labels = sampler.batch(config.batch_size, device)
@@ -206,6 +190,37 @@ def train(config: TrainConfig, progress: Callable[[int, dict[str, float]], None]
     if world > 1:
         torch.distributed.destroy_process_group()
     return info
+
+
+def _start(
+    config: TrainConfig, tokenizer: MusicTokenizer, device: torch.device
+) -> tuple[GPT2LMHeadModel, torch.optim.Optimizer, dict[str, Any]]:
+    """A new model, or the one in config.out with its optimizer state and figures when resuming."""
+    info: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "history": [], "spec": asdict(config.spec)}
+    resuming = config.resume and (config.out / "state.json").is_file()
+    if resuming:
+        model, saved_tokenizer = load_checkpoint(config.out)
+        if saved_tokenizer.vocab_size != tokenizer.vocab_size:
+            raise ModelError(f"{config.out} was trained with another tokenizer; train into a new --out folder")
+    else:
+        model = build_model(config.spec, tokenizer)
+    model.to(device)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    if resuming:
+        info = load_training_state(optimizer, config.out)
+        log.info("resuming %s at step %d", config.out, info["step"])
+    return model, optimizer, info
+
+
+def _learning_rate(config: TrainConfig, step: int, elapsed_s: float) -> float:
+    """Linear warm-up, then cosine decay over whichever budget runs out first: steps or wall time."""
+    done = step / config.max_steps
+    if config.max_minutes is not None:
+        done = max(done, elapsed_s / (config.max_minutes * 60))
+    lr = config.lr * min(1.0, (step + 1) / config.warmup_steps)
+    lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+    return lr
 
 
 @torch.no_grad()
