@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import random
 import ssl
@@ -32,6 +31,7 @@ from neuromusic.daemon.dashboard import commands
 from neuromusic.daemon.dashboard.access import Access
 from neuromusic.daemon.dashboard.board import Board
 from neuromusic.daemon.dashboard.commands import Refused
+from neuromusic.daemon.dashboard.streams import EventStreams
 from neuromusic.daemon.mqtt import remote
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,6 @@ BODY_TIMEOUT_S = 5.0
 IDLE_TIMEOUT_S = 10.0  # a connection that has not sent a whole request by then is closed
 MAX_CONNECTIONS = 64
 MAX_STREAMS = 16
-CLIENT_QUEUE = 256  # updates buffered per browser; a stalled tab loses its oldest, nobody else waits
-KEEPALIVE_S = 15.0
 INCOMING_QUEUE = 5000  # MQTT messages waiting for the board; a flood beyond it is dropped by the client
 NO_TOKEN_PAGE = """<!doctype html><meta charset="utf-8"><title>neuromusic dashboard</title>
 <link rel="stylesheet" href="/static/style.css"><main class="locked"><h1>neuromusic dashboard</h1>
@@ -116,7 +114,7 @@ class Dashboard:
         self.ready = asyncio.Event()
         self.broker_connected = False
         self._client: aiomqtt.Client | None = None
-        self._streams: set[asyncio.Queue[str]] = set()
+        self._streams = EventStreams(self.snapshot)
         self._ids = itertools.count(1)
 
     async def run(self) -> None:
@@ -195,19 +193,13 @@ class Dashboard:
         payload = message.payload if isinstance(message.payload, bytes) else b""
         update = self.board.update(str(message.topic), payload, retained=bool(message.retain))
         if update is not None:
-            self._broadcast("update", update)
+            self._streams.broadcast("update", update)
 
     def _set_connected(self, connected: bool) -> None:
         if connected != self.broker_connected:
             self.broker_connected = connected
-            self._broadcast("broker", {"connected": connected, "host": f"{self.broker.host}:{self.broker.port}"})
-
-    def _broadcast(self, event: str, data: Any) -> None:
-        frame = f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-        for queue in self._streams:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(frame)
+            broker = f"{self.broker.host}:{self.broker.port}"
+            self._streams.broadcast("broker", {"connected": connected, "host": broker})
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -295,20 +287,4 @@ class Dashboard:
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if len(self._streams) >= MAX_STREAMS:
             return error(503, f"at most {MAX_STREAMS} pages can watch at once")
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=CLIENT_QUEUE)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
-        self._streams.add(queue)
-        try:
-            await response.prepare(request)
-            await response.write(f"retry: 1000\nevent: snapshot\ndata: {json.dumps(self.snapshot())}\n\n".encode())
-            while True:
-                try:
-                    frame = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except TimeoutError:
-                    frame = ": keepalive\n\n"  # lets the browser and proxies see the stream is alive
-                await response.write(frame.encode())
-        except ConnectionError:
-            pass  # the tab was closed
-        finally:
-            self._streams.discard(queue)
-        return response
+        return await self._streams.serve(request)

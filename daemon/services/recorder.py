@@ -78,6 +78,46 @@ def check_folder(folder: Path) -> None:
         raise DataError(f"session folder {folder} is a file; choose another --session-dir")
 
 
+# -- one line of each stream: the session format of models/sessions/store.py -----------------------------------------
+def score_record(score: Score) -> dict[str, Any]:
+    return {
+        "t": score.t,
+        "source_t": score.source_t,
+        "value": _finite(score.value),
+        "confidence": _finite(score.confidence),
+        "state": score.state,
+        "raw": _finite(score.raw),
+    }
+
+
+def features_record(features: Features) -> dict[str, Any]:
+    return {
+        "t": features.t,
+        "source_t": features.source_t,
+        "de": [[v if math.isfinite(v) else None for v in row] for row in features.de.tolist()],
+        "good": features.good.tolist(),
+        "bad": [r for r in features.bad_reasons],
+        "gap_s": features.gap_s,
+    }
+
+
+def bar_record(bar: Bar, now: float) -> dict[str, Any]:
+    return {
+        "t": now,
+        "index": bar.index,
+        "abc": bar.abc,
+        "notes": [[n.pitch, n.start, n.duration, n.velocity] for n in bar.notes],
+        "beats": bar.beats,
+        "meter": bar.meter,
+        "key": bar.key,
+        "controls": bar.controls.as_dict(),
+        "repaired": bar.repaired,
+        "compose_ms": bar.compose_ms,
+        "chords": list(bar.chords),
+        "start_t": bar.start_t,
+    }
+
+
 class SessionWriter:
     """Writes one session folder. Not thread-safe: call `write` and `flush` from one thread (the event loop); the
     fsync runs on the writer's own worker thread."""
@@ -146,17 +186,7 @@ class SessionWriter:
         elif isinstance(message, Features):
             self._write_features(message, now)
         elif isinstance(message, Score):
-            self._line(
-                "scores",
-                {
-                    "t": message.t,
-                    "source_t": message.source_t,
-                    "value": _finite(message.value),
-                    "confidence": _finite(message.confidence),
-                    "state": message.state,
-                    "raw": _finite(message.raw),
-                },
-            )
+            self._line("scores", score_record(message))
         elif isinstance(message, Controls):
             self._line("controls", {"t": now, **message.as_dict()})
         elif isinstance(message, Bar):
@@ -196,37 +226,10 @@ class SessionWriter:
                 "units": "nats",
             }
             self._write_atomic(store.MANIFEST, self.manifest)
-        de = [[v if math.isfinite(v) else None for v in row] for row in features.de.tolist()]
-        self._line(
-            "features",
-            {
-                "t": features.t,
-                "source_t": features.source_t,
-                "de": de,
-                "good": features.good.tolist(),
-                "bad": [r for r in features.bad_reasons],
-                "gap_s": features.gap_s,
-            },
-        )
+        self._line("features", features_record(features))
 
     def _write_bar(self, bar: Bar, now: float) -> None:
-        self._line(
-            "bars",
-            {
-                "t": now,
-                "index": bar.index,
-                "abc": bar.abc,
-                "notes": [[n.pitch, n.start, n.duration, n.velocity] for n in bar.notes],
-                "beats": bar.beats,
-                "meter": bar.meter,
-                "key": bar.key,
-                "controls": bar.controls.as_dict(),
-                "repaired": bar.repaired,
-                "compose_ms": bar.compose_ms,
-                "chords": list(bar.chords),
-                "start_t": bar.start_t,
-            },
-        )
+        self._line("bars", bar_record(bar, now))
         abc = self._file(store.ABC_FILE)
         if bar.index == 0 or abc.tell() == 0:
             abc.write(f"X:1\nT:{self.folder.name}\nM:{bar.meter}\nL:1/8\nK:{bar.key}\n".encode())
