@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from neuromusic.daemon import cli
+from neuromusic.daemon.cli.flags import Flag
 from neuromusic.daemon.cli.run import add_arguments
-from neuromusic.daemon.cli.run_options import GROUPS, run_overrides
+from neuromusic.daemon.cli.run_options import RUN_TABLES, run_overrides
 from neuromusic.daemon.config import Config, load_config
 from neuromusic.models.core.errors import ConfigError
 
@@ -53,7 +54,42 @@ SAMPLES: dict[str, tuple[list[str], Any]] = {
     "--session-dir": (["out/s1"], Path("out/s1")),
     "--stop-timeout": (["3"], 3.0),
     "--without": (["player, recorder"], ("player", "recorder")),
+    "--speed": (["4"], 4.0),
+    "--stream": (["EEG-2"], "EEG-2"),
+    "--policy": (["target"], "target"),
+    "--synth": (["none"], "none"),
+    "--audio-driver": (["alsa"], "alsa"),
+    "--soundfont": (["gm.sf2"], Path("gm.sf2")),
+    "--midi-out": (["virtual"], "virtual"),
+    "--wav": (["out.wav"], Path("out.wav")),
+    "--midi-file": (["out.mid"], Path("out.mid")),
+    "--sessions-root": (["/srv/sessions"], Path("/srv/sessions")),
+    "--no-record": ([], False),
+    "--flush-interval": (["0.5"], 0.5),
+    "--mqtt": (["broker.lab"], "broker.lab"),
+    "--mqtt-user": (["lab"], "lab"),
+    "--mqtt-password": (["secret", "--mqtt-user", "lab"], "secret"),
+    "--mqtt-tls": ([], True),
+    "--mqtt-password-file": (["/run/pw", "--mqtt-user", "lab"], Path("/run/pw")),
+    "--mqtt-ca-file": (["/etc/ca.pem"], Path("/etc/ca.pem")),
+    "--mqtt-cert-file": (["/etc/c.pem"], Path("/etc/c.pem")),
+    "--mqtt-key-file": (["/etc/k.pem", "--mqtt-cert-file", "/etc/c.pem"], Path("/etc/k.pem")),
+    "--device-id": (["eeg-2"], "eeg-2"),
+    "--ha-discovery": ([], True),
+    "--no-remote-control": ([], False),
+    "--lsl-out": ([], True),
+    "--lsl-out-bands": ([], True),
+    "--lsl-markers": (["PsychoPy"], "PsychoPy"),
 }
+# What the TOML file says in the test that the flag wins over it, where a plain string would not load
+TOML_VALUES = {
+    "session.output": '"view"',
+    "features.hop_s": "1.0",  # the window must be a whole number of hops
+    "policy.name": '"bandit"',
+    "sinks.synth": '"fluidsynth"',
+    "recording.flush_interval_s": "0.75",
+}
+NEEDS_A_USER = {"mqtt.password", "mqtt.password_file"}  # a password alone is refused: no TOML-only check
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -69,30 +105,43 @@ def lookup(config: Config, dotted: str) -> Any:
     return node
 
 
+def keyed_flags() -> dict[str, str]:
+    """Every run flag -> its "section.key"."""
+    return {flag.flag: f"{table.section}.{flag.key}" for table in RUN_TABLES for flag in table.flags}
+
+
 def test_every_flag_has_a_sample() -> None:
-    flags = {flag.flag for flags in GROUPS.values() for flag in flags}
-    assert flags == set(SAMPLES), "add a sample (and so a test) for every new run flag"
+    assert set(keyed_flags()) == set(SAMPLES), "add a sample (and so a test) for every new run flag"
+
+
+def test_one_table_per_section_and_each_flag_in_its_own_sections_help() -> None:
+    sections = [table.section for table in RUN_TABLES]
+    assert len(sections) == len(set(sections)) and all(isinstance(f, Flag) for t in RUN_TABLES for f in t.flags)
+    assert all(hasattr(Config(), section) for section in sections)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    groups = {group.title: [a.option_strings[0] for a in group._group_actions] for group in parser._action_groups}
+    for table in RUN_TABLES:
+        listed = next(flags for title, flags in groups.items() if title and title.endswith(f"[{table.section}]"))
+        assert listed == [flag.flag for flag in table.flags]
+    assert keyed_flags()["--policy"] == "policy.name" and keyed_flags()["--speed"] == "source.replay_speed"
 
 
 @pytest.mark.parametrize("flag", sorted(SAMPLES))
 def test_flag_sets_its_key_and_overrides_the_toml(flag: str, tmp_path: Path) -> None:
-    spec = next(f for flags in GROUPS.values() for f in flags if f.flag == flag)
+    dotted = keyed_flags()[flag]
     values, expected = SAMPLES[flag]
-    default = lookup(Config(), spec.key)
+    default = lookup(Config(), dotted)
     assert default != expected
-    assert lookup(load_config(None, run_overrides(parse([flag, *values]))), spec.key) == expected
+    assert lookup(load_config(None, run_overrides(parse([flag, *values]))), dotted) == expected
     # The flag wins over the TOML file, which wins over the default.
-    section, key = spec.key.split(".")
-    toml_value = {str: '"from-toml"', int: "3", float: "2.0"}.get(type(expected))
-    if spec.key == "session.output":
-        toml_value = '"view"'
-    if spec.key == "features.hop_s":
-        toml_value = "1.0"  # the window must be a whole number of hops
-    if toml_value is not None:
+    section, key = dotted.split(".")
+    toml_value = TOML_VALUES.get(dotted, {str: '"from-toml"', int: "3", float: "2.0"}.get(type(expected)))
+    if toml_value is not None and dotted not in NEEDS_A_USER:
         path = tmp_path / "c.toml"
         path.write_text(f"[{section}]\n{key} = {toml_value}\n")
-        assert lookup(load_config(path, {}), spec.key) == tomllib.loads(path.read_text())[section][key]
-        assert lookup(load_config(path, run_overrides(parse(["--config", str(path), flag, *values]))), spec.key) == (
+        assert lookup(load_config(path, {}), dotted) == tomllib.loads(path.read_text())[section][key]
+        assert lookup(load_config(path, run_overrides(parse(["--config", str(path), flag, *values]))), dotted) == (
             expected
         )
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 from mqtt_fixtures import Broker, Collector, broker_fixture, daemon, feed, make_context  # noqa: F401
-from neuromusic.daemon.cli.mqtt_options import mqtt_overrides, parse_host_port
+from neuromusic.daemon.cli.flags import add_table, table_overrides
+from neuromusic.daemon.cli.mqtt_options import MQTT, parse_host_port
 from neuromusic.daemon.mqtt import topics as mqtt_topics
 from neuromusic.daemon.services.telemetry import Telemetry, create
 from neuromusic.daemon.session.context import SessionContext
@@ -84,15 +85,13 @@ def test_without_mqtt_host_there_is_no_service() -> None:
 def test_flags_override_the_toml() -> None:
     import argparse
 
-    from neuromusic.daemon.cli.mqtt_options import add_mqtt_arguments
-
     parser = argparse.ArgumentParser()
-    add_mqtt_arguments(parser)
+    add_table(parser, MQTT)
     args = parser.parse_args(["--mqtt", "broker.lab:1884", "--device-id", "eeg-2", "--no-remote-control"])
-    overrides = mqtt_overrides(args)
+    overrides = table_overrides(args, [MQTT])
     assert overrides["mqtt.host"] == "broker.lab" and overrides["mqtt.port"] == 1884
     assert overrides["mqtt.device_id"] == "eeg-2" and overrides["mqtt.remote_control"] is False
-    assert overrides["mqtt.ha_discovery"] is None  # not given: the TOML value stays
+    assert "mqtt.ha_discovery" not in overrides  # not given: the TOML value stays
     assert parse_host_port("[::1]:1885") == ("::1", 1885)
     with pytest.raises(ConfigError, match="port"):
         parse_host_port("broker:99999")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from mqtt_fixtures import Broker, broker_fixture, free_port, make_context  # noqa: F401
-from neuromusic.daemon.cli.mqtt_options import add_mqtt_arguments, mqtt_overrides
+from neuromusic.daemon.cli.flags import add_table, table_overrides
+from neuromusic.daemon.cli.mqtt_options import MQTT
 from neuromusic.daemon.config import load_config
 from neuromusic.daemon.mqtt import secrets
 from neuromusic.daemon.services.telemetry import Telemetry
@@ -161,17 +162,17 @@ def test_tls_uses_port_8883_unless_a_port_is_given() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
-    add_mqtt_arguments(parser)
+    add_table(parser, MQTT)
     for argv, port in (
         (["--mqtt", "b", "--mqtt-tls"], 8883),
         (["--mqtt", "b"], 1883),
         (["--mqtt", "b:9", "--mqtt-tls"], 9),
     ):
-        config = load_config(None, mqtt_overrides(parser.parse_args(argv)))
+        config = load_config(None, table_overrides(parser.parse_args(argv), [MQTT]))
         assert config.mqtt.broker_port == port, argv
     argv = ["--mqtt", "b", "--mqtt-user", "u", "--mqtt-password-file", "/run/pw", "--mqtt-ca-file", "/etc/ca.pem"]
     argv += ["--mqtt-cert-file", "/etc/c.pem", "--mqtt-key-file", "/etc/k.pem"]
-    flags = load_config(None, mqtt_overrides(parser.parse_args(argv))).mqtt
+    flags = load_config(None, table_overrides(parser.parse_args(argv), [MQTT])).mqtt
     assert (flags.password_file, flags.ca_file, flags.cert_file, flags.key_file) == tuple(
         Path(p) for p in ("/run/pw", "/etc/ca.pem", "/etc/c.pem", "/etc/k.pem")
     )

@@ -27,25 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neuromusic.daemon.cli.run_options import GROUPS
+from neuromusic.daemon.cli.flags import add_table, table_overrides
+from neuromusic.daemon.cli.run_options import FEATURES, SCORE, SOURCE
 
 PROMPTS = {
     "rest": "REST: close your eyes, relax and breathe slowly until the next cue.",
     "arithmetic": "ARITHMETIC: eyes open; count backwards from 1000 in steps of 7, in your head, until the next cue.",
 }
-SOURCE_GROUPS = ("source (which EEG to read)", "signal and score")
+SOURCE_TABLES = (SOURCE, FEATURES, SCORE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="TOML", help="configuration file; flags override its values")
-    for title in SOURCE_GROUPS:
-        group = parser.add_argument_group(title)
-        for flag in GROUPS[title]:
-            dest = "opt_" + flag.flag.lstrip("-").replace("-", "_")
-            if flag.type is None:
-                group.add_argument(flag.flag, dest=dest, action="store_const", const=flag.const, help=flag.help)
-            else:
-                group.add_argument(flag.flag, dest=dest, type=flag.type, metavar=flag.metavar, help=flag.help)
+    for table in SOURCE_TABLES:
+        add_table(parser, table)
     group = parser.add_argument_group("calibration")
     group.add_argument(
         "--protocol",
@@ -64,12 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for title in SOURCE_GROUPS:
-        for flag in GROUPS[title]:
-            value = getattr(args, "opt_" + flag.flag.lstrip("-").replace("-", "_"), None)
-            if value is not None:
-                out[flag.key] = value
+    out: dict[str, Any] = table_overrides(args, SOURCE_TABLES)
     out["calibration.protocol"] = args.protocol
     out["calibration.settle_s"] = args.settle
     out["calibration.l2"] = args.l2

@@ -7,7 +7,8 @@ import asyncio
 import socket
 from pathlib import Path
 
-from neuromusic.daemon.cli.mqtt_options import add_connection_arguments, parse_host_port
+from neuromusic.daemon.cli.flags import add_table
+from neuromusic.daemon.cli.mqtt_options import CONNECTION, MQTT, parse_host_port
 from neuromusic.models.core.errors import ConfigError
 
 
@@ -44,11 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SCORE",
         help="score drawn as the 'relaxed' line on the charts (default 0.6, as in `neuromusic report`)",
     )
-    add_connection_arguments(
-        parser,
-        broker_help="MQTT broker the daemons report to (default localhost:1883)",
-        password_help="broker password (visible in the process list on a shared machine)",
-    )
+    helps = {
+        "--mqtt": "MQTT broker the daemons report to (default localhost:1883)",
+        "--mqtt-password": "broker password (visible in the process list on a shared machine)",
+    }
+    add_table(parser, MQTT, only=CONNECTION, helps=helps, keys=False)
 
 
 def page_address(bind: str, port: int) -> str:

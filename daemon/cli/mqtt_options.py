@@ -1,11 +1,11 @@
-"""Command-line flags for MQTT, shared by `neuromusic run` and `neuromusic dashboard`; flags override the TOML."""
+"""The [mqtt] flags, shared by `neuromusic run` and `neuromusic dashboard`, and the reading of `--mqtt HOST[:PORT]`."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
+from neuromusic.daemon.cli.flags import Flag, FlagTable
 from neuromusic.models.core.errors import ConfigError
 
 
@@ -29,72 +29,58 @@ def parse_host_port(text: str, default_port: int = 1883) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def add_connection_arguments(
-    parser: argparse.ArgumentParser,
-    broker_help: str = "MQTT broker to report to and take commands from",
-    password_help: str = "broker password; visible to every user in `ps`: prefer --mqtt-password-file or "
-    "$NEUROMUSIC_MQTT_PASSWORD",
-) -> None:
-    """The broker connection flags; the help texts differ between `run` (a daemon reporting, with a TOML file) and
-    `dashboard` (a viewer, no TOML file)."""
-    group = parser.add_argument_group("MQTT broker")
-    group.add_argument("--mqtt", metavar="HOST[:PORT]", help=broker_help)
-    group.add_argument("--mqtt-user", metavar="NAME", help="broker user name")
-    group.add_argument("--mqtt-password", metavar="SECRET", help=password_help)
-    group.add_argument(
-        "--mqtt-tls", action="store_true", default=None, help="connect with TLS (system CA certificates)"
-    )
+def _broker(value: str) -> dict[str, Any]:
+    """--mqtt HOST[:PORT] -> host and port; with TLS on and no port given, the port is 8883 (port None: the
+    loader's choice)."""
+    host, port = parse_host_port(value, default_port=0)
+    return {"host": host, "port": port or None}
 
 
-def add_secret_arguments(parser: argparse.ArgumentParser) -> None:
-    """The password file and TLS certificate flags (read by mqtt_overrides into [mqtt])."""
-    group = parser.add_argument_group("MQTT secrets and TLS")
-    group.add_argument(
-        "--mqtt-password-file", metavar="FILE", type=Path, help="read the broker password from FILE (its first line)"
-    )
-    group.add_argument(
-        "--mqtt-ca-file", metavar="PEM", type=Path, help="CA certificate(s) to verify the broker with (turns TLS on)"
-    )
-    group.add_argument("--mqtt-cert-file", metavar="PEM", type=Path, help="client certificate for the broker (TLS)")
-    group.add_argument("--mqtt-key-file", metavar="PEM", type=Path, help="the client certificate's private key")
-
-
-def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `run` flags: broker connection plus this device's identity and what it allows."""
-    add_connection_arguments(parser)
-    add_secret_arguments(parser)
-    group = parser.add_argument_group("MQTT telemetry")
-    group.add_argument(
-        "--device-id", metavar="ID", help="this daemon's topic level: neuromusic/<ID>/... (default: host name)"
-    )
-    group.add_argument(
-        "--ha-discovery", action="store_true", default=None, help="publish Home Assistant MQTT discovery configs"
-    )
-    group.add_argument(
-        "--no-remote-control",
-        dest="remote_control",
-        action="store_false",
-        default=None,
-        help="take no commands: neuromusic/<ID>/cmd is not even subscribed to",
-    )
-
-
-def mqtt_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Flags -> {"mqtt.key": value} for load_config; a flag not given is None (the TOML value stays). With TLS on and
-    no port in --mqtt, the port is 8883."""
-    overrides: dict[str, Any] = {}
-    if getattr(args, "mqtt", None):
-        host, port = parse_host_port(args.mqtt, default_port=0)  # 0: 1883, or 8883 with TLS
-        overrides["mqtt.host"] = host
-        overrides["mqtt.port"] = port or None
-    overrides["mqtt.user"] = getattr(args, "mqtt_user", None)
-    overrides["mqtt.password"] = getattr(args, "mqtt_password", None)
-    overrides["mqtt.password_file"] = getattr(args, "mqtt_password_file", None)
-    overrides["mqtt.tls"] = getattr(args, "mqtt_tls", None)
-    overrides["mqtt.ca_file"] = getattr(args, "mqtt_ca_file", None)
-    overrides["mqtt.cert_file"] = getattr(args, "mqtt_cert_file", None)
-    overrides["mqtt.key_file"] = getattr(args, "mqtt_key_file", None)
-    overrides["mqtt.device_id"] = getattr(args, "device_id", None)
-    overrides["mqtt.ha_discovery"] = getattr(args, "ha_discovery", None)
-    overrides["mqtt.remote_control"] = getattr(args, "remote_control", None)
-    return overrides
+MQTT = FlagTable(
+    "mqtt",
+    "MQTT broker and telemetry",
+    (
+        Flag(
+            "--mqtt",
+            "host",
+            "MQTT broker to report to and take commands from; a port given sets [mqtt.port] too",
+            metavar="HOST[:PORT]",
+            expand=_broker,
+        ),
+        Flag("--mqtt-user", "user", "broker user name", metavar="NAME"),
+        Flag(
+            "--mqtt-password",
+            "password",
+            "broker password; visible to every user in `ps`: prefer --mqtt-password-file or $NEUROMUSIC_MQTT_PASSWORD",
+            metavar="SECRET",
+        ),
+        Flag("--mqtt-tls", "tls", "connect with TLS (system CA certificates)", type=None, const=True),
+        Flag(
+            "--mqtt-password-file",
+            "password_file",
+            "read the broker password from FILE (its first line)",
+            type=Path,
+            metavar="FILE",
+        ),
+        Flag(
+            "--mqtt-ca-file",
+            "ca_file",
+            "CA certificate(s) to verify the broker with (turns TLS on)",
+            type=Path,
+            metavar="PEM",
+        ),
+        Flag("--mqtt-cert-file", "cert_file", "client certificate for the broker (TLS)", type=Path, metavar="PEM"),
+        Flag("--mqtt-key-file", "key_file", "the client certificate's private key", type=Path, metavar="PEM"),
+        Flag("--device-id", "device_id", "this daemon's topic level: neuromusic/<ID>/... (default: host name)"),
+        Flag("--ha-discovery", "ha_discovery", "publish Home Assistant MQTT discovery configs", type=None, const=True),
+        Flag(
+            "--no-remote-control",
+            "remote_control",
+            "take no commands: neuromusic/<ID>/cmd is not even subscribed to",
+            type=None,
+            const=False,
+        ),
+    ),
+)
+# The broker connection alone, for a command that reads no configuration file (`neuromusic dashboard`)
+CONNECTION = ("--mqtt", "--mqtt-user", "--mqtt-password", "--mqtt-tls")

@@ -1,5 +1,5 @@
-"""[recording] configuration and the `run` flags that set it (and --speed for replay). Kept free of heavy imports:
-`cmd_run` calls these.
+"""[recording] configuration (its flags are the RECORDING table in daemon/cli/run_options.py). Kept free of heavy
+imports: `neuromusic run --help` and the configuration loader read this module.
 
 Every `neuromusic run` records a session folder (see models/sessions/store.py for the layout) under `root`, by default
 the user's data directory: `$XDG_DATA_HOME/neuromusic/sessions`, or `~/.local/share/neuromusic/sessions`.
@@ -7,11 +7,9 @@ the user's data directory: `$XDG_DATA_HOME/neuromusic/sessions`, or `~/.local/sh
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 
 def default_sessions_root() -> Path:
@@ -40,43 +38,3 @@ class RecordingConfig:
 
     def sessions_root(self) -> Path:
         return self.root if self.root is not None else default_sessions_root()
-
-
-def add_recording_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("recording")
-    group.add_argument(
-        "--sessions-root",
-        type=Path,
-        metavar="DIR",
-        dest="recording_root",
-        help="folder in which each run's session folder is made (TOML recording.root; default "
-        "$XDG_DATA_HOME/neuromusic/sessions); --session-dir names this run's folder exactly",
-    )
-    group.add_argument(
-        "--no-record",
-        action="store_true",
-        help="do not record this session (TOML recording.enabled = false)",
-    )
-    group.add_argument(
-        "--flush-interval",
-        type=float,
-        metavar="SECONDS",
-        help="flush and fsync the recording this often (TOML recording.flush_interval_s, default 0.25)",
-    )
-    group.add_argument(
-        "--speed",
-        type=float,
-        metavar="N",
-        help="--board replay: play the recording N times faster than real time, 0 = as fast as possible "
-        "(TOML source.replay_speed, default 1)",
-    )
-
-
-def recording_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """{"recording.key": value} for the flags given; flags left out are None and do not override the TOML."""
-    return {
-        "recording.root": str(args.recording_root) if getattr(args, "recording_root", None) else None,
-        "recording.enabled": False if getattr(args, "no_record", False) else None,
-        "recording.flush_interval_s": getattr(args, "flush_interval", None),
-        "source.replay_speed": getattr(args, "speed", None),
-    }
