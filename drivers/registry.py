@@ -43,14 +43,6 @@ def open_source(config: SourceConfig, clock: Clock) -> Source:
             )
         target = "neuromusic.drivers.brainflow_source:create"
     module_name, attr = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name == module_name:
-            raise ConfigError(
-                f"board {name!r} is not available in this installation ({module_name} missing)"
-            ) from error
-        raise
-    factory: Any = getattr(module, attr)
+    factory: Any = getattr(importlib.import_module(module_name), attr)
     source: Source = factory(config, clock)
     return source

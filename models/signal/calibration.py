@@ -19,7 +19,6 @@ The model, step by step:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,15 +305,3 @@ def relaxation(section: dict[str, Any], de: FloatArray) -> float:
             "calibrate again with this headset"
         )
     return float(model.proba(x[None, :])[0])
-
-
-def check_layout(section: dict[str, Any], band_names: Sequence[str], channel_names: Sequence[str]) -> None:
-    """Raise DataError unless the profile was fitted on these bands and channels (in this order)."""
-    if list(section.get("band_names", [])) != list(band_names):
-        raise DataError("the calibration profile was fitted on other frequency bands; calibrate again")
-    if list(section.get("channel_names", [])) != list(channel_names):
-        raise DataError("the calibration profile was fitted on other channels; calibrate again with this headset")
-
-
-def is_finite_profile(section: dict[str, Any]) -> bool:
-    return all(math.isfinite(v) for v in section.get("weights", [])) and math.isfinite(section.get("bias", 0.0))
