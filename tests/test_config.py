@@ -216,3 +216,31 @@ def test_example_config_loads_and_documents_the_session_options() -> None:
     # Every [session] option appears, as a value or as a commented-out line with its explanation above it.
     for option in dataclasses.fields(config.session):
         assert f"\n{option.name} =" in text or f"\n# {option.name} =" in text, f"session.{option.name}"
+
+
+COMPOSER_SAMPLES: dict[str, tuple[str, Any]] = {
+    "--seed": ("5", 5),
+    "--checkpoint": ("ckpt", Path("ckpt")),
+    "--temperature": ("0.7", 0.7),
+    "--top-k": ("8", 8),
+    "--top-p": ("0.5", 0.5),
+    "--candidates": ("3", 3),
+    "--meter": ("3/4", "3/4"),
+    "--tonic": ("F#", "F#"),
+    "--threads": ("2", 2),
+}
+
+
+@pytest.mark.parametrize("flag", sorted(COMPOSER_SAMPLES))
+def test_generate_takes_the_composer_table(flag: str) -> None:
+    from neuromusic.daemon.cli import generate
+
+    assert {f.flag for f in generate.COMPOSER.flags} == set(COMPOSER_SAMPLES)
+    spec = generate.COMPOSER.find(flag)
+    assert spec is not None
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    value, expected = COMPOSER_SAMPLES[flag]
+    config = generate.load(parser.parse_args([flag, value]))
+    assert getattr(config.composer, spec.key) == expected
+    assert generate.load(parser.parse_args([])).composer.seed == 0  # reproducible without a flag
