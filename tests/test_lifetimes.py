@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from pathlib import Path
 
 import mido
@@ -123,3 +124,41 @@ def test_the_simulated_listener_has_the_same_lifetime() -> None:
         assert info.kind == "simulated"
     with pytest.raises(RuntimeError, match="before open"):
         simulated.read(0.0)
+
+
+async def test_a_source_cancelled_while_opening_is_closed_once_it_has_opened() -> None:
+    from neuromusic.drivers.base import SourceInfo
+    from neuromusic.drivers.listener_profile import load_profile
+    from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
+
+    class SlowToOpen(SimulatedListener):
+        """The simulated listener behind a slow link: its open takes 0.3 s, as a Bluetooth headset's does."""
+
+        closed = 0
+
+        def open(self) -> SourceInfo:
+            time.sleep(0.3)
+            return super().open()
+
+        def close(self) -> None:
+            self.closed += 1
+            super().close()
+
+    source = SlowToOpen(load_profile(), ScriptedState("calm:60"), MonotonicClock())
+
+    async def connect() -> None:
+        async with source:
+            pytest.fail("the block must not run: the connection was cancelled while opening")
+
+    task = asyncio.create_task(connect())
+    await asyncio.sleep(0.05)  # inside open() now
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if source.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert source.closed == 1
+    with pytest.raises(RuntimeError, match="before open"):
+        source.read(0.0)
