@@ -162,3 +162,43 @@ async def test_a_source_cancelled_while_opening_is_closed_once_it_has_opened() -
     assert source.closed == 1
     with pytest.raises(RuntimeError, match="before open"):
         source.read(0.0)
+
+
+async def test_acquisition_closes_the_source_when_streaming_fails_unexpectedly() -> None:
+    from neuromusic.daemon.session.acquisition import Acquisition
+    from neuromusic.daemon.session.hub import Hub
+    from neuromusic.drivers.listener_profile import load_profile
+    from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
+    from neuromusic.models.core.messages import Chunk
+
+    class Faulty(SimulatedListener):
+        """The simulated listener whose driver has a bug on its third read (not a SourceError: no reconnect)."""
+
+        reads = 0
+        closed = 0
+
+        def read(self, max_wait: float) -> Chunk | None:
+            self.reads += 1
+            if self.reads == 3:
+                raise ZeroDivisionError("a bug in the driver")
+            return super().read(max_wait)
+
+        def close(self) -> None:
+            self.closed += 1
+            super().close()
+
+    clock = MonotonicClock()
+    source = Faulty(load_profile(), ScriptedState("calm:60"), clock)
+    acquisition = Acquisition(
+        lambda: source,
+        lambda chunk, info: None,
+        clock,
+        Hub(),
+        stale_after_s=2.0,
+        reconnect_after_s=5.0,
+        reconnect_base_s=0.1,
+        reconnect_max_s=1.0,
+    )
+    with pytest.raises(ZeroDivisionError):
+        await asyncio.wait_for(acquisition.run(), 10)
+    assert source.closed == 1 and acquisition.state == "stopped"

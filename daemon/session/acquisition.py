@@ -28,7 +28,7 @@ import logging
 import queue
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from neuromusic.daemon.session.hub import Hub
@@ -155,26 +155,32 @@ class Acquisition:
                 self._event("reconnect", f"reconnect attempt {attempt} failed: {error}; next in {delay:.1f} s")
                 await self._clock.sleep_until(self._clock.now() + delay)
                 continue
-            self.info = info
-            if not first:
-                self.reconnects += 1
-                self._event("reconnect", f"reconnected to {info.name} after {attempt + 1} attempt(s)")
-            first, attempt = False, 0
-            try:
-                reason = await self._stream(worker, source, info)
-            except SourceError as error:
-                reason = f"source failed: {error}"
-            except asyncio.CancelledError:
-                await self._close(worker, source)
-                raise
-            if self.finished_reason is not None:
-                if self._drain is not None:
+            async with self._connected(worker, source):
+                self.info = info
+                if not first:
+                    self.reconnects += 1
+                    self._event("reconnect", f"reconnected to {info.name} after {attempt + 1} attempt(s)")
+                first, attempt = False, 0
+                try:
+                    reason = await self._stream(worker, source, info)
+                except SourceError as error:
+                    reason = f"source failed: {error}"
+                if self.finished_reason is None:
+                    self._set_state("reconnecting", reason)
+                    self._event("reconnect", f"{reason}; reconnecting")
+                elif self._drain is not None:
                     await self._drain()
-                await self._close(worker, source)
+            if self.finished_reason is not None:
                 self._set_state("stopped", self.finished_reason)
                 return
-            self._set_state("reconnecting", reason)
-            self._event("reconnect", f"{reason}; reconnecting")
+
+    @contextlib.asynccontextmanager
+    async def _connected(self, worker: WorkerThread, source: Source) -> AsyncIterator[None]:
+        """One connection, opened just before: closed on leaving, whatever ends it (the stream breaking, the
+        source finishing, a cancel, an unexpected error)."""
+        try:
+            yield
+        finally:
             await self._close(worker, source)
 
     async def _stream(self, worker: WorkerThread, source: Source, info: SourceInfo) -> str:
