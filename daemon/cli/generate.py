@@ -23,7 +23,6 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from neuromusic.daemon.cli.flags import Flag, FlagTable, add_table, table_overrides
 from neuromusic.models.core.errors import ConfigError
 from neuromusic.models.core.messages import Controls
 
@@ -35,40 +34,15 @@ MELODY_PROGRAM = 73  # General MIDI flute: a soft, clear melody voice for --melo
 VELOCITY = 80
 
 
-COMPOSER = FlagTable(
-    "composer",
-    "the composer",
-    (
-        Flag("--seed", "seed", "same seed, same music (default 0)", type=int, metavar="N"),
-        Flag("--checkpoint", "checkpoint", "model folder (default: the shipped one)", type=Path, metavar="DIR"),
-        Flag(
-            "--temperature",
-            "temperature",
-            "softmax temperature when sampling; lower is safer and more repetitive",
-            type=float,
-            metavar="T",
-        ),
-        Flag("--top-k", "top_k", "keep only the k likeliest tokens (0 = off)", type=int, metavar="K"),
-        Flag(
-            "--top-p",
-            "top_p",
-            "nucleus sampling: keep the likeliest tokens up to this probability mass",
-            type=float,
-            metavar="P",
-        ),
-        Flag("--candidates", "candidates", "bars sampled per step (rejection sampling)", type=int, metavar="N"),
-        Flag("--meter", "meter", "4/4, 3/4, 6/8, ..."),
-        Flag("--tonic", "tonic", "the key's tonic: D, F#, Bb, ...", metavar="NOTE"),
-        Flag("--threads", "threads", "torch CPU threads", type=int, metavar="N"),
-    ),
-)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from neuromusic.daemon.cli.composer_options import COMPOSER
+    from neuromusic.daemon.cli.flags import add_table
+
     parser.add_argument("--bars", type=int, default=32, help="bars to compose (ignored with --plan)")
     parser.add_argument("--tempo", type=float, default=70.0, help="BPM, 20..300 (default 70)")
     parser.add_argument("--valence", type=float, default=0.5, help="0 (minor, sad) .. 1 (major, happy)")
     parser.add_argument("--energy", type=float, default=0.3, help="0 (few long notes) .. 1 (many short notes)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same music (default 0)")
     parser.add_argument("-o", "--out", type=Path, default=None, help="write a standard MIDI file")
     parser.add_argument("--abc", type=Path, default=None, help="write the tune as ABC")
     parser.add_argument("--wav", type=Path, default=None, help="render a WAV file with FluidSynth")
@@ -117,10 +91,12 @@ def read_plan(path: Path, default: Controls) -> list[Controls]:
 
 def load(args: argparse.Namespace) -> Any:
     """The config file (if any) with the command line's composer options over it."""
+    from neuromusic.daemon.cli.composer_options import COMPOSER
+    from neuromusic.daemon.cli.flags import table_overrides
     from neuromusic.daemon.config import load_config
 
     overrides = table_overrides(args, [COMPOSER])
-    overrides.setdefault("composer.seed", 0)  # the tune is reproducible from the command line alone
+    overrides["composer.seed"] = args.seed  # 0 unless given: the tune is reproducible from the command line alone
     return load_config(args.config, overrides)
 
 
