@@ -98,11 +98,21 @@ class ControlGuard:
 
     def __init__(self, bounds: ControlBounds, config: GuardConfig) -> None:
         validate_bounds(bounds)
-        self.bounds = bounds
         self.config = config
+        self.bounds = bounds
         self.current = clamp_controls(bounds, *config.start())
         self.last_usable_t: float | None = None
         self._moving = dict.fromkeys(AXES, False)
+
+    @property
+    def bounds(self) -> ControlBounds:
+        return self._bounds
+
+    @bounds.setter
+    def bounds(self, bounds: ControlBounds) -> None:
+        self._bounds = bounds
+        # (low, high, step, deadband) per control, looked up once per change of bounds rather than once per bar
+        self._limits = [(*bounds.range(a), bounds.step(a), self.config.deadband(a)) for a in AXES]
 
     def set_bounds(self, bounds: ControlBounds) -> None:
         validate_bounds(bounds)
@@ -137,9 +147,7 @@ class ControlGuard:
         if len(wanted) != len(AXES):
             raise TypeError(f"apply takes one wanted value per control ({', '.join(AXES)}), got {len(wanted)}")
         out: dict[str, float] = {}
-        for axis, want in zip(AXES, wanted, strict=True):
-            low, high = self.bounds.range(axis)
-            step, deadband = self.bounds.step(axis), self.config.deadband(axis)
+        for axis, want, (low, high, step, deadband) in zip(AXES, wanted, self._limits, strict=True):
             now = getattr(self.current, axis)
             if not isinstance(want, int | float) or not math.isfinite(want):
                 out[axis] = now
