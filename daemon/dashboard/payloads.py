@@ -24,7 +24,8 @@ MAX_NOTES = 64
 MAX_CHORDS = 8
 UNIX_RANGE = (0.0, 1e11)  # seconds: anything outside is not a wall-clock time
 
-CONTROL_TABLE = describe_all()  # the page draws one reading per control from this (settings.controls)
+CONTROL_TABLE = describe_all()
+PAGE = {"controls": CONTROL_TABLE}  # in the page's settings: it draws one reading per row of the control table
 
 Sanitizer = Callable[[dict[str, Any]], dict[str, Any]]
 

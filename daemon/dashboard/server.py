@@ -213,11 +213,7 @@ class Dashboard:
         return {
             "broker_connected": self.broker_connected,
             "devices": self.board.snapshot(),
-            "settings": {
-                "relaxed_threshold": self.relaxed_threshold,
-                "commands": list(self.allowed),
-                "controls": payloads.CONTROL_TABLE,
-            },
+            "settings": {"relaxed_threshold": self.relaxed_threshold, "commands": list(self.allowed)} | payloads.PAGE,
         }
 
     async def send_command(self, body: Any) -> str | int:
