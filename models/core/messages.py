@@ -105,7 +105,7 @@ class Controls:
     def __post_init__(self) -> None:
         for spec in CONTROLS:
             value = getattr(self, spec.name)
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if not math.isfinite(value):
                 raise ValueError(f"{spec.name} must be a finite number, got {value!r}")
             if not spec.low <= value <= spec.high:
                 raise ValueError(f"{spec.name} must be within {spec.range_text()}, got {value}")
