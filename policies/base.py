@@ -5,22 +5,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from neuromusic.models.core.controls import control_spec
 from neuromusic.models.core.messages import Controls, Score
+
+_TEMPO, _VALENCE, _ENERGY = (control_spec(name) for name in ("tempo", "valence", "energy"))
 
 
 @dataclass(frozen=True)
 class ControlBounds:
-    """Safe limits every policy respects. max_* are the largest change allowed from one bar to the next."""
+    """Safe limits every policy respects. max_* are the largest change allowed from one bar to the next.
 
-    tempo_min: float = 50.0  # slowest tempo any policy may play (BPM); remote control can only narrow the range
-    tempo_max: float = 90.0  # fastest tempo (BPM)
-    valence_min: float = 0.0  # darkest valence (0 = minor, dark)
-    valence_max: float = 1.0  # brightest valence (1 = major, bright)
-    energy_min: float = 0.0  # least energy (0 = sparse, soft)
-    energy_max: float = 1.0  # most energy (1 = dense, loud)
-    max_tempo_step: float = 4.0  # BPM per bar
-    max_valence_step: float = 0.25  # largest valence change from one bar to the next
-    max_energy_step: float = 0.2  # largest energy change from one bar to the next
+    Three fields per row of the control table (`<name>_min`, `<name>_max`, `max_<name>_step`), defaults from it."""
+
+    # slowest tempo any policy may play (BPM); remote control can only narrow the range
+    tempo_min: float = _TEMPO.bounds[0]
+    tempo_max: float = _TEMPO.bounds[1]  # fastest tempo (BPM)
+    valence_min: float = _VALENCE.bounds[0]  # darkest valence (0 = minor, dark)
+    valence_max: float = _VALENCE.bounds[1]  # brightest valence (1 = major, bright)
+    energy_min: float = _ENERGY.bounds[0]  # least energy (0 = sparse, soft)
+    energy_max: float = _ENERGY.bounds[1]  # most energy (1 = dense, loud)
+    max_tempo_step: float = _TEMPO.step  # BPM per bar
+    max_valence_step: float = _VALENCE.step  # largest valence change from one bar to the next
+    max_energy_step: float = _ENERGY.step  # largest energy change from one bar to the next
+
+    def range(self, name: str) -> tuple[float, float]:
+        """The allowed range of one control."""
+        return getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+
+    def step(self, name: str) -> float:
+        """The largest change of one control from one bar to the next."""
+        return float(getattr(self, f"max_{name}_step"))
+
+
+def bound_fields(name: str) -> tuple[str, str, str]:
+    """The ControlBounds fields of one control: its minimum, maximum and per-bar step."""
+    return f"{name}_min", f"{name}_max", f"max_{name}_step"
 
 
 class Policy(Protocol):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 
+from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS
 from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.config import GuardConfig
 
-AXES = ("tempo", "valence", "energy")
+AXES = CONTROL_NAMES
 # The largest change per bar any configuration may allow: more than these is a jump across the whole range.
-STEP_LIMITS = {"max_tempo_step": 280.0, "max_valence_step": 1.0, "max_energy_step": 1.0}
+STEP_LIMITS = {f"max_{spec.name}_step": spec.step_limit for spec in CONTROLS}
 
 
 def validate_bounds(bounds: ControlBounds) -> None:
@@ -23,12 +24,11 @@ def validate_bounds(bounds: ControlBounds) -> None:
     values = [getattr(bounds, name) for name in bounds.__dataclass_fields__]
     if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
         raise ValueError("every control bound must be a finite number")
-    if not 20.0 <= bounds.tempo_min <= bounds.tempo_max <= 300.0:
-        raise ValueError("tempo bounds must satisfy 20 <= tempo_min <= tempo_max <= 300")
-    for name in ("valence", "energy"):
-        low, high = getattr(bounds, f"{name}_min"), getattr(bounds, f"{name}_max")
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"{name} bounds must satisfy 0 <= {name}_min <= {name}_max <= 1")
+    for spec in CONTROLS:
+        low, high = bounds.range(spec.name)
+        if not spec.within(low, high):
+            name = spec.name
+            raise ValueError(f"{name} bounds must satisfy {spec.low:g} <= {name}_min <= {name}_max <= {spec.high:g}")
     for name, largest in STEP_LIMITS.items():
         if not 0 < getattr(bounds, name) <= largest:
             raise ValueError(f"{name} must be positive and at most {largest:g}")
@@ -39,8 +39,8 @@ def check_within(bounds: ControlBounds, limits: ControlBounds) -> None:
     the configured one, each step no larger than the configured step."""
     validate_bounds(bounds)
     for axis in AXES:
-        low, high = getattr(bounds, f"{axis}_min"), getattr(bounds, f"{axis}_max")
-        hard_low, hard_high = getattr(limits, f"{axis}_min"), getattr(limits, f"{axis}_max")
+        low, high = bounds.range(axis)
+        hard_low, hard_high = limits.range(axis)
         if low < hard_low or high > hard_high:
             raise ValueError(f"{axis} bounds may only narrow the configured range {hard_low:g}..{hard_high:g}")
     for name in STEP_LIMITS:
@@ -52,26 +52,26 @@ def clamp(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
-def clamp_controls(bounds: ControlBounds, tempo: float, valence: float, energy: float) -> Controls:
+def clamp_controls(bounds: ControlBounds, *values: float) -> Controls:
+    """Controls from values in the table's order (tempo, valence, energy), each clamped into its bounds."""
+    if len(values) != len(AXES):
+        raise TypeError(f"clamp_controls takes one value per control ({', '.join(AXES)}), got {len(values)}")
     return Controls(
-        tempo=clamp(float(tempo), bounds.tempo_min, bounds.tempo_max),
-        valence=clamp(float(valence), bounds.valence_min, bounds.valence_max),
-        energy=clamp(float(energy), bounds.energy_min, bounds.energy_max),
+        **{axis: clamp(float(value), *bounds.range(axis)) for axis, value in zip(AXES, values, strict=True)}
     )
 
 
 def step_toward(bounds: ControlBounds, current: Controls | None, wanted: Controls) -> Controls:
     """`wanted` clamped to the ranges and reached from `current` (the last bar played) by at most one step per axis:
     the same guard a policy's wish passes, for controls that come from elsewhere (an operator override)."""
-    target = clamp_controls(bounds, wanted.tempo, wanted.valence, wanted.energy)
+    target = clamp_controls(bounds, *wanted.values())
     if current is None:
         return target
-    steps = {"tempo": bounds.max_tempo_step, "valence": bounds.max_valence_step, "energy": bounds.max_energy_step}
     out = {}
     for axis in AXES:
-        now, want = getattr(current, axis), getattr(target, axis)
-        moved = now + clamp(want - now, -steps[axis], steps[axis]) if math.isfinite(now) else want
-        out[axis] = clamp(moved, getattr(bounds, f"{axis}_min"), getattr(bounds, f"{axis}_max"))
+        now, want, step = getattr(current, axis), getattr(target, axis), bounds.step(axis)
+        moved = now + clamp(want - now, -step, step) if math.isfinite(now) else want
+        out[axis] = clamp(moved, *bounds.range(axis))
     return Controls(**out)
 
 
@@ -98,23 +98,32 @@ class ControlGuard:
 
     def __init__(self, bounds: ControlBounds, config: GuardConfig) -> None:
         validate_bounds(bounds)
-        self.bounds = bounds
         self.config = config
-        self.current = clamp_controls(bounds, config.start_tempo, config.start_valence, config.start_energy)
+        self.bounds = bounds
+        self.current = clamp_controls(bounds, *config.start())
         self.last_usable_t: float | None = None
         self._moving = dict.fromkeys(AXES, False)
+
+    @property
+    def bounds(self) -> ControlBounds:
+        return self._bounds
+
+    @bounds.setter
+    def bounds(self, bounds: ControlBounds) -> None:
+        self._bounds = bounds
+        # (low, high, step, deadband) per control, looked up once per change of bounds rather than once per bar
+        self._limits = [(*bounds.range(a), bounds.step(a), self.config.deadband(a)) for a in AXES]
 
     def set_bounds(self, bounds: ControlBounds) -> None:
         validate_bounds(bounds)
         self.bounds = bounds
         # the played controls move into a narrowed range at once: bounds are a safety limit, not a wish
-        c = self.current
-        self.current = clamp_controls(bounds, c.tempo, c.valence, c.energy)
+        self.current = clamp_controls(bounds, *self.current.values())
 
     def continue_from(self, controls: Controls) -> None:
         """Take over from controls played by someone else (the previous policy, an operator override), so the next
         bar moves at most one step from what the listener hears now instead of jumping to this guard's start."""
-        values = (controls.tempo, controls.valence, controls.energy)
+        values = controls.values()
         if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
             self.current = clamp_controls(self.bounds, *values)
             self._moving = dict.fromkeys(AXES, False)
@@ -133,19 +142,13 @@ class ControlGuard:
     def hold(self) -> Controls:
         return self.current
 
-    def apply(self, tempo: float, valence: float, energy: float) -> Controls:
-        b, cfg, cur = self.bounds, self.config, self.current
-        wanted = {"tempo": tempo, "valence": valence, "energy": energy}
-        limits = {
-            "tempo": (b.tempo_min, b.tempo_max, b.max_tempo_step, cfg.tempo_deadband),
-            "valence": (b.valence_min, b.valence_max, b.max_valence_step, cfg.valence_deadband),
-            "energy": (b.energy_min, b.energy_max, b.max_energy_step, cfg.energy_deadband),
-        }
+    def apply(self, *wanted: float) -> Controls:
+        """Move toward the wanted values, one per control in the table's order (tempo, valence, energy)."""
+        if len(wanted) != len(AXES):
+            raise TypeError(f"apply takes one wanted value per control ({', '.join(AXES)}), got {len(wanted)}")
         out: dict[str, float] = {}
-        for axis in AXES:
-            low, high, step, deadband = limits[axis]
-            now = getattr(cur, axis)
-            want = wanted[axis]
+        for axis, want, (low, high, step, deadband) in zip(AXES, wanted, self._limits, strict=True):
+            now = getattr(self.current, axis)
             if not isinstance(want, int | float) or not math.isfinite(want):
                 out[axis] = now
                 self._moving[axis] = False

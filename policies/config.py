@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS, control_spec
 from neuromusic.policies.base import ControlBounds
 
 
@@ -17,6 +18,18 @@ def _check_unit(owner: str, **values: float) -> None:
             raise ValueError(f"{owner}.{name} must be within 0..1, got {value}")
 
 
+def _check_range(owner: str, pattern: str, config: object) -> None:
+    """Each control's field named by `pattern` (e.g. "start_{}") within the control's legal range."""
+    for spec in CONTROLS:
+        name = pattern.format(spec.name)
+        value = getattr(config, name)
+        if not spec.low <= value <= spec.high:
+            raise ValueError(f"{owner}.{name} must be within {spec.range_text()}, got {value}")
+
+
+_TEMPO, _VALENCE, _ENERGY = (control_spec(name) for name in ("tempo", "valence", "energy"))
+
+
 @dataclass(frozen=True)
 class GuardConfig:
     """What every policy shares: when a score counts, how long it stays fresh, and the hysteresis deadbands."""
@@ -24,33 +37,39 @@ class GuardConfig:
     min_confidence: float = 0.3  # a score below this confidence counts as poor signal: controls are held
     stale_after_s: float = 10.0  # no usable score for this long: controls are held (last good controls)
     smoothing_s: float = 8.0  # time constant of the score smoothing the mapping and target policies steer by
-    tempo_deadband: float = 1.5  # a wanted change smaller than this (BPM) is ignored, so controls do not flicker
-    valence_deadband: float = 0.04  # the same for valence (0..1)
-    energy_deadband: float = 0.04  # the same for energy (0..1)
-    start_tempo: float = 72.0  # controls before the first usable score (clamped into the bounds)
-    start_valence: float = 0.5  # valence before the first usable score
-    start_energy: float = 0.4  # energy before the first usable score
+    # a wanted change smaller than this (BPM) is ignored, so controls do not flicker
+    tempo_deadband: float = _TEMPO.deadband
+    valence_deadband: float = _VALENCE.deadband  # the same for valence (0..1)
+    energy_deadband: float = _ENERGY.deadband  # the same for energy (0..1)
+    start_tempo: float = _TEMPO.start  # controls before the first usable score (clamped into the bounds)
+    start_valence: float = _VALENCE.start  # valence before the first usable score
+    start_energy: float = _ENERGY.start  # energy before the first usable score
+
+    def deadband(self, name: str) -> float:
+        """The hysteresis of one control."""
+        return float(getattr(self, f"{name}_deadband"))
+
+    def start(self) -> tuple[float, ...]:
+        """The controls before the first usable score, in the table's order (not yet clamped into the bounds)."""
+        return tuple(float(getattr(self, f"start_{name}")) for name in CONTROL_NAMES)
 
     def validate(self) -> None:
-        _check_unit(
-            "guard",
-            min_confidence=self.min_confidence,
-            start_valence=self.start_valence,
-            start_energy=self.start_energy,
-        )
+        _check_unit("guard", min_confidence=self.min_confidence)
+        _check_range("guard", "start_{}", self)
         if self.stale_after_s <= 0:
             raise ValueError("guard.stale_after_s must be positive")
         if self.smoothing_s < 0:
             raise ValueError("guard.smoothing_s must be >= 0")
-        for name in ("tempo_deadband", "valence_deadband", "energy_deadband"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"guard.{name} must be >= 0")
+        for name in CONTROL_NAMES:
+            if self.deadband(name) < 0:
+                raise ValueError(f"guard.{name}_deadband must be >= 0")
 
 
 @dataclass(frozen=True)
 class MappingConfig:
     """The fixed mapping's two anchors and the iso principle's lead time."""
 
+    # One pair of anchors per row of the control table (`calm_<name>`, `tense_<name>`).
     calm_tempo: float = 60.0  # where the mapping leads: slow, warm, soft
     calm_valence: float = 0.7  # the calm anchor's valence (bright, major)
     calm_energy: float = 0.2  # the calm anchor's energy (sparse, soft)
@@ -61,14 +80,13 @@ class MappingConfig:
     reiso_drop: float = 0.2  # a fall of the smoothed score this far below its slow reference starts the lead again
     reiso_reference_s: float = 60.0  # time constant of that slow reference (s)
 
+    def anchor(self, which: str) -> tuple[float, ...]:
+        """The "calm" or "tense" anchor, one value per control in the table's order."""
+        return tuple(float(getattr(self, f"{which}_{name}")) for name in CONTROL_NAMES)
+
     def validate(self) -> None:
-        _check_unit(
-            "mapping",
-            calm_valence=self.calm_valence,
-            calm_energy=self.calm_energy,
-            tense_valence=self.tense_valence,
-            tense_energy=self.tense_energy,
-        )
+        _check_range("mapping", "calm_{}", self)
+        _check_range("mapping", "tense_{}", self)
         if self.iso_bars < 1:
             raise ValueError("mapping.iso_bars must be at least 1")
         if not 0.0 <= self.reiso_drop <= 1.0 or self.reiso_reference_s <= 0:

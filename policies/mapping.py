@@ -23,12 +23,10 @@ from neuromusic.policies.config import MappingConfig, PolicyConfig
 from neuromusic.policies.iso import TensionWatch
 
 
-def anchor_controls(mapping: MappingConfig, w: float) -> tuple[float, float, float]:
-    """The point a fraction w of the way from the tense anchor to the calm anchor."""
-    return (
-        lerp(mapping.tense_tempo, mapping.calm_tempo, w),
-        lerp(mapping.tense_valence, mapping.calm_valence, w),
-        lerp(mapping.tense_energy, mapping.calm_energy, w),
+def anchor_controls(mapping: MappingConfig, w: float) -> tuple[float, ...]:
+    """The point a fraction w of the way from the tense anchor to the calm anchor, one value per control."""
+    return tuple(
+        lerp(tense, calm, w) for tense, calm in zip(mapping.anchor("tense"), mapping.anchor("calm"), strict=True)
     )
 
 

@@ -26,6 +26,7 @@ from neuromusic.daemon.dashboard.server import Dashboard
 from neuromusic.daemon.mqtt import topics
 from neuromusic.daemon.services.telemetry import Telemetry
 from neuromusic.daemon.session.context import SessionContext
+from neuromusic.models.core.controls import CONTROLS
 from neuromusic.models.core.messages import Controls, Event, Features, Score
 from neuromusic.models.signal.score import ScoreConfig
 from PIL import Image
@@ -230,6 +231,11 @@ async def test_operator_views_in_chromium(dashboard: Dashboard, broker: Broker, 
         assert await js(f"{of('lab-play', '.chords')}.textContent") == "C  G7"
         assert (await js(f"{of('lab-play', '.bar-info')}.textContent")).startswith("12 · C · 4/4")
         assert bluish(await crop("lab-play", ".roll")) > 20
+        # One reading per row of the control table, labelled and rounded as the table says.
+        shown = f"[...{of('lab-play', 'dl.controls')}.querySelectorAll('dd.control')].map((d) => d.textContent)"
+        assert await js(shown) == [spec.show(v) for spec, v in zip(CONTROLS, (62.0, 0.6, 0.4), strict=True)]
+        labels = f"[...{of('lab-play', 'dl.controls')}.querySelectorAll('dt')].map((d) => d.textContent)"
+        assert (await js(labels))[: len(CONTROLS)] == [spec.label for spec in CONTROLS]
 
         # The buttons steer the right session, and its answer comes back to the page.
         await js(f"{of('lab-play', 'button[data-cmd=pause]')}.click()")

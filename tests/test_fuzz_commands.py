@@ -21,6 +21,7 @@ from neuromusic.daemon.mqtt import remote
 from neuromusic.daemon.mqtt.ratelimit import TokenBucket
 from neuromusic.daemon.services.telemetry import Telemetry
 from neuromusic.daemon.session.control import SessionControl
+from neuromusic.models.core.messages import Controls
 from neuromusic.policies.base import ControlBounds
 
 BATCH = 99
@@ -227,9 +228,9 @@ def test_bounds_may_only_narrow_and_narrowing_reclamps_the_override() -> None:
     for change in ({"tempo_min": 40}, {"tempo_max": 91}, {"max_tempo_step": 4.5}, {"max_energy_step": 0.3}):
         with pytest.raises(ValueError, match="only"):
             control.set_bounds(**change)
-    control.set_controls(remote.Controls(88.0, 0.9, 0.9))
+    control.set_controls(Controls(88.0, 0.9, 0.9))
     control.set_bounds(tempo_max=70, valence_max=0.5, max_tempo_step=2)
-    assert control.override == remote.Controls(70.0, 0.5, 0.9)
+    assert control.override == Controls(70.0, 0.5, 0.9)
     control.set_bounds(tempo_max=90, max_tempo_step=4)  # back up to the configured limit: allowed
     assert control.bounds == ControlBounds(valence_max=0.5)
 

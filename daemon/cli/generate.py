@@ -23,13 +23,16 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS
 from neuromusic.models.core.errors import ConfigError
 from neuromusic.models.core.messages import Controls
 
 if TYPE_CHECKING:
     from neuromusic.models.core.messages import Bar
 
-PLAN_KEYS = {"bars", "tempo", "valence", "energy"}
+PLAN_KEYS = {"bars", *CONTROL_NAMES}
+# Without flags or a plan: slow and calm; any other control starts where the guard starts.
+DEFAULTS = {spec.name: spec.start for spec in CONTROLS} | {"tempo": 70.0, "energy": 0.3}
 MELODY_PROGRAM = 73  # General MIDI flute: a soft, clear melody voice for --melody-only
 VELOCITY = 80
 
@@ -39,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neuromusic.daemon.cli.flags import add_table
 
     parser.add_argument("--bars", type=int, default=32, help="bars to compose (ignored with --plan)")
-    parser.add_argument("--tempo", type=float, default=70.0, help="BPM, 20..300 (default 70)")
-    parser.add_argument("--valence", type=float, default=0.5, help="0 (minor, sad) .. 1 (major, happy)")
-    parser.add_argument("--energy", type=float, default=0.3, help="0 (few long notes) .. 1 (many short notes)")
+    for spec in CONTROLS:
+        default = DEFAULTS[spec.name]
+        parser.add_argument(f"--{spec.name}", type=float, default=default, help=f"{spec.help} (default {default:g})")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same music (default 0)")
     parser.add_argument("-o", "--out", type=Path, default=None, help="write a standard MIDI file")
     parser.add_argument("--abc", type=Path, default=None, help="write the tune as ABC")
@@ -49,14 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--melody-only", action="store_true", help="MIDI and WAV hold the bare melody on one flute, not the arrangement"
     )
-    parser.add_argument("--plan", type=Path, default=None, help="TOML plan: [[segment]] bars/tempo/valence/energy")
+    keys = "/".join(("bars", *CONTROL_NAMES))
+    parser.add_argument("--plan", type=Path, default=None, help=f"TOML plan: [[segment]] {keys}")
     parser.add_argument("--config", type=Path, default=None, help="a neuromusic TOML config; its [composer] is used")
     add_table(parser, COMPOSER)
 
 
-def controls(tempo: float, valence: float, energy: float, where: str) -> Controls:
+def controls(values: dict[str, Any], where: str) -> Controls:
+    """Controls from one value per control; ConfigError saying where a value is wrong."""
     try:
-        return Controls(tempo=float(tempo), valence=float(valence), energy=float(energy))
+        return Controls.from_mapping(values)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from error
 
@@ -85,7 +90,7 @@ def read_plan(path: Path, default: Controls) -> list[Controls]:
         for key, value in values.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
-        plan += [controls(values["tempo"], values["valence"], values["energy"], where)] * bars
+        plan += [controls(values, where)] * bars
     return plan
 
 
@@ -156,7 +161,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    default = controls(args.tempo, args.valence, args.energy, "--tempo/--valence/--energy")
+    flags = "/".join(f"--{name}" for name in CONTROL_NAMES)
+    default = controls({name: getattr(args, name) for name in CONTROL_NAMES}, flags)
     if args.plan is not None:
         plan = read_plan(args.plan, default)
     else:

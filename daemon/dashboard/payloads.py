@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from neuromusic.daemon.mqtt.topics import STATES
+from neuromusic.models.core.controls import CONTROLS, describe_all
 
 SCORE_STATES = ("calibrating", "scoring", "stale", "poor-signal")
 MAX_TEXT = 200
@@ -22,6 +23,9 @@ MAX_BANDS = 16
 MAX_NOTES = 64
 MAX_CHORDS = 8
 UNIX_RANGE = (0.0, 1e11)  # seconds: anything outside is not a wall-clock time
+
+CONTROL_TABLE = describe_all()
+PAGE = {"controls": CONTROL_TABLE}  # in the page's settings: it draws one reading per row of the control table
 
 Sanitizer = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -122,12 +126,10 @@ def quality(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def controls(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "tempo": number(body.get("tempo"), 0.0, 1000.0),
-        "valence": number(body.get("valence"), 0.0, 1.0),
-        "energy": number(body.get("energy"), 0.0, 1.0),
-        "unix": unix(body),
-    }
+    """One number per row of the control table, within the control's legal range."""
+    out: dict[str, Any] = {spec.name: number(body.get(spec.name), spec.low, spec.high) for spec in CONTROLS}
+    out["unix"] = unix(body)
+    return out
 
 
 def _note(value: Any) -> list[float] | None:

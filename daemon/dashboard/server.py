@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import aiomqtt
 from aiohttp import web
-from neuromusic.daemon.dashboard import commands
+from neuromusic.daemon.dashboard import commands, payloads
 from neuromusic.daemon.dashboard.access import Access
 from neuromusic.daemon.dashboard.board import Board
 from neuromusic.daemon.dashboard.commands import Refused
@@ -205,7 +205,7 @@ class Dashboard:
         return {
             "broker_connected": self.broker_connected,
             "devices": self.board.snapshot(),
-            "settings": {"relaxed_threshold": self.relaxed_threshold, "commands": list(self.allowed)},
+            "settings": {"relaxed_threshold": self.relaxed_threshold, "commands": list(self.allowed)} | payloads.PAGE,
         }
 
     async def send_command(self, body: Any) -> str | int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from neuromusic.daemon.lab.export import sample_times
 from neuromusic.daemon.lab.xdf import XdfStream, write_xdf
+from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS
 from neuromusic.models.sessions.store import SessionReader
 
 MARKER_KINDS = ("marker", "phase", "control")
@@ -44,12 +45,11 @@ def session_streams(reader: SessionReader, prefix: str = "neuromusic") -> list[X
     )  # fmt: skip
     bars = reader.bars()
     bar_times = np.array([float(b.get("start_t") or b["t"]) for b in bars])
-    controls = np.array([[b["controls"]["tempo"], b["controls"]["valence"], b["controls"]["energy"]] for b in bars])
+    controls = np.array([[b["controls"][name] for name in CONTROL_NAMES] for b in bars])
     streams.append(
         XdfStream(
             f"{name}-controls", "MusicControls", "float32", 0.0, f"{prefix}:{device}:controls", bar_times,
-            controls.reshape(-1, 3),
-            [("tempo", "bpm", "tempo"), ("valence", "normalized", "valence"), ("energy", "normalized", "energy")],
+            controls.reshape(-1, len(CONTROLS)), [spec.lsl_channel() for spec in CONTROLS],
         )
     )  # fmt: skip
     marks = [

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from neuromusic.models.core.controls import CONTROLS
 from neuromusic.models.sessions.store import SessionReader
 from neuromusic.models.sessions.summary import (
     STATES,
@@ -31,9 +32,6 @@ COLOURS = {
     "confidence": "#90a4ae",
     "marker": "#7b1fa2",
     "source down": "#424242",
-    "tempo": "#ef6c00",
-    "valence": "#00838f",
-    "energy": "#6d4c41",
     "baseline": "#fff3c4",
 }
 SHADES = {"calm": "#e3f2e1", "neutral": "#eeeeee", "tense": "#fbe1df"}  # phase shading by the state it stands for
@@ -166,22 +164,28 @@ def _de_panel(fig: Any, ax: Any, reader: SessionReader) -> None:
     draw_markers(ax, reader, label=False)
 
 
-def _controls_panels(tempo_ax: Any, unit_ax: Any, reader: SessionReader, end: float) -> None:
+def _controls_panels(scaled_ax: Any, unit_ax: Any, reader: SessionReader, end: float) -> None:
+    """One line per control of the table: those with a unit (tempo in BPM) on the first panel, the 0..1 ones on the
+    second. A control the recording does not hold (recorded before it existed) is left out."""
     bars = reader.bars()
     rows = [(float(b.get("start_t") or b["t"]) - reader.t0, b["controls"]) for b in bars]
     if not rows:
         rows = [(float(c["t"]) - reader.t0, c) for c in reader.controls()]
-    for ax in (tempo_ax, unit_ax):
+    for ax in (scaled_ax, unit_ax):
         shade_phases(ax, reader, end, label=False)
         draw_markers(ax, reader, label=False)
     if not rows:
-        tempo_ax.text(0.5, 0.5, "no music recorded", ha="center", va="center", transform=tempo_ax.transAxes)
+        scaled_ax.text(0.5, 0.5, "no music recorded", ha="center", va="center", transform=scaled_ax.transAxes)
         return
     t = [r[0] for r in rows]
-    tempo_ax.step(t, [float(r[1]["tempo"]) for r in rows], where="post", color=COLOURS["tempo"], lw=1.3)
-    tempo_ax.set_ylabel("tempo\n(BPM)", fontsize=8)
-    for name in ("valence", "energy"):
-        unit_ax.step(t, [float(r[1][name]) for r in rows], where="post", color=COLOURS[name], lw=1.3, label=name)
+    scaled = [spec for spec in CONTROLS if spec.unit]
+    for spec in CONTROLS:
+        values = [float(r[1][spec.name]) if r[1].get(spec.name) is not None else np.nan for r in rows]
+        ax = scaled_ax if spec.unit else unit_ax
+        ax.step(t, values, where="post", color=spec.colour, lw=1.3, label=spec.label)
+    scaled_ax.set_ylabel("\n".join(f"{spec.label}\n({spec.unit})" for spec in scaled), fontsize=8)
+    if len(scaled) > 1:
+        scaled_ax.legend(loc="upper right", fontsize=7, ncol=len(scaled), framealpha=0.85)
     unit_ax.set(ylim=(-0.02, 1.02))
     unit_ax.set_ylabel("0..1", fontsize=8)
     unit_ax.legend(loc="upper right", fontsize=7, ncol=2, framealpha=0.85)

@@ -13,6 +13,7 @@ from typing import Any
 
 from neuromusic.daemon.mqtt import topics as mqtt_topics
 from neuromusic.daemon.mqtt.topics import Outgoing
+from neuromusic.models.core.controls import CONTROLS
 
 PREFIX = "homeassistant"
 
@@ -21,9 +22,16 @@ SENSORS: dict[str, tuple[str, str, str, str | None, str]] = {
     "score": ("Relaxation score", "score", "{{ value_json.value }}", None, "mdi:meditation"),
     "confidence": ("Score confidence", "score", "{{ value_json.confidence }}", None, "mdi:gauge"),
     "state": ("State", "status", "{{ value_json.state }}", None, "mdi:state-machine"),
-    "tempo": ("Tempo", "controls", "{{ value_json.tempo | round(1) }}", "BPM", "mdi:metronome"),
-    "valence": ("Valence", "controls", "{{ value_json.valence | round(2) }}", None, "mdi:emoticon-happy-outline"),
-    "energy": ("Energy", "controls", "{{ value_json.energy | round(2) }}", None, "mdi:lightning-bolt-outline"),
+    **{
+        spec.name: (
+            spec.label.capitalize(),
+            "controls",
+            f"{{{{ value_json.{spec.name} | round({spec.decimals}) }}}}",
+            spec.unit or None,
+            spec.icon,
+        )
+        for spec in CONTROLS
+    },
     "quality": ("Signal quality", "quality", "{{ value_json.quality }}", None, "mdi:signal"),
 }
 BUTTONS: dict[str, tuple[str, dict[str, Any]]] = {

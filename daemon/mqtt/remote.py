@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from neuromusic.daemon.session.control import SessionControl
-from neuromusic.models.core.messages import Controls
+from neuromusic.models.core.controls import CONTROL_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +130,13 @@ def _set_bounds(control: SessionControl, body: dict[str, Any]) -> None:
 
 
 def _set_controls(control: SessionControl, body: dict[str, Any]) -> None:
-    _keys(body, {"tempo", "valence", "energy"})
-    values = {key: _number(body, key) for key in ("tempo", "valence", "energy")}
-    b = control.bounds
-    # Refuse rather than clamp: an operator who asks for 120 BPM under a 90 BPM cap should hear why not.
-    for key in ("tempo", "valence", "energy"):
-        low, high = getattr(b, f"{key}_min"), getattr(b, f"{key}_max")
-        if not low <= values[key] <= high:
-            raise CommandError(f"{key} is outside the control bounds {low:g}..{high:g}")
-    control.set_controls(Controls(**values))
+    _keys(body, set(CONTROL_NAMES))
+    values = {key: _number(body, key) for key in CONTROL_NAMES}
+    try:
+        controls = control.check_controls(values)  # refused rather than clamped, naming the control
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    control.set_controls(controls)
 
 
 def _clear_override(control: SessionControl, body: dict[str, Any]) -> None:

@@ -8,8 +8,8 @@ Fields: `t` unix seconds when the line was written; `score` in [0, 1] or null (c
 the last window (null before the first); `source` connecting | streaming | stale | reconnecting | stopped; `de` band
 differential entropy in nats per band and channel of the last window (null for a bad channel); `bad_channels`
 channel -> why it was excluded; `gap_s` largest time-stamp gap in the last hop; `source_t` the scored window's end on
-the source's clock (null when no window stands behind the line: stale, before the first window); `controls` (tempo,
-valence, energy) once a player publishes them. Floats are rounded to 4 decimals.
+the source's clock (null when no window stands behind the line: stale, before the first window); `controls` (one
+number per control: tempo, valence, energy) once a player publishes them. Floats are rounded to 4 decimals.
 
 cmd_run points stdout at the original file descriptor and sends fd 1 to stderr, so C libraries that print (liblsl,
 BrainFlow) cannot corrupt the stream: stdout carries these lines and nothing else.

@@ -31,6 +31,7 @@ from typing import Any
 
 from neuromusic.daemon.cli.lab_options import LslOutConfig
 from neuromusic.daemon.session.context import SessionContext
+from neuromusic.models.core.controls import CONTROLS
 from neuromusic.models.core.messages import Bar, Event, Features, Score, SourceStatus
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,7 @@ class LslOut:
         )  # fmt: skip
         self._outlets["controls"] = _outlet(
             pylsl, self.names["controls"], "MusicControls", sid("controls"),
-            [("tempo", "bpm", "tempo"), ("valence", "normalized", "valence"), ("energy", "normalized", "energy")],
-            pylsl.cf_float32, device,
+            [spec.lsl_channel() for spec in CONTROLS], pylsl.cf_float32, device,
         )  # fmt: skip
         self._outlets["markers"] = _outlet(
             pylsl, self.names["markers"], "Markers", sid("markers"), [("marker", "", "marker")], pylsl.cf_string,
@@ -176,8 +176,7 @@ class LslOut:
             self._push_score(message, clock_map)
         elif isinstance(message, Bar):
             when = clock_map.session(message.start_t if message.start_t is not None else self._ctx.clock.now())
-            c = message.controls
-            self._push("controls", [c.tempo, c.valence, c.energy], when)
+            self._push("controls", list(message.controls.values()), when)
             self._push("markers", [marker_text(message)], when)
         elif isinstance(message, Event | SourceStatus):
             text = marker_text(message)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import random
 import secrets
+import ssl
 import time
 from collections import deque
 from typing import Any
@@ -29,9 +30,10 @@ from neuromusic.daemon.mqtt import topics as mqtt_topics
 from neuromusic.daemon.mqtt.config import MqttConfig, safe_device_id
 from neuromusic.daemon.mqtt.intake import CommandFlood, CommandIntake
 from neuromusic.daemon.mqtt.topics import Outgoing
+from neuromusic.daemon.services.telemetry_feed import FED_TYPES, TelemetryFeed
 from neuromusic.daemon.session.context import SessionContext
 from neuromusic.daemon.session.hub import Subscription
-from neuromusic.models.core.messages import Bar, Controls, Event, Features, Score, SourceStatus
+from neuromusic.models.core.messages import Event
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,33 @@ def _raised_while_cancelled(error: BaseException) -> bool:
     return False
 
 
+def broker_client(
+    config: MqttConfig,
+    client_id: str,
+    password: str,
+    tls: ssl.SSLContext | None,
+    logger: logging.Logger,
+    will: Outgoing,
+) -> aiomqtt.Client:
+    """A client for the configured broker, `will` its Last Will (the retained "offline" a dead process leaves)."""
+    return aiomqtt.Client(
+        config.host,
+        config.broker_port,
+        username=config.user or None,
+        password=password or None,
+        identifier=client_id,
+        will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=True),
+        keepalive=config.keepalive_s,
+        timeout=PUBLISH_TIMEOUT_S,
+        tls_context=tls,
+        logger=logger,
+        max_queued_incoming_messages=config.limits.incoming_queue,
+    )
+
+
 class Telemetry:
+    """The service: a pump from the hub into a bounded outbox, and a connection loop that drains it to the broker."""
+
     name = "telemetry"
 
     def __init__(self, ctx: SessionContext, config: MqttConfig, rng: random.Random | None = None) -> None:
@@ -63,20 +91,14 @@ class Telemetry:
         self._password = mqtt_secrets.resolve_password(config)
         self._tls = mqtt_secrets.tls_context(config)
         self._plaintext_warning = mqtt_secrets.plaintext_warning(config, self._password)
-        self.commands = CommandIntake(ctx, config, self.device_id, self._enqueue, self._update_state)
+        self.feed = TelemetryFeed(ctx, config, self.device_id, self._enqueue, self._counters)
+        self.commands = CommandIntake(ctx, config, self.device_id, self._enqueue, self.feed.update_state)
         self._client_log = logging.getLogger(f"{__name__}.client.{self.client_id}")
         self._client_log.addFilter(self.commands.discards)
         self._rng = rng or random.Random()
         self._outbox: deque[Outgoing] = deque()
         self._wakeup = asyncio.Event()
-        self._last_sent: dict[str, float] = {}  # topic name -> time.monotonic() of the last publish (throttling)
-        self._last_score_state: str | None = None
-        self._score_state: str | None = None
-        self._no_good_channel = False  # the latest window had no usable channel
-        self._source_state = "connecting"
-        self._source_event_state: str | None = None  # the state the last source event on `events` announced
         self._sub: Subscription | None = None
-        self.state = "online"
         self.connected = asyncio.Event()
         self.published = 0
         self.dropped_total = 0
@@ -87,8 +109,8 @@ class Telemetry:
 
     # -- hub side ----------------------------------------------------------------------------------------------
     async def run(self) -> None:
-        self._sub = self.ctx.hub.subscribe(Score, Features, Controls, Bar, Event, SourceStatus, maxsize=512)
-        pump = asyncio.create_task(self._pump(self._sub), name="telemetry-pump")
+        self._sub = self.ctx.hub.subscribe(*FED_TYPES, maxsize=512)
+        pump = asyncio.create_task(self.feed.pump(self._sub), name="telemetry-pump")
         if self._plaintext_warning:
             log.warning("%s", self._plaintext_warning)
             self.ctx.hub.publish(Event(self.ctx.clock.now(), "warning", self._plaintext_warning))
@@ -103,99 +125,22 @@ class Telemetry:
                 await pump
             self._sub.close()
 
-    async def _pump(self, sub: Subscription) -> None:
-        while True:
-            message = await sub.get()
-            try:
-                self.accept(message)
-            except Exception:  # one message that cannot be sent must not stop every later one
-                log.exception("telemetry: cannot publish a %s message; left out", type(message).__name__)
-
-    def _drain(self) -> None:
-        """Move whatever the hub still holds into the outbox (at shutdown: the last events must not be lost)."""
-        if self._sub is None:
-            return
-        while not self._sub.queue.empty():
-            self.accept(self._sub.get_nowait())
+    @property
+    def state(self) -> str:
+        """The session's state as the status topic reports it."""
+        return self.feed.state
 
     def accept(self, message: Any) -> None:
-        """Turn one hub message into outgoing MQTT messages (some throttled away) and update the status."""
-        dev = self.device_id
-        rates = self.config.rates
-        if isinstance(message, Score):
-            self._score_state = message.state
-            changed = message.state != self._last_score_state
-            self._last_score_state = message.state
-            if changed or self._due("score", rates.score_hz):
-                self._enqueue(mqtt_topics.score(dev, message))
-        elif isinstance(message, Features):
-            self._no_good_channel = not bool(message.good.any())
-            if self._due("bands", rates.bands_hz):
-                self._enqueue(mqtt_topics.bands(dev, message))
-            if self._due("quality", rates.quality_hz):
-                self._enqueue(mqtt_topics.quality(dev, message))
-        elif isinstance(message, Controls):
-            self._enqueue(mqtt_topics.controls(dev, self.ctx.clock.now(), message))
-        elif isinstance(message, Bar):
-            self._enqueue(mqtt_topics.bar(dev, self.ctx.clock.now(), message))
-        elif isinstance(message, Event):
-            self._enqueue(mqtt_topics.event(dev, message))
-        elif isinstance(message, SourceStatus):
-            # The events topic logs transitions: a source that reports the state it is already in (a stop seen both
-            # by the reader and by the acquisition's clean-up, repeated reconnect attempts) adds nothing.
-            if message.state != self._source_event_state:
-                self._enqueue(mqtt_topics.source_event(dev, message))
-            self._source_event_state = message.state
-            self._source_state = message.state
-        self._update_state()
+        """Turn one hub message into outgoing MQTT messages (telemetry_feed.py)."""
+        self.feed.accept(message)
 
-    def _due(self, name: str, rate_hz: float) -> bool:
-        if rate_hz <= 0:
-            return False
-        now = time.monotonic()
-        # 10 % slack so a 10 Hz stream is not halved by scheduling jitter against a 10 Hz limit.
-        if now - self._last_sent.get(name, -1e9) < 0.9 / rate_hz:
-            return False
-        self._last_sent[name] = now
-        return True
-
-    def _update_state(self) -> None:
-        if self.ctx.control.paused:
-            state = "paused"
-        elif self._source_state in ("stale", "reconnecting"):
-            state = "stale"
-        elif self._score_state == "poor-signal" or (self._score_state == "calibrating" and self._no_good_channel):
-            state = "poor-signal"  # no usable channel: neither a stale source nor a calibration that advances
-        elif self._score_state is None:
-            state = "online"
-        elif self._score_state == "calibrating":
-            state = "calibrating"
-        elif self._score_state == "scoring":
-            state = "playing"
-        else:
-            state = "stale"
-        if state != self.state:
-            self.state = state
-            self._enqueue(self._status())
-
-    def _status(self, state: str | None = None) -> Outgoing:
-        control = self.ctx.control
-        return mqtt_topics.status(
-            self.device_id,
-            self.ctx.clock.now(),
-            state or self.state,
-            paused=control.paused,
-            policy=control.policy_name,
-            target=control.target,
-            override=None if control.override is None else control.override.as_dict(),
-            remote_control=self.config.remote_control,
-            telemetry={
-                "published": self.published,
-                "dropped": self.dropped_total,
-                "reconnects": self.reconnects,
-                "commands_dropped": self.commands.dropped,
-            },
-        )
+    def _counters(self) -> dict[str, int]:
+        return {
+            "published": self.published,
+            "dropped": self.dropped_total,
+            "reconnects": self.reconnects,
+            "commands_dropped": self.commands.dropped,
+        }
 
     def _enqueue(self, message: Outgoing) -> None:
         if len(self._outbox) >= self.config.queue_size:
@@ -207,26 +152,8 @@ class Telemetry:
 
     # -- broker side -------------------------------------------------------------------------------------------
     def _client(self) -> aiomqtt.Client:
-        c = self.config
-        will = aiomqtt.Will(
-            mqtt_topics.topic(self.device_id, "status"),
-            mqtt_topics.status(self.device_id, self.ctx.clock.now(), "offline", "connection lost").payload,
-            qos=1,
-            retain=True,
-        )
-        return aiomqtt.Client(
-            c.host,
-            c.broker_port,
-            username=c.user or None,
-            password=self._password or None,
-            identifier=self.client_id,
-            will=will,
-            keepalive=c.keepalive_s,
-            timeout=PUBLISH_TIMEOUT_S,
-            tls_context=self._tls,
-            logger=self._client_log,
-            max_queued_incoming_messages=c.limits.incoming_queue,
-        )
+        offline = mqtt_topics.status(self.device_id, self.ctx.clock.now(), "offline", "connection lost")
+        return broker_client(self.config, self.client_id, self._password, self._tls, self._client_log, offline)
 
     async def _connection_loop(self) -> None:
         attempt = 0
@@ -272,7 +199,7 @@ class Telemetry:
         if self.config.remote_control and not paused:  # off: not subscribed, so commands never reach this host
             await client.subscribe(self.commands.topic, qos=1)
         # Retained state first, so a dashboard that connects later sees where the session is.
-        await self._send(client, self._status())
+        await self._send(client, self.feed.status())
         await self._send(client, mqtt_topics.config(self.device_id, self.ctx.clock.now(), self.ctx.config))
         if self.config.ha_discovery:
             for message in ha_discovery.discovery_messages(self.device_id, self.config.remote_control):
@@ -303,11 +230,7 @@ class Telemetry:
         self.dropped_total += lost
         self._dropped_unreported = 0
         self._lost_at = None
-        text = f"MQTT telemetry reconnected after {away:.1f} s; {dropped} messages dropped"
-        # Through the hub, so the terminal and the recorder see it too; the pump brings it back to MQTT.
-        self.ctx.hub.publish(
-            Event(self.ctx.clock.now(), "reconnect", text, {"what": "telemetry", "dropped": dropped, "away_s": away})
-        )
+        self.feed.reconnected(away, dropped)
 
     async def _sender(self, client: aiomqtt.Client) -> None:
         me = asyncio.current_task()
@@ -339,16 +262,17 @@ class Telemetry:
         """The service is ending on an error: a short connection of its own to leave a retained "offline"."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(SHUTDOWN_FLUSH_S), self._client() as client:
-                await self._send(client, self._status("offline"))
+                await self._send(client, self.feed.status("offline"))
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """Shutdown: flush what is left within a deadline, then say offline (a clean disconnect sends no Will)."""
-        self._drain()
+        if self._sub is not None:
+            self.feed.drain(self._sub)  # the last events must not be lost
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
             async with asyncio.timeout(SHUTDOWN_FLUSH_S):
                 while self._outbox:
                     await self._send(client, self._outbox.popleft())
-                await self._send(client, self._status("offline"))
+                await self._send(client, self.feed.status("offline"))
 
 
 def create(ctx: SessionContext) -> Telemetry | None:

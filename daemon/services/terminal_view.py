@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 from neuromusic.daemon.session.context import SessionContext
+from neuromusic.models.core.controls import CONTROLS
 from neuromusic.models.core.messages import Bar, Controls, Event, Features, Score, SourceStatus
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -238,8 +239,8 @@ class TerminalView:
     def _music(self, width: int) -> list[Text]:
         text = Text("music")
         if self.controls is not None:
-            c = self.controls
-            text.append(f" tempo {c.tempo:.0f} BPM  valence {c.valence:.2f}  energy {c.energy:.2f}")
+            shown = (f"{spec.label} {spec.show(v)}" for spec, v in zip(CONTROLS, self.controls.values(), strict=True))
+            text.append(" " + "  ".join(shown))
         if self.bar is not None:
             bar = self.bar
             chords = " ".join(bar.chords) if bar.chords else "—"

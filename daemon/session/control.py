@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from neuromusic.models.core.clock import Clock
+from neuromusic.models.core.controls import CONTROL_NAMES
 from neuromusic.models.core.messages import Controls, Event
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import check_within, clamp_controls, validate_bounds
@@ -111,13 +112,30 @@ class SessionControl:
         check_within(bounds, self.limits)
         self.bounds = bounds
         if self.override is not None:  # an override outside the narrowed range would go on playing it
-            self.override = clamp_controls(bounds, self.override.tempo, self.override.valence, self.override.energy)
+            self.override = clamp_controls(bounds, *self.override.values())
         self._changed("bounds", "control bounds changed", **{k: float(v) for k, v in changes.items()})
+
+    def check_controls(self, values: dict[str, float]) -> Controls:
+        """Controls an operator asked for, refused (ValueError naming the control) rather than clamped when one is
+        missing, unknown or outside the bounds: who asks for 120 BPM under a 90 BPM cap should hear why not."""
+        unknown = sorted(set(values) - set(CONTROL_NAMES))
+        missing = [name for name in CONTROL_NAMES if name not in values]
+        if unknown or missing:
+            problem = f"unknown control {unknown[0]!r}" if unknown else f"missing control {missing[0]!r}"
+            raise ValueError(f"{problem}; the controls are {', '.join(CONTROL_NAMES)}")
+        for name in CONTROL_NAMES:
+            value = values[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number")
+            low, high = self.bounds.range(name)
+            if not low <= value <= high:
+                raise ValueError(f"{name} is outside the control bounds {low:g}..{high:g}")
+        return Controls.from_mapping(values)
 
     def set_controls(self, controls: Controls | None) -> None:
         """Operator override: these controls until cleared with None. Clamped to the bounds' ranges."""
         if controls is not None:
-            controls = clamp_controls(self.bounds, controls.tempo, controls.valence, controls.energy)
+            controls = clamp_controls(self.bounds, *controls.values())
         self.override = controls
         text = "operator override cleared" if controls is None else f"operator override {controls.as_dict()}"
         self._changed("override", text, controls=None if controls is None else controls.as_dict())

@@ -14,11 +14,13 @@ Arrays are numpy and are never mutated after the message is made.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -93,26 +95,37 @@ class Score:
 
 @dataclass(frozen=True)
 class Controls:
-    """Musical controls for one bar. tempo in BPM, valence and energy in [0, 1]."""
+    """Musical controls for one bar, one field per row of the control table (models/core/controls.py): tempo in BPM,
+    valence and energy in [0, 1]. Fields are in the table's order."""
 
     tempo: float
     valence: float
     energy: float
 
     def __post_init__(self) -> None:
-        for name in ("tempo", "valence", "energy"):
-            value = getattr(self, name)
+        for spec in CONTROLS:
+            value = getattr(self, spec.name)
             if not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not 20.0 <= self.tempo <= 300.0:
-            raise ValueError(f"tempo must be within 20..300 BPM, got {self.tempo}")
-        for name in ("valence", "energy"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be within 0..1, got {value}")
+                raise ValueError(f"{spec.name} must be a finite number, got {value!r}")
+            if not spec.low <= value <= spec.high:
+                raise ValueError(f"{spec.name} must be within {spec.range_text()}, got {value}")
+
+    @classmethod
+    def from_values(cls, values: Iterable[float]) -> Controls:
+        """Controls from values in the table's order."""
+        return cls(**dict(zip(CONTROL_NAMES, (float(v) for v in values), strict=True)))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, float]) -> Controls:
+        """Controls from a mapping with one value per control (other keys are ignored)."""
+        return cls(**{name: float(values[name]) for name in CONTROL_NAMES})
+
+    def values(self) -> tuple[float, ...]:
+        """The values in the table's order."""
+        return tuple(getattr(self, name) for name in CONTROL_NAMES)
 
     def as_dict(self) -> dict[str, float]:
-        return {"tempo": self.tempo, "valence": self.valence, "energy": self.energy}
+        return {name: getattr(self, name) for name in CONTROL_NAMES}
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from neuromusic.models.core.controls import CONTROLS, control_spec
 from neuromusic.models.core.messages import Controls
 
 METERS = ("2/4", "3/4", "4/4", "2/2", "3/8", "6/8", "9/8", "12/8", "3/2", "6/4", "5/4")
-TEMPO_EDGES = (80.0, 120.0)
+# The daemon's side of each level comes from the control table; the corpus measures tempo in the same BPM.
+TEMPO_EDGES = control_spec("tempo").token_edges
+ENERGY_EDGES = control_spec("energy").token_edges
+VALENCE_EDGE = control_spec("valence").token_edges[0]
 DEFAULT_TEMPO = 100.0  # a tune without Q: counts as moderate (<T1>)
 DENSITY_EDGES = (1.25, 2.0)  # onsets per quarter beat
-ENERGY_EDGES = (1 / 3, 2 / 3)
-VALENCE_EDGE = 0.5
 
 BOS, EOS, PAD, BAR, UNK = "<BOS>", "<EOS>", "<PAD>", "|", "<UNK>"
 
@@ -34,15 +36,15 @@ def _level(value: float, edges: tuple[float, ...]) -> int:
 
 
 def tempo_level(bpm: float) -> int:
-    return _level(bpm, TEMPO_EDGES)
+    return control_spec("tempo").level(bpm)
 
 
 def energy_level(energy: float) -> int:
-    return _level(energy, ENERGY_EDGES)
+    return control_spec("energy").level(energy)
 
 
 def valence_level(valence: float) -> int:
-    return int(valence >= VALENCE_EDGE)
+    return control_spec("valence").level(valence)
 
 
 def density(onsets: int, beats: Fraction | float) -> float:
@@ -53,20 +55,23 @@ def density_level(onsets_per_beat: float) -> int:
     return _level(onsets_per_beat, DENSITY_EDGES)
 
 
-def control_tokens(meter: str, tempo: int, valence: int, energy: int) -> list[str]:
-    """The tokens that open a bar, in the order the model was trained with."""
-    return [f"<M:{meter}>", f"<T{tempo}>", f"<V{valence}>", f"<E{energy}>"]
+def control_tokens(meter: str, *levels: int) -> list[str]:
+    """The tokens that open a bar, in the order the model was trained with: the meter, then one token per control
+    in the table's order (tempo, valence, energy)."""
+    if len(levels) != len(CONTROLS):
+        raise ValueError(f"one level per control ({', '.join(s.name for s in CONTROLS)}), got {len(levels)}")
+    return [f"<M:{meter}>"] + [f"<{spec.token}{level}>" for spec, level in zip(CONTROLS, levels, strict=True)]
 
 
 def tokens_for(controls: Controls, meter: str) -> list[str]:
-    return control_tokens(
-        meter, tempo_level(controls.tempo), valence_level(controls.valence), energy_level(controls.energy)
-    )
+    return control_tokens(meter, *(spec.level(value) for spec, value in zip(CONTROLS, controls.values(), strict=True)))
 
 
 def special_tokens() -> list[str]:
-    """Every control and structure token; the tokenizer keeps them whole and never merges across them."""
+    """Every control and structure token; the tokenizer keeps them whole and never merges across them. The order is
+    the trained vocabulary's: never reorder the table's rows without retraining."""
     tokens = [PAD, BOS, EOS, BAR, UNK]
     tokens += [f"<M:{m}>" for m in METERS]
-    tokens += [f"<T{i}>" for i in range(3)] + ["<V0>", "<V1>"] + [f"<E{i}>" for i in range(3)]
+    for spec in CONTROLS:
+        tokens += spec.tokens()
     return tokens

@@ -9,7 +9,8 @@ const COLORS = {line: "#2e9d57", low: "#b4b9c2", calibration: "rgba(201,138,18,0
                 poor: "rgba(194,24,122,0.16)", threshold: "#3b7dd8", grid: "#e2e4e8", text: "#667"};
 const devices = new Map();  // device id -> card state
 const answered = new Set();  // command ids whose result already arrived (it can beat the POST's own reply)
-let settings = {relaxed_threshold: 0.6, commands: ["pause", "resume", "marker"]};
+// controls: the server's control table (name, label, unit, decimals), one reading per row
+let settings = {relaxed_threshold: 0.6, commands: ["pause", "resume", "marker"], controls: []};
 let brokerConnected = false;
 
 function card(id) {
@@ -19,6 +20,7 @@ function card(id) {
   el.id = "device-" + id;
   el.dataset.device = id;
   el.querySelector(".name").textContent = id;
+  addControlRows(el.querySelector("dl.controls"));
   for (const button of el.querySelectorAll("button[data-cmd]")) {
     button.addEventListener("click", () => command(id, button.dataset.cmd, el));
   }
@@ -28,6 +30,26 @@ function card(id) {
   const n = devices.size;
   document.getElementById("count").textContent = n + (n === 1 ? " device" : " devices");
   return d;
+}
+
+function addControlRows(list) {
+  const first = list.firstElementChild;
+  for (const c of settings.controls) {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = c.label;
+    dd.className = "control " + c.name;
+    dd.dataset.control = c.name;
+    dd.textContent = "–";
+    list.insertBefore(dt, first);
+    list.insertBefore(dd, first);
+  }
+}
+
+function showControls(el, p) {
+  for (const c of settings.controls) {
+    const dd = el.querySelector(`dd[data-control="${c.name}"]`);
+    if (dd) dd.textContent = fmt(p[c.name], c.decimals) + (c.unit && typeof p[c.name] === "number" ? " " + c.unit : "");
+  }
 }
 
 async function command(id, cmd, el) {
@@ -78,8 +100,8 @@ function startSession(d, session) {
 }
 
 function resetReadings(el) {
-  for (const sel of [".tempo", ".valence", ".energy", ".bar-info", ".chords", ".score-value"]) {
-    el.querySelector(sel).textContent = "–";
+  for (const sel of ["dd.control", ".bar-info", ".chords", ".score-value"]) {
+    for (const item of el.querySelectorAll(sel)) item.textContent = "–";
   }
   el.querySelector(".confidence").textContent = "";
   el.querySelector(".bands").replaceChildren();
@@ -103,9 +125,7 @@ function apply(d, topic, p) {
     if (d.scores.length > MAX_POINTS) d.scores.splice(0, d.scores.length - MAX_POINTS);
     showScore(d);
   } else if (topic === "controls") {
-    el.querySelector(".tempo").textContent = fmt(p.tempo, 1) + " BPM";
-    el.querySelector(".valence").textContent = fmt(p.valence, 2);
-    el.querySelector(".energy").textContent = fmt(p.energy, 2);
+    showControls(el, p);
   } else if (topic === "bands") {
     drawBands(el.querySelector(".bands"), p);
   } else if (topic === "quality") {

@@ -1,0 +1,143 @@
+"""The control table: the typed classes carry exactly its rows, and what loops over it behaves as each row says."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+from neuromusic.daemon.dashboard import payloads
+from neuromusic.daemon.mqtt import ha_discovery
+from neuromusic.daemon.session.control import SessionControl
+from neuromusic.models.core.clock import VirtualClock
+from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS, control_spec
+from neuromusic.models.core.messages import Controls
+from neuromusic.models.music.checkpoint import SHIPPED
+from neuromusic.models.music.controls import special_tokens, tokens_for
+from neuromusic.policies.base import ControlBounds, bound_fields
+from neuromusic.policies.bounds import ControlGuard, check_within, clamp_controls, step_toward, validate_bounds
+from neuromusic.policies.config import GuardConfig, MappingConfig
+from neuromusic.policies.mapping import anchor_controls
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def test_the_typed_classes_have_exactly_the_tables_fields() -> None:
+    assert field_names(Controls) == list(CONTROL_NAMES)
+    expected = [f"{n}_{end}" for n in CONTROL_NAMES for end in ("min", "max")]
+    assert field_names(ControlBounds) == expected + [f"max_{n}_step" for n in CONTROL_NAMES]
+    assert {name for n in CONTROL_NAMES for name in bound_fields(n)} == set(field_names(ControlBounds))
+    guard = set(field_names(GuardConfig))
+    assert {f"{n}_deadband" for n in CONTROL_NAMES} | {f"start_{n}" for n in CONTROL_NAMES} <= guard
+    mapping = set(field_names(MappingConfig))
+    assert {f"{which}_{n}" for n in CONTROL_NAMES for which in ("calm", "tense")} <= mapping
+
+
+def test_defaults_come_from_the_table() -> None:
+    bounds, guard = ControlBounds(), GuardConfig()
+    for spec in CONTROLS:
+        assert bounds.range(spec.name) == spec.bounds and bounds.step(spec.name) == spec.step
+        assert guard.deadband(spec.name) == spec.deadband
+    assert guard.start() == tuple(spec.start for spec in CONTROLS)
+    assert ControlGuard(bounds, guard).hold().values() == tuple(
+        min(max(spec.start, spec.bounds[0]), spec.bounds[1]) for spec in CONTROLS
+    )
+
+
+@pytest.mark.parametrize("spec", CONTROLS, ids=CONTROL_NAMES)
+def test_controls_refuse_values_outside_each_rows_range(spec: object) -> None:
+    assert isinstance(spec, type(CONTROLS[0]))
+    good = {s.name: s.start for s in CONTROLS}
+    for bad in (spec.low - 1e-6, spec.high + 1e-6, math.nan, math.inf):
+        with pytest.raises(ValueError, match=spec.name):
+            Controls(**(good | {spec.name: bad}))
+    edge = Controls(**(good | {spec.name: spec.high}))
+    assert edge.as_dict()[spec.name] == spec.high
+    assert Controls.from_values(edge.values()) == edge == Controls.from_mapping(edge.as_dict())
+
+
+def test_bounds_validation_names_the_row_and_its_limits() -> None:
+    for spec in CONTROLS:
+        low_field, high_field, step_field = bound_fields(spec.name)
+        with pytest.raises(ValueError, match=f"{spec.name} bounds must satisfy {spec.low:g} <= "):
+            validate_bounds(dataclasses.replace(ControlBounds(), **{low_field: spec.low - 1}))
+        with pytest.raises(ValueError, match=f"{spec.name} bounds"):
+            validate_bounds(dataclasses.replace(ControlBounds(), **{low_field: spec.bounds[1], high_field: spec.low}))
+        with pytest.raises(ValueError, match=f"{step_field} must be positive and at most {spec.step_limit:g}"):
+            validate_bounds(dataclasses.replace(ControlBounds(), **{step_field: spec.step_limit * 1.5}))
+        middle = (spec.bounds[0] + spec.bounds[1]) / 2
+        narrow = dataclasses.replace(ControlBounds(), **{low_field: middle, high_field: middle})
+        with pytest.raises(ValueError, match=f"{spec.name} bounds may only narrow the configured range"):
+            check_within(ControlBounds(), narrow)
+
+
+def test_the_guard_clamps_and_steps_each_control_by_its_own_row() -> None:
+    bounds = ControlBounds()
+    config = dataclasses.replace(GuardConfig(), **{f"{n}_deadband": 0.0 for n in CONTROL_NAMES})
+    guard = ControlGuard(bounds, config)
+    start = guard.hold().values()
+    far = [spec.high for spec in CONTROLS]  # every wish beyond the bounds' top
+    moved = guard.apply(*far).values()
+    for spec, before, after in zip(CONTROLS, start, moved, strict=True):
+        assert after == pytest.approx(min(before + spec.step, spec.bounds[1]))
+    assert clamp_controls(bounds, *far).values() == tuple(spec.bounds[1] for spec in CONTROLS)
+    stepped = step_toward(bounds, Controls.from_values(start), Controls.from_values(far)).values()
+    assert stepped == moved
+    with pytest.raises(TypeError, match="one wanted value per control"):
+        guard.apply(*far[:-1])
+
+
+def test_mapping_anchors_are_one_value_per_row() -> None:
+    mapping = MappingConfig()
+    assert anchor_controls(mapping, 0.0) == mapping.anchor("tense")
+    assert anchor_controls(mapping, 1.0) == mapping.anchor("calm")
+    assert len(mapping.anchor("calm")) == len(CONTROLS)
+    with pytest.raises(ValueError, match=r"mapping\.calm_valence must be within 0\.\.1"):
+        dataclasses.replace(mapping, calm_valence=1.5).validate()
+
+
+def test_token_edges_come_from_the_table_and_the_vocabulary_is_unchanged() -> None:
+    # The shipped checkpoint's special tokens, ids included: the table must reproduce its vocabulary exactly.
+    shipped = json.loads((SHIPPED / "tokenizer.json").read_text())["added_tokens"]
+    assert special_tokens() == [token["content"] for token in sorted(shipped, key=lambda t: t["id"])]
+    assert (
+        special_tokens()[-8:]
+        == [s for c in CONTROLS for s in c.tokens()]
+        == ["<T0>", "<T1>", "<T2>", "<V0>", "<V1>", "<E0>", "<E1>", "<E2>"]
+    )
+    tempo, valence, energy = (control_spec(n) for n in ("tempo", "valence", "energy"))
+    assert (tempo.token_edges, valence.token_edges) == ((80.0, 120.0), (0.5,))
+    for t, level in ((79.9, 0), (80.0, 1), (119.9, 1), (120.0, 2)):
+        assert tokens_for(Controls(t, 0.5, 0.4), "4/4")[1] == f"<T{level}>"
+    assert tokens_for(Controls(70, 0.49, energy.token_edges[1]), "3/4") == ["<M:3/4>", "<T0>", "<V0>", "<E2>"]
+
+
+def test_payloads_views_and_sensors_follow_the_table() -> None:
+    clean = payloads.controls({"tempo": 72.5, "valence": 1.5, "energy": "loud", "unix": 1.7e9})
+    assert clean == {"tempo": 72.5, "valence": None, "energy": None, "unix": 1.7e9}
+    assert [row["name"] for row in payloads.CONTROL_TABLE] == list(CONTROL_NAMES)
+    json.dumps(payloads.CONTROL_TABLE)  # served to the page as JSON
+    for spec in CONTROLS:
+        _, topic, template, unit, _ = ha_discovery.SENSORS[spec.name]
+        assert topic == "controls" and f"value_json.{spec.name} | round({spec.decimals})" in template
+        assert unit == (spec.unit or None)
+    assert control_spec("tempo").show(72.4) == "72 BPM" and control_spec("energy").show(0.4) == "0.40"
+    with pytest.raises(KeyError, match="known: tempo, valence, energy"):
+        control_spec("brightness")
+
+
+def test_operator_controls_are_refused_per_control_outside_the_bounds() -> None:
+    control = SessionControl(VirtualClock(), lambda _: None, "mapping", ControlBounds())
+    inside = {spec.name: spec.bounds[0] for spec in CONTROLS}
+    assert control.check_controls(inside).as_dict() == inside
+    for spec in CONTROLS:
+        low, high = spec.bounds
+        with pytest.raises(ValueError, match=f"{spec.name} is outside the control bounds {low:g}..{high:g}"):
+            control.check_controls(inside | {spec.name: spec.high + 1})
+        with pytest.raises(ValueError, match=f"missing control '{spec.name}'"):
+            control.check_controls({k: v for k, v in inside.items() if k != spec.name})
+    with pytest.raises(ValueError, match="unknown control 'mood'"):
+        control.check_controls(inside | {"mood": 0.5})
