@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -44,10 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    overrides: dict[str, object] = {} if args.candidates is None else {"candidates": args.candidates}
+    config = ComposerConfig(checkpoint=args.checkpoint, threads=args.threads)
+    if args.candidates is not None:
+        config = dataclasses.replace(config, candidates=args.candidates)
     if args.plain:
-        overrides |= {"phrase_memory": False, "shape_line": False}
-    config = ComposerConfig(checkpoint=args.checkpoint, threads=args.threads, **overrides)
+        config = dataclasses.replace(config, phrase_memory=False, shape_line=False)
     composer = Composer.load(config)
     report = Report()
     valid = validation_tunes(args.data, composer.tokenizer)

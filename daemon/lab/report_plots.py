@@ -310,9 +310,10 @@ def score_labeller(reader: SessionReader, relaxed: float, tense: float) -> Any:
 
     def label(t: float) -> str | None:
         i = int(np.searchsorted(times, t, side="right")) - 1
-        if i < 0 or values[i] is None:
+        value = values[i] if i >= 0 else None
+        if value is None:
             return None
-        return score_state(float(values[i]), relaxed, tense)
+        return score_state(float(value), relaxed, tense)
 
     return label
 

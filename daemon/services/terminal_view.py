@@ -211,10 +211,10 @@ class TerminalView:
         caption = f"largest time-stamp gap {number(features.gap_s)} s" if features.gap_s > 0 else ""
         if n + 1 + (1 if caption else 0) <= room:
             for c, channel in enumerate(features.channel_names):
-                good = bool(features.good[c])
+                channel_good = bool(features.good[c])
                 cells = [number(band_power(features.de[b, c])) for b in range(len(features.band_names))]
-                status = "ok" if good else (features.bad_reasons[c] or "bad")
-                table.add_row(channel, *cells, Text(status, style="green" if good else "red"))
+                status = "ok" if channel_good else (features.bad_reasons[c] or "bad")
+                table.add_row(channel, *cells, Text(status, style="green" if channel_good else "red"))
             table.caption = caption or None
             return table, n + 1 + (1 if caption else 0)
         good = features.good.astype(bool)

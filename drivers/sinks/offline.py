@@ -83,7 +83,7 @@ def arranger_config(settings: dict[str, Any] | None) -> ArrangerConfig:
     if not settings:
         return ArrangerConfig()
     known = {f.name for f in dataclasses.fields(ArrangerConfig)}
-    values = {k: tuple(v) if k == "roles" else v for k, v in settings.items() if k in known}
+    values: dict[str, Any] = {k: tuple(v) if k == "roles" else v for k, v in settings.items() if k in known}
     try:
         config = ArrangerConfig(**values)
         config.validate()

@@ -13,6 +13,7 @@ Durations are Fractions of a quarter-note beat. The compact form the model reads
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -327,7 +328,7 @@ def format_duration(beats: Fraction, unit: Fraction = COMPACT_UNIT) -> str:
     return f"{k.numerator}/{k.denominator}"
 
 
-def format_bar(notes: list[AbcNote] | tuple[AbcNote, ...], key: KeySig | None = None) -> str:
+def format_bar(notes: Sequence[AbcNote], key: KeySig | None = None) -> str:
     """Notes -> one bar of ABC body with L:1/8 under `key` (None: no signature, the compact form of the model).
     Accidentals are written where the signature or an earlier note of the bar would otherwise say something else;
     in the compact form every sharp or flat is written, so a token means the same pitch wherever it stands."""
@@ -352,7 +353,7 @@ def format_bar(notes: list[AbcNote] | tuple[AbcNote, ...], key: KeySig | None = 
 
 
 def format_tune(
-    bars: list[tuple[str, list[AbcNote] | tuple[AbcNote, ...]]],
+    bars: Sequence[tuple[str, Sequence[AbcNote]]],
     meter: str,
     tempo: float,
     title: str = "neuromusic",

@@ -204,7 +204,7 @@ def _start(
             raise ModelError(f"{config.out} was trained with another tokenizer; train into a new --out folder")
     else:
         model = build_model(config.spec, tokenizer)
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers annotates `to` through a decorator that mistypes it
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.98))
     if resuming:
