@@ -341,7 +341,7 @@ async def test_what_the_policy_learned_is_loaded_for_its_own_name_and_put_back(
     clock = WorldClock()
     ctx = make_ctx(config, clock)
     ctx.profile = ProfileStore(tmp_path / "p.json", {"policy": {"name": "target", "state": {"integral": 1.0}}})
-    with caplog.at_level(logging.INFO, logger="neuromusic.daemon.services.player"):
+    with caplog.at_level(logging.INFO, logger="neuromusic.daemon.services"):
         other = Player(ctx, sinks=[])
     assert other.policy.observations == []
     assert "holds what policy 'target' learned; policy 'bandit' starts afresh" in caplog.text

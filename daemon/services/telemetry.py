@@ -194,6 +194,7 @@ class Telemetry:
                 "dropped": self.dropped_total,
                 "reconnects": self.reconnects,
                 "commands_dropped": self.commands.dropped,
+                **self.ctx.counts,
             },
         )
 
