@@ -14,6 +14,7 @@ live session.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +31,8 @@ from neuromusic.models.core.clock import VirtualClock
 from neuromusic.models.core.messages import Bar, Chunk, Controls, Features, Score
 from neuromusic.models.music.arranger import ArrangedBar
 from neuromusic.policies.base import Policy
+
+log = logging.getLogger(__name__)
 
 SCORE_QUEUE = 4096  # scores waiting for the next bar: far more than a bar holds
 
@@ -143,7 +146,7 @@ async def _play(
     control = SessionControl(clock, hub.publish, policy_name, p.bounds, p.target)
     runner = PolicyRunner(control, _only(policy), policy=policy)
     runner.listen(scores)
-    loop = BarLoop(config, clock, control, runner, _quiet)
+    loop = BarLoop(config, clock, control, runner, _logged)
     loop.use(composer)
     await loop.run(ListenerOutput(state, record), until=duration)
     clock.run_to(duration)
@@ -157,5 +160,7 @@ def _only(policy: Policy) -> Any:
     return make
 
 
-def _quiet(kind: str, text: str, **data: Any) -> None:
-    """Fallback bars are counted in the loop's stats; a simulation prints no events."""
+def _logged(kind: str, text: str, **data: Any) -> None:
+    """A simulation has no operator watching events: what went wrong (a fallback bar, a model dropped) is logged."""
+    if kind in ("warning", "error"):
+        log.warning("%s", text)
