@@ -111,7 +111,8 @@ class Player:
         worker = concurrent.futures.ThreadPoolExecutor(1, "composer", initializer=lower_thread_priority)
         loader = concurrent.futures.ThreadPoolExecutor(1, "model-loader", initializer=lower_thread_priority)
         self.loop.worker = worker
-        self.runner.listen(self.ctx.hub.subscribe(Score, maxsize=256))
+        scores = self.ctx.hub.subscribe(Score, maxsize=256)
+        self.runner.listen(scores)
         try:
             if self._sinks is None:
                 self._sinks, notices = await asyncio.to_thread(
@@ -131,6 +132,7 @@ class Player:
                     group.create_task(self._load_model(loader), name="player:model")
                 group.create_task(self.loop.run(_SchedulerOutput(self)), name="player:bars")
         finally:
+            scores.close()
             worker.shutdown(wait=False, cancel_futures=True)
             loader.shutdown(wait=False, cancel_futures=True)
             self.close()

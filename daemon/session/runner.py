@@ -6,8 +6,13 @@
 Tasks (named, so a traceback or `asyncio.all_tasks()` says which stage is which):
     acquisition     the source on its worker thread (daemon/session/acquisition.py), Chunks into the signal path
     signal          the signal stage (daemon/session/signal_stage.py): Chunk, Features and Score, a Score every hop
-    service:<name>  each service from daemon/session/services.py; one that fails is reported and dropped
+    service:<name>  each service from daemon/session/services.py; one that fails is reported, then the session stops
+                    or goes on without it ([session] on_service_failure)
     supervisor      waits for the stop, then stops the stages in order within session.stop_timeout_s
+
+Services that are async context managers are entered on an AsyncExitStack before the tasks start and left, in
+reverse order, after they all ended (also when a later service's factory failed), before the profile is saved. The
+process is tuned for playback while the session runs (daemon/session/process.py).
 
 The wiring only wires: the signal maths lives in models/, the sources in drivers/, the services in their modules.
 """
