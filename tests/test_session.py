@@ -346,3 +346,23 @@ async def test_services_are_entered_before_they_run_and_left_in_reverse_order_in
     with pytest.raises(ConfigError, match="b cannot start"):
         await asyncio.wait_for(failing.run(), timeout=15)
     assert log == ["enter a", "exit a"]
+
+
+async def test_the_process_is_tuned_for_playback_while_a_session_runs(tmp_path: Path) -> None:
+    import sys
+
+    from neuromusic.daemon.session.process import SWITCH_INTERVAL_S
+
+    seen: list[float] = []
+
+    class Probe:
+        name = "probe"
+
+        async def run(self) -> None:
+            seen.append(sys.getswitchinterval())
+            await asyncio.Event().wait()
+
+    before = sys.getswitchinterval()
+    config = simulated_config(**{"session.duration_s": 0.3, "session.session_dir": str(tmp_path)})
+    await asyncio.wait_for(Session(config, services=[lambda ctx: Probe()]).run(), timeout=15)
+    assert seen == [SWITCH_INTERVAL_S] and sys.getswitchinterval() == before != SWITCH_INTERVAL_S

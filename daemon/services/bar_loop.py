@@ -132,7 +132,7 @@ class BarLoop:
             "min_lead_bars": None,
             "lead_bars": None,
         }
-        self.first_note_at: float | None = None  # after the loop started
+        self.first_note_t: float | None = None  # clock time of the first note played
 
     def use(self, composer: BarComposer) -> None:
         """The main composer takes over at the next bar composed."""
@@ -143,8 +143,7 @@ class BarLoop:
         """Play bars until cancelled, or until the next bar would start at or after `until`."""
         cfg = self.sinks_config
         control = self.control
-        started = self.clock.now()
-        t_next = started + cfg.start_delay_s
+        t_next = self.clock.now() + cfg.start_delay_s
         output.programs(self.arranger.programs(), self.clock.now())
         index, first = 0, True
         while until is None or t_next < until:
@@ -167,8 +166,8 @@ class BarLoop:
                 t_next = now + 0.05
             arranged = self.arranger.arrange_bar(bar, t_next)
             output.play(bar, arranged)
-            if self.first_note_at is None and arranged.events:
-                self.first_note_at = arranged.events[0].t - started
+            if self.first_note_t is None and arranged.events:
+                self.first_note_t = arranged.events[0].t
             if not first:  # the first bar after a start or resume has only the start delay as lead
                 self._lead((t_next - now) / arranged.duration)
             first = False

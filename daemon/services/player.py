@@ -72,6 +72,7 @@ class Player:
         self.loop = BarLoop(ctx.config, ctx.clock, ctx.control, self.runner, self._event)
         self.scheduler: Scheduler | None = None
         self.model_ready_at: float | None = None  # clock time the main composer took over
+        self._started: float | None = None  # clock time run() started
 
     # what tests, benchmarks and the operator look at
     @property
@@ -96,7 +97,9 @@ class Player:
 
     @property
     def first_note_at(self) -> float | None:
-        return self.loop.first_note_at
+        """Seconds from the start of run() (sinks opening included) to the first note."""
+        first = self.loop.first_note_t
+        return None if first is None or self._started is None else first - self._started
 
     # -- the service -------------------------------------------------------------------------------------------
     async def __aenter__(self) -> Player:
@@ -108,6 +111,7 @@ class Player:
         self.close()
 
     async def run(self) -> None:
+        self._started = self._clock.now()
         worker = concurrent.futures.ThreadPoolExecutor(1, "composer", initializer=lower_thread_priority)
         loader = concurrent.futures.ThreadPoolExecutor(1, "model-loader", initializer=lower_thread_priority)
         self.loop.worker = worker
