@@ -30,6 +30,7 @@ from neuromusic.drivers.simulated import SimulatedListener
 from neuromusic.models.core.clock import VirtualClock
 from neuromusic.models.core.messages import Bar, Chunk, Controls, Features, Score
 from neuromusic.models.music.arranger import ArrangedBar
+from neuromusic.models.music.sketch_composer import SketchComposer
 from neuromusic.policies.base import Policy
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,10 @@ async def _play(
     control = SessionControl(clock, hub.publish, policy_name, p.bounds, p.target)
     runner = PolicyRunner(control, _only(policy), policy=policy)
     runner.listen(scores)
-    loop = BarLoop(config, clock, control, runner, _logged)
-    loop.use(composer)
+    sketch = composer if isinstance(composer, SketchComposer) else None  # else [composer]'s, for fallbacks
+    loop = BarLoop(config, clock, control, runner, _logged, sketch=sketch)
+    if sketch is None:
+        loop.use(composer)
     await loop.run(ListenerOutput(state, record), until=duration)
     clock.run_to(duration)
     source.close()
