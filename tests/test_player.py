@@ -243,6 +243,27 @@ async def test_a_model_that_keeps_failing_is_dropped_for_the_sketch_composer_and
     assert player.stats["bars"] > 12 and ctx.counts["fallback_bars"] == 8  # the status reports the count
 
 
+async def test_the_status_carries_the_count_of_fallback_bars() -> None:
+    from neuromusic.daemon.services.telemetry import Telemetry
+
+    clock = WorldClock()
+    ctx = make_ctx(load_config(overrides={"mqtt.host": "127.0.0.1", "mqtt.device_id": "lab-9"}), clock)
+    telemetry = Telemetry(ctx, ctx.config.mqtt)
+    events = ctx.hub.subscribe(Event, maxsize=1024)
+    flaky = FlakyComposer({2, 4})
+    player = Player(ctx, sinks=[], model_loader=lambda: flaky)
+    task = asyncio.create_task(player.run())
+    await asyncio.sleep(0)
+    await asyncio.to_thread(lambda: None)
+    await clock.drive(25.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    for event in drain(events):
+        telemetry.accept(event)
+    statuses = [json.loads(m.payload) for m in telemetry._outbox if m.topic == "neuromusic/lab-9/status"]
+    assert len(statuses) >= 2 and statuses[-1]["telemetry"]["fallback_bars"] == 2  # re-sent as bars fell back
+
+
 class BuggyComposer:
     def next_bar(self, controls: Controls) -> Bar:
         raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
