@@ -28,6 +28,7 @@ from neuromusic.daemon.services.player import BarComposer, Player, load_model
 from neuromusic.daemon.session.context import SessionContext
 from neuromusic.daemon.session.control import SessionControl
 from neuromusic.daemon.session.hub import Hub
+from neuromusic.daemon.session.process import tuned_for_playback
 from neuromusic.models.core.clock import MonotonicClock
 from neuromusic.models.core.messages import Bar, Controls
 from neuromusic.models.music.sketch_composer import SketchComposer
@@ -112,7 +113,7 @@ def main() -> int:
     parser.add_argument("--busy-ms", type=float, default=60.0, help="--composer busy: Python work per bar, ms")
     parser.add_argument("--baseline-s", type=float, default=20.0, help="seconds of notes replayed for the baseline")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, tuned_for_playback():  # as `neuromusic run` sets the process up
         player, first_note, start = asyncio.run(run_player(args, Path(folder)))
     stats = player.stats
     timing = stats["timing"]

@@ -4,8 +4,10 @@ the session at the time it was sent, shown in the report; the simulated script's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lsl_fixtures import start_marker_outlet, stop_outlet
@@ -13,9 +15,17 @@ from neuromusic.daemon.config import load_config
 from neuromusic.daemon.lab.report import write_report
 from neuromusic.daemon.services.script_phases import script_segments
 from neuromusic.daemon.session.runner import Session
+from neuromusic.daemon.session.services import enter_services
 from neuromusic.models.core.errors import ConfigError
 from neuromusic.models.core.messages import Event
 from neuromusic.models.sessions.store import SessionReader
+
+
+async def session_services(session: Session) -> list[Any]:
+    """The services this session would run (entered and left again, as the session does)."""
+    async with contextlib.AsyncExitStack() as stack:
+        return await enter_services(stack, session.ctx, None)
+
 
 SIMULATED = {"source.board": "simulated", "score.baseline_s": 1.0, "features.window_s": 1.0}
 
@@ -71,10 +81,10 @@ async def test_a_missing_marker_stream_is_said_and_the_session_goes_on(tmp_path:
     assert any("not found; still looking" in text for text in said)
 
 
-def test_marker_stream_options_are_checked() -> None:
+async def test_marker_stream_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="resolve_timeout_s"):
         load_config(None, {"lsl_markers.name": "x", "lsl_markers.resolve_timeout_s": 0.2})
-    assert "lsl_markers" not in [s.name for s in Session(load_config(None, SIMULATED))._create_services()]
+    assert "lsl_markers" not in [s.name for s in await session_services(Session(load_config(None, SIMULATED)))]
 
 
 async def test_the_simulated_script_is_recorded_as_phases(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ the EEG samples they were computed from."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from lsl_fixtures import start_outlet, stop_outlet
 from neuromusic.daemon.config import load_config
 from neuromusic.daemon.services.lsl_out import ClockMap, marker_text, stream_names
 from neuromusic.daemon.session.runner import Session
+from neuromusic.daemon.session.services import enter_services
 from neuromusic.models.core.messages import Bar, Controls, Event, Features, Score
 
 
@@ -31,6 +33,12 @@ def eeg_outlet() -> Iterator[tuple[str, Any]]:
     proc = start_outlet(name, f"sid-{name}", seconds=60.0)
     yield name, proc
     stop_outlet(proc)
+
+
+async def session_services(session: Session) -> list[Any]:
+    """The services this session would run (entered and left again, as the session does)."""
+    async with contextlib.AsyncExitStack() as stack:
+        return await enter_services(stack, session.ctx, None)
 
 
 def _inlet(name: str) -> Any:
@@ -153,16 +161,16 @@ def test_marker_text_leaves_out_markers_that_came_from_lsl() -> None:
     assert marker_text(Event(1.0, "info", "hello")) is None
 
 
-def test_lsl_out_is_off_unless_asked() -> None:
+async def test_lsl_out_is_off_unless_asked() -> None:
     assert "lsl_out" not in [
-        s.name for s in Session(load_config(None, {"source.board": "simulated"}))._create_services()
+        s.name for s in await session_services(Session(load_config(None, {"source.board": "simulated"})))
     ]
 
 
 async def test_name_prefix_and_bands_options_change_the_outlets() -> None:
     config = load_config(None, {"source.board": "simulated", "lsl_out.enabled": True, "lsl_out.name_prefix": "lab7"})
     session = Session(config)
-    service = next(s for s in session._create_services() if s.name == "lsl_out")
+    service = next(s for s in await session_services(session) if s.name == "lsl_out")
     assert service.names["score"] == f"lab7-{session.ctx.device_id}-score"  # type: ignore[attr-defined]
     features = Features(1.0, np.zeros((2, 1)), ("alpha", "beta"), ("Cz",), np.ones(1, bool), ("",), source_t=5.0)
     service._clock_map = ClockMap(0.0, source_is_lsl=False)  # type: ignore[attr-defined]
@@ -170,7 +178,7 @@ async def test_name_prefix_and_bands_options_change_the_outlets() -> None:
     service.take(features)  # type: ignore[attr-defined]
     assert "bands" not in service._outlets and service.pushed["bands"] == 0  # type: ignore[attr-defined]
     with_bands = load_config(None, {"source.board": "simulated", "lsl_out.enabled": True, "lsl_out.bands": True})
-    other = next(s for s in Session(with_bands)._create_services() if s.name == "lsl_out")
+    other = next(s for s in await session_services(Session(with_bands)) if s.name == "lsl_out")
     other._clock_map = ClockMap(0.0, source_is_lsl=False)  # type: ignore[attr-defined]
     other._open(pylsl)  # type: ignore[attr-defined]
     other.take(features)  # type: ignore[attr-defined]

@@ -94,15 +94,24 @@ def test_context_is_trimmed_and_the_cache_kept(composer: Composer) -> None:
     assert min(lengths[10:]) < max(lengths)  # it was rebuilt shorter at least once
 
 
-def test_a_failing_model_gives_a_fallback_bar(composer: Composer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_model_says_so_and_recovers(composer: Composer, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated failure inside the forward pass")
 
     monkeypatch.setattr(composer, "_sample", broken)
-    bar = composer.next_bar(CALM)
-    assert bar.repaired and parse_bar(bar.abc, "4/4", bar.key).complete
+    with pytest.raises(ModelError, match="simulated failure"):  # the player plays a fallback bar and counts it
+        composer.next_bar(CALM)
     monkeypatch.undo()
     assert parse_bar(composer.next_bar(CALM).abc, "4/4", "D").complete  # and it recovers
+
+
+def test_a_bug_in_the_model_code_is_not_hidden(composer: Composer, monkeypatch: pytest.MonkeyPatch) -> None:
+    def buggy(*args: object, **kwargs: object) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'keep'")
+
+    monkeypatch.setattr(composer, "_sample", buggy)
+    with pytest.raises(AttributeError):
+        composer.next_bar(CALM)
 
 
 @pytest.mark.parametrize(

@@ -223,6 +223,66 @@ async def test_a_composer_exception_gives_a_fallback_bar_and_the_music_goes_on()
     assert player.stats["fallbacks"] == 2 and flaky.calls >= 4  # it took over once loaded, and kept going
 
 
+async def test_a_model_that_keeps_failing_is_dropped_for_the_sketch_composer_and_said() -> None:
+    clock = WorldClock()
+    ctx = make_ctx(Config(), clock)
+    events = ctx.hub.subscribe(Event, maxsize=1024)
+    broken = FlakyComposer(set(range(1, 1000)))
+    player = Player(ctx, sinks=[], model_loader=lambda: broken)
+    task = asyncio.create_task(player.run())
+    await asyncio.sleep(0)
+    await asyncio.to_thread(lambda: None)  # let the loader thread hand the composer over
+    await clock.drive(60.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    said = [e for e in drain(events) if isinstance(e, Event)]
+    dropped = [e.text for e in said if e.kind == "error" and "failed 8 bars in a row" in e.text]
+    assert len(dropped) == 1 and "sampling blew up" in dropped[0]
+    assert broken.calls == 8 and player.composer is player.sketch  # not asked again: the sketch composer plays on
+    assert player.stats["fallbacks"] == 8 and player.stats["composer_dropped"] == 1
+    assert player.stats["bars"] > 12 and ctx.counts["fallback_bars"] == 8  # the status reports the count
+
+
+async def test_the_status_carries_the_count_of_fallback_bars() -> None:
+    from neuromusic.daemon.services.telemetry import Telemetry
+
+    clock = WorldClock()
+    ctx = make_ctx(load_config(overrides={"mqtt.host": "127.0.0.1", "mqtt.device_id": "lab-9"}), clock)
+    telemetry = Telemetry(ctx, ctx.config.mqtt)
+    events = ctx.hub.subscribe(Event, maxsize=1024)
+    flaky = FlakyComposer({2, 4})
+    player = Player(ctx, sinks=[], model_loader=lambda: flaky)
+    task = asyncio.create_task(player.run())
+    await asyncio.sleep(0)
+    await asyncio.to_thread(lambda: None)
+    await clock.drive(25.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    for event in drain(events):
+        telemetry.accept(event)
+    statuses = [json.loads(m.payload) for m in telemetry._outbox if m.topic == "neuromusic/lab-9/status"]
+    assert len(statuses) >= 2 and statuses[-1]["telemetry"]["fallback_bars"] == 2  # re-sent as bars fell back
+
+
+class BuggyComposer:
+    def next_bar(self, controls: Controls) -> Bar:
+        raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+
+
+async def test_a_bug_in_the_composer_stops_the_player_instead_of_playing_fallbacks_forever() -> None:
+    clock = WorldClock()
+    ctx = make_ctx(Config(), clock)
+    player = Player(ctx, sinks=[], model_loader=BuggyComposer)
+    task = asyncio.create_task(player.run())
+    await asyncio.sleep(0)
+    await asyncio.to_thread(lambda: None)
+    await clock.drive(10.0)
+    with pytest.raises(ExceptionGroup) as raised:
+        await asyncio.wait_for(task, timeout=5)
+    assert raised.group_contains(TypeError)
+    assert player.stats["fallbacks"] == 0
+
+
 async def test_a_model_that_cannot_load_leaves_the_sketch_composer_playing() -> None:
     clock = WorldClock()
     ctx = make_ctx(Config(), clock)
@@ -341,7 +401,7 @@ async def test_what_the_policy_learned_is_loaded_for_its_own_name_and_put_back(
     clock = WorldClock()
     ctx = make_ctx(config, clock)
     ctx.profile = ProfileStore(tmp_path / "p.json", {"policy": {"name": "target", "state": {"integral": 1.0}}})
-    with caplog.at_level(logging.INFO, logger="neuromusic.daemon.services.player"):
+    with caplog.at_level(logging.INFO, logger="neuromusic.daemon.services"):
         other = Player(ctx, sinks=[])
     assert other.policy.observations == []
     assert "holds what policy 'target' learned; policy 'bandit' starts afresh" in caplog.text

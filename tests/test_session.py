@@ -308,3 +308,61 @@ async def test_json_output_never_blocks_on_a_reader_that_does_not_read() -> None
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+class Holder:
+    """A service that holds something from its creation on: an async context manager the session enters and leaves."""
+
+    name = "holder"
+
+    def __init__(self, label: str, log: list[str], fail_on_enter: bool = False) -> None:
+        self.label, self.log, self.fail_on_enter = label, log, fail_on_enter
+
+    async def __aenter__(self) -> Holder:
+        if self.fail_on_enter:
+            raise ConfigError(f"{self.label} cannot start")
+        self.log.append(f"enter {self.label}")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.log.append(f"exit {self.label}")
+
+    async def run(self) -> None:
+        self.log.append(f"run {self.label}")
+        await asyncio.Event().wait()
+
+
+async def test_services_are_entered_before_they_run_and_left_in_reverse_order_in_every_path(tmp_path: Path) -> None:
+    log: list[str] = []
+    config = simulated_config(**{"session.duration_s": 0.5, "session.session_dir": str(tmp_path)})
+    session = Session(config, services=[lambda ctx: Holder("a", log), lambda ctx: Holder("b", log)])
+    result = await asyncio.wait_for(session.run(), timeout=15)
+    assert result.exit_code == 0
+    assert log[:2] == ["enter a", "enter b"] and set(log[2:4]) == {"run a", "run b"}
+    assert log[4:] == ["exit b", "exit a"]
+    # a service that cannot start: those entered before it are left, nothing runs, the error is the session's
+    log.clear()
+    failing = Session(config, services=[lambda ctx: Holder("a", log), lambda ctx: Holder("b", log, True)])
+    with pytest.raises(ConfigError, match="b cannot start"):
+        await asyncio.wait_for(failing.run(), timeout=15)
+    assert log == ["enter a", "exit a"]
+
+
+async def test_the_process_is_tuned_for_playback_while_a_session_runs(tmp_path: Path) -> None:
+    import sys
+
+    from neuromusic.daemon.session.process import SWITCH_INTERVAL_S
+
+    seen: list[float] = []
+
+    class Probe:
+        name = "probe"
+
+        async def run(self) -> None:
+            seen.append(sys.getswitchinterval())
+            await asyncio.Event().wait()
+
+    before = sys.getswitchinterval()
+    config = simulated_config(**{"session.duration_s": 0.3, "session.session_dir": str(tmp_path)})
+    await asyncio.wait_for(Session(config, services=[lambda ctx: Probe()]).run(), timeout=15)
+    assert seen == [SWITCH_INTERVAL_S] and sys.getswitchinterval() == before != SWITCH_INTERVAL_S

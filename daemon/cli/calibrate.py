@@ -25,10 +25,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neuromusic.daemon.cli.flags import add_table, table_overrides
 from neuromusic.daemon.cli.run_options import FEATURES, SCORE, SOURCE
+
+if TYPE_CHECKING:  # annotations only: the command imports nothing heavy at module level
+    from neuromusic.daemon.config import Config
+    from neuromusic.daemon.services.recorder import SessionWriter
+    from neuromusic.drivers.base import Source, SourceInfo
+    from neuromusic.models.core.messages import Chunk, Features, Score
 
 PROMPTS = {
     "rest": "REST: close your eyes, relax and breathe slowly until the next cue.",
@@ -81,59 +87,92 @@ def simulated_script(blocks: list[Any]) -> str:
 
 
 def run_protocol(
-    source: Any,
-    config: Any,
+    source: Source,
+    config: Config,
     *,
-    read: Callable[[], Any] | None = None,
+    read: Callable[[], Chunk | None] | None = None,
     say: Callable[[str], None] = print,
     cue: Callable[[str], None] | None = None,
     now: Callable[[], float] = time.monotonic,
-    recorder: Any = None,
+    recorder: SessionWriter | None = None,
 ) -> Outcome:
     """Run the protocol on an opened-or-not `source`, collect features per block, fit and judge the model.
-    `read` returns the next Chunk or None (default: source.read(0.2)); `recorder` is a SessionWriter or None."""
-    import numpy as np
-    from neuromusic.daemon.session.profile_store import score_profile_section
-    from neuromusic.models.core.messages import Event
-    from neuromusic.models.signal.calibration import CalibrationData, fit_calibration, parse_protocol
-    from neuromusic.models.signal.pipeline import FeaturePipeline
-    from neuromusic.models.signal.score import ScoreProfile, band_shares
+    `read` returns the next Chunk or None (default: source.read(0.2)); `recorder` is a SessionWriter or None.
+    The chunks go through the session's signal stage (daemon/session/signal_stage.py), as in `neuromusic run`."""
+    from neuromusic.models.signal.calibration import parse_protocol
 
-    calibration = config.calibration
-    blocks = parse_protocol(calibration.protocol)
+    blocks = parse_protocol(config.calibration.protocol)
     info = source.open()
     try:
-        pipeline = FeaturePipeline.for_source(config.features, info)
-        bands = tuple(config.features.bands)
-        data = CalibrationData(bands, tuple(info.channel_names))
+        collector = _Collector(config, info, now, recorder)
         feed = _Feed(read or (lambda: source.read(0.2)), lambda: bool(getattr(source, "finished", False)))
         for number, block in enumerate(blocks):
             say(f"[{number + 1}/{len(blocks)}] {PROMPTS[block.kind]} ({block.seconds:g} s)")
             if cue is not None:
                 cue(block.kind)
-            if recorder is not None:
-                recorder.write(Event(now(), "phase", f"{block.kind} {number + 1}", {"block": number}), now())
-            needed = round(block.seconds * info.sfreq)
-            settle = round(calibration.settle_s * info.sfreq)
-            received = 0
+            needed = collector.start_block(number, block)
             for chunk in feed.take(needed):
-                received += chunk.n_samples
-                if recorder is not None:
-                    recorder.write(chunk, now())
-                for features in pipeline.push(chunk):
-                    if recorder is not None:
-                        recorder.write(features, now())
-                    if received >= settle:
-                        de = np.where(features.good[np.newaxis, :], features.de, np.nan)
-                        data.add(de, block.relaxed, number)
-                if recorder is not None:
-                    recorder.flush()
-            if received < needed:
-                _ran_out(say, number, blocks, received / info.sfreq)
+                collector.push(chunk)
+            if collector.received < needed:
+                _ran_out(say, number, blocks, collector.received / info.sfreq)
                 break
     finally:
         source.close()
     say("fitting the model ...")
+    return _fit(collector.data, config, info)
+
+
+class _Collector:
+    """The chunks of the current block through the signal stage: its Features' DE kept (after the block's settling
+    time) with the block's label, chunks and features written to the recording."""
+
+    def __init__(self, config: Config, info: SourceInfo, now: Callable[[], float], recorder: SessionWriter | None):
+        from neuromusic.daemon.session.signal_stage import SignalStage
+        from neuromusic.models.signal.calibration import CalibrationData
+
+        self.config, self.info, self.now, self.recorder = config, info, now, recorder
+        self.data = CalibrationData(tuple(config.features.bands), tuple(info.channel_names))
+        self.stage = SignalStage(config.features, config.score, self._take)
+        self.received, self._settle, self._block, self._relaxed = 0, 0, 0, False
+
+    def start_block(self, number: int, block: Any) -> int:
+        """Begin block `number`; returns how many samples it needs."""
+        from neuromusic.models.core.messages import Event
+
+        self.received, self._block, self._relaxed = 0, number, block.relaxed
+        self._settle = round(self.config.calibration.settle_s * self.info.sfreq)
+        if self.recorder is not None:
+            self.recorder.write(Event(self.now(), "phase", f"{block.kind} {number + 1}", {"block": number}), self.now())
+        return round(block.seconds * self.info.sfreq)
+
+    def push(self, chunk: Chunk) -> None:
+        self.received += chunk.n_samples
+        t = self.now()
+        self.stage.push(chunk, self.info, t, t)
+        if self.recorder is not None:
+            self.recorder.flush()
+
+    def _take(self, message: Chunk | Features | Score) -> None:
+        import numpy as np
+        from neuromusic.models.core.messages import Features, Score
+
+        if isinstance(message, Score):
+            return  # a calibration records its data, not a score of it
+        if self.recorder is not None:
+            self.recorder.write(message, self.now())
+        if isinstance(message, Features) and self.received >= self._settle:
+            self.data.add(np.where(message.good[np.newaxis, :], message.de, np.nan), self._relaxed, self._block)
+
+
+def _fit(data: Any, config: Config, info: SourceInfo) -> Outcome:
+    """The model and its judgement, and the baseline over the whole protocol (within-class spread)."""
+    import numpy as np
+    from neuromusic.daemon.session.profile_store import score_profile_section
+    from neuromusic.models.signal.calibration import fit_calibration
+    from neuromusic.models.signal.score import ScoreProfile, band_shares
+
+    calibration = config.calibration
+    bands = tuple(config.features.bands)
     result = fit_calibration(data, calibration, config.features.window_s, config.features.hop_s)
     stack = np.vstack(data.rows).reshape(-1, len(bands), len(info.channel_names))
     kind = config.score.features
@@ -256,33 +295,10 @@ def run(args: argparse.Namespace) -> int:
     profile = ProfileStore.load(args.profile) if args.profile is not None else None  # refuse a bad file first
     blocks = parse_protocol(config.calibration.protocol)
     clock: MonotonicClock | VirtualClock = VirtualClock() if args.fast else MonotonicClock()
-    read = None
-    if config.source.board == "simulated":
-        from neuromusic.drivers.listener_profile import load_profile
-        from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
-
-        listener = SimulatedListener(
-            load_profile(config.source.listener), ScriptedState(simulated_script(blocks)), clock, config.source.seed
-        )
-        source: Any = listener
-        if args.fast and isinstance(clock, VirtualClock):
-            read = _flat_out(listener, clock)
-    else:
-        from neuromusic.drivers.registry import open_source
-
-        source = open_source(config.source, clock)
+    source, read = _source(config, clock, blocks)
     say = _printer()
     cues = _Cues(config.sinks, say) if not (args.no_audio or args.fast) else None
-    recorder = None
-    if not args.no_record:
-        import dataclasses
-
-        from neuromusic.daemon.services.recorder import SessionWriter, new_session_folder
-
-        folder = args.session_dir or new_session_folder(config.recording.sessions_root(), "calibration")
-        recorder = SessionWriter(
-            folder, dataclasses.asdict(config), config.recording, clock.now(), "calibration", config.source.board
-        )
+    recorder = None if args.no_record else _recorder(args, config, clock.now())
     total = sum(b.seconds for b in blocks)
     say(f"calibration: {len(blocks)} blocks, {total:g} s in all. Sit comfortably; follow each prompt.")
     try:
@@ -309,6 +325,33 @@ def run(args: argparse.Namespace) -> int:
     profile.save()
     say(f"profile saved to {profile.path}; use it with: neuromusic run --profile {profile.path}")
     return 0
+
+
+def _source(config: Config, clock: Any, blocks: list[Any]) -> tuple[Source, Callable[[], Chunk | None] | None]:
+    """The configured source, and how to read it on a virtual clock (None: its own paced reads). A simulated
+    listener's hidden state follows the protocol; on a virtual clock it is read flat out."""
+    from neuromusic.models.core.clock import VirtualClock
+
+    if config.source.board != "simulated":
+        from neuromusic.drivers.registry import open_source
+
+        return open_source(config.source, clock), None
+    from neuromusic.drivers.listener_profile import load_profile
+    from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
+
+    listener = SimulatedListener(
+        load_profile(config.source.listener), ScriptedState(simulated_script(blocks)), clock, config.source.seed
+    )
+    return listener, _flat_out(listener, clock) if isinstance(clock, VirtualClock) else None
+
+
+def _recorder(args: argparse.Namespace, config: Config, now: float) -> SessionWriter:
+    import dataclasses
+
+    from neuromusic.daemon.services.recorder import SessionWriter, new_session_folder
+
+    folder = args.session_dir or new_session_folder(config.recording.sessions_root(), "calibration")
+    return SessionWriter(folder, dataclasses.asdict(config), config.recording, now, "calibration", config.source.board)
 
 
 def _flat_out(listener: Any, clock: Any, chunk_s: float = 0.1) -> Callable[[], Any]:

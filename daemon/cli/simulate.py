@@ -34,7 +34,12 @@ A listener is a shipped profile name (default, upbeat, melancholic, slow-respond
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.add_argument("--config", type=Path, help="TOML configuration ([policy], [features], [score] apply)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML configuration ([policy], [features], [score], [composer], [arranger], [sinks] lead_bars and "
+        "start_delay_s apply)",
+    )
     parser.add_argument(
         "--listener", action="append", metavar="PROFILE", help="shipped profile name or TOML file (repeatable)"
     )

@@ -61,6 +61,12 @@ class LslMarkers:
         finally:
             self._stop.set()
 
+    async def __aenter__(self) -> LslMarkers:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()  # the session leaves its services when it ends, whether or not run() started
+
     def release(self) -> None:
         self._stop.set()
 

@@ -204,6 +204,12 @@ class LslOut:
             outlet.push_sample(sample, when)
             self.pushed[kind] += 1
 
+    async def __aenter__(self) -> LslOut:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()  # the session leaves its services when it ends, whether or not run() started
+
     def release(self) -> None:
         outlets, self._outlets = self._outlets, {}
         outlets.clear()  # dropping the last reference destroys each outlet; its consumers see it vanish

@@ -140,6 +140,7 @@ class Telemetry:
             "dropped": self.dropped_total,
             "reconnects": self.reconnects,
             "commands_dropped": self.commands.dropped,
+            **self.ctx.counts,
         }
 
     def _enqueue(self, message: Outgoing) -> None:

@@ -84,6 +84,8 @@ class TelemetryFeed:
             self._enqueue(mqtt_topics.bar(dev, self.ctx.clock.now(), message))
         elif isinstance(message, Event):
             self._enqueue(mqtt_topics.event(dev, message))
+            if "fallbacks" in message.data:  # a bar fell back: the status carries the new count
+                self._enqueue(self.status())
         elif isinstance(message, SourceStatus):
             # The events topic logs transitions: a source that reports the state it is already in (a stop seen both
             # by the reader and by the acquisition's clean-up, repeated reconnect attempts) adds nothing.

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from neuromusic.daemon.session.signal_stage import StoredModels
 from neuromusic.models.core.errors import ConfigError, DataError
 from neuromusic.models.signal.calibration import RestModel
 from neuromusic.models.signal.score import ScoreProfile
@@ -120,3 +121,14 @@ def rest_model_from_section(section: Any, path: Path) -> RestModel:
         return RestModel.from_section(section)
     except DataError as error:
         raise ConfigError(f"profile {path}: {error}") from error
+
+
+def stored_models(profile: ProfileStore | None) -> StoredModels:
+    """What the profile brings to the scorer: its "score" baseline and its "calibration" model, each if present."""
+    if profile is None:
+        return StoredModels()
+    score, calibration = profile.get("score"), profile.get("calibration")
+    return StoredModels(
+        None if score is None else score_profile_from_section(score, profile.path),
+        None if calibration is None else rest_model_from_section(calibration, profile.path),
+    )

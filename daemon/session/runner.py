@@ -6,8 +6,13 @@
 Tasks (named, so a traceback or `asyncio.all_tasks()` says which stage is which):
     acquisition     the source on its worker thread (daemon/session/acquisition.py), Chunks into the signal path
     signal          the signal stage (daemon/session/signal_stage.py): Chunk, Features and Score, a Score every hop
-    service:<name>  each service from daemon/session/services.py; one that fails is reported and dropped
+    service:<name>  each service from daemon/session/services.py; one that fails is reported, then the session stops
+                    or goes on without it ([session] on_service_failure)
     supervisor      waits for the stop, then stops the stages in order within session.stop_timeout_s
+
+Services that are async context managers are entered on an AsyncExitStack before the tasks start and left, in
+reverse order, after they all ended (also when a later service's factory failed), before the profile is saved. The
+process is tuned for playback while the session runs (daemon/session/process.py).
 
 The wiring only wires: the signal maths lives in models/, the sources in drivers/, the services in their modules.
 """
@@ -15,6 +20,7 @@ The wiring only wires: the signal maths lives in models/, the sources in drivers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable, Coroutine
@@ -26,18 +32,14 @@ from neuromusic.daemon.session.acquisition import Acquisition
 from neuromusic.daemon.session.context import SessionContext, SessionService
 from neuromusic.daemon.session.control import SessionControl
 from neuromusic.daemon.session.hub import Hub
-from neuromusic.daemon.session.profile_store import (
-    ProfileStore,
-    rest_model_from_section,
-    score_profile_from_section,
-    score_profile_section,
-)
-from neuromusic.daemon.session.services import SERVICES, create_services
-from neuromusic.daemon.session.shutdown import EXIT_OK, EXIT_SERVICE_FAILED, EXIT_SHUTDOWN_TIMEOUT
-from neuromusic.daemon.session.signal_stage import SignalStage, StoredModels
+from neuromusic.daemon.session.process import tuned_for_playback
+from neuromusic.daemon.session.profile_store import ProfileStore, score_profile_section, stored_models
+from neuromusic.daemon.session.services import ServiceSpec, enter_services
+from neuromusic.daemon.session.shutdown import EXIT_OK, EXIT_SERVICE_FAILED, EXIT_SHUTDOWN_TIMEOUT, stop_in_order
+from neuromusic.daemon.session.signal_stage import SignalStage
 from neuromusic.drivers.base import Source, SourceInfo
 from neuromusic.models.core.clock import MonotonicClock, VirtualClock
-from neuromusic.models.core.errors import ConfigError, NeuromusicError
+from neuromusic.models.core.errors import NeuromusicError
 from neuromusic.models.core.messages import Chunk, Event, Score
 from neuromusic.models.signal.score import RelaxationScorer
 from neuromusic.policies.registry import policy_names
@@ -45,8 +47,6 @@ from neuromusic.policies.registry import policy_names
 log = logging.getLogger(__name__)
 
 WAKE_S = 0.05  # how often the signal path looks at the source state when no samples come
-
-ServiceSpec = str | Callable[[SessionContext], SessionService | None]
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,7 @@ class Session:
         self._open_source = open_source or self._default_source
         # Each chunk with the session clock when it arrived: the time base of Features.t and Score.t.
         self._chunks: asyncio.Queue[tuple[Chunk, SourceInfo, float]] = asyncio.Queue()
-        self.signal = SignalStage(
-            config.features,
-            config.score,
-            self.hub.publish,
-            StoredModels(self._stored_score_profile(), self._stored_rest_model()),
-        )
+        self.signal = SignalStage(config.features, config.score, self.hub.publish, stored_models(self.profile))
         self.acquisition = Acquisition(
             self._open_source,
             lambda chunk, info: self._chunks.put_nowait((chunk, info, self.clock.now())),
@@ -127,27 +122,18 @@ class Session:
     async def run(self) -> SessionResult:
         self.hub.bind_loop(asyncio.get_running_loop())
         started = self.clock.now()
-        services = self._create_services()
-        tasks: dict[str, asyncio.Task[Any]] = {}
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks["acquisition"] = group.create_task(self._run_acquisition(), name="acquisition")
-                tasks["signal"] = group.create_task(self._fatal_on_error(self._signal_path()), name="signal")
-                for service in services:
-                    name = f"service:{service.name}"
-                    if name in tasks:  # two services of one name: each still needs its own task to stop
-                        name = f"{name}#{sum(key.startswith(name) for key in tasks) + 1}"
-                    tasks[name] = group.create_task(self._guard(service), name=name)
-                group.create_task(self._supervise(tasks, started), name="supervisor")
+            with tuned_for_playback():
+                async with contextlib.AsyncExitStack() as stack:  # services left in reverse order, also on failure
+                    services = await enter_services(stack, self.ctx, self._service_specs)
+                    await self._run_tasks(services, started)
         except* NeuromusicError as errors:
             # A service's factory or a stage outside the guards: report it as itself, not as an exception group.
             raise errors.exceptions[0] from None
         finally:
-            release_services(services)  # a service whose run() never started still puts its profile section
-            self._save_profile()
+            self._save_profile()  # after every service put its section (the player's policy state)
         if self.fatal_error is not None:
             raise self.fatal_error
-        reason = self.control.stop_reason or "stopped"
         exit_code = EXIT_OK
         if self.failed_service is not None:
             exit_code = EXIT_SERVICE_FAILED
@@ -155,10 +141,22 @@ class Session:
             exit_code = EXIT_SHUTDOWN_TIMEOUT
         return SessionResult(
             exit_code=exit_code,
-            reason=reason,
+            reason=self.control.stop_reason or "stopped",
             duration_s=self.clock.now() - started,
             reconnects=self.acquisition.reconnects,
         )
+
+    async def _run_tasks(self, services: list[SessionService], started: float) -> None:
+        tasks: dict[str, asyncio.Task[Any]] = {}
+        async with asyncio.TaskGroup() as group:
+            tasks["acquisition"] = group.create_task(self._run_acquisition(), name="acquisition")
+            tasks["signal"] = group.create_task(self._fatal_on_error(self._signal_path()), name="signal")
+            for service in services:
+                name = f"service:{service.name}"
+                if name in tasks:  # two services of one name: each still needs its own task to stop
+                    name = f"{name}#{sum(key.startswith(name) for key in tasks) + 1}"
+                tasks[name] = group.create_task(self._guard(service), name=name)
+            group.create_task(self._supervise(tasks, started), name="supervisor")
 
     # -- stages ------------------------------------------------------------------------------------------------
     async def _run_acquisition(self) -> None:
@@ -233,20 +231,7 @@ class Session:
         log.info("stopping: %s", self.control.stop_reason)
         # Order matters: no new data first, then the signal path, then the services (all notes off, offline status).
         order = [["acquisition"], ["signal"], [name for name in tasks if name.startswith("service:")][::-1]]
-        try:
-            async with asyncio.timeout(self.config.session.stop_timeout_s):
-                for names in order:
-                    for name in names:
-                        tasks[name].cancel()
-                    pending = [tasks[name] for name in names]
-                    if pending:
-                        await asyncio.wait(pending)
-        except TimeoutError:
-            self._timed_out = True
-            left = [name for name, task in tasks.items() if not task.done()]
-            log.error("shutdown deadline %g s passed; cancelling again: %s", self.config.session.stop_timeout_s, left)
-            for name in left:  # a task still cleaning up (awaiting in `finally`) is interrupted there too
-                tasks[name].cancel()
+        self._timed_out = await stop_in_order(tasks, order, self.config.session.stop_timeout_s)
 
     @property
     def pending_exit_code(self) -> int:
@@ -254,42 +239,10 @@ class Session:
         return self.fatal_error.exit_code if self.fatal_error is not None else EXIT_SHUTDOWN_TIMEOUT
 
     # -- helpers -----------------------------------------------------------------------------------------------
-    def _create_services(self) -> list[SessionService]:
-        specs = self._service_specs
-        if specs is None:
-            without = self.config.session.without
-            unknown = [name for name in without if name not in SERVICES]
-            if unknown:
-                raise ConfigError(f"session.without: unknown service {unknown[0]!r}; services: {', '.join(SERVICES)}")
-            specs = [name for name in SERVICES if name not in without]
-        services: list[SessionService] = []
-        try:
-            for spec in specs:
-                if isinstance(spec, str):
-                    services.extend(create_services(self.ctx, [spec]))
-                elif (service := spec(self.ctx)) is not None:
-                    services.append(service)
-        except BaseException:
-            release_services(services)  # a later factory failed: those made already let go of what they opened
-            raise
-        return services
-
     def _default_source(self) -> Source:
         from neuromusic.drivers.registry import open_source
 
         return open_source(self.config.source, self.clock)
-
-    def _stored_rest_model(self) -> Any:
-        section = self.profile.get("calibration") if self.profile is not None else None
-        if section is None or self.profile is None:
-            return None
-        return rest_model_from_section(section, self.profile.path)
-
-    def _stored_score_profile(self) -> Any:
-        section = self.profile.get("score") if self.profile is not None else None
-        if section is None or self.profile is None:
-            return None
-        return score_profile_from_section(section, self.profile.path)
 
     def _save_profile(self) -> None:
         if self.profile is None or not self.acquisition.streaming.is_set():
@@ -298,15 +251,3 @@ class Session:
             self.profile.put("score", score_profile_section(self.scorer.profile))
         self.profile.save()
         log.info("profile saved to %s", self.profile.path)
-
-
-def release_services(services: list[SessionService]) -> None:
-    """Call each service's optional, idempotent `release()`: what its run() frees when it ends (the player's sinks,
-    an unfinished WAV), freed also when run() never started (a later factory failed; cancelled before starting)."""
-    for service in services:
-        release = getattr(service, "release", None)
-        if callable(release):
-            try:
-                release()
-            except Exception:  # one service's failure to let go must not keep the others holding on
-                log.exception("service %s: release failed", service.name)

@@ -4,16 +4,21 @@ A factory is `create(ctx: SessionContext) -> SessionService | None`; it returns 
 the service (e.g. no MQTT host given). Registering a service is one line here; the module is imported only when a
 session starts, so a service that imports torch costs nothing to `neuromusic --help`. Services start in this order
 and are stopped after the signal path, so a player can still send all-notes-off and telemetry its offline status.
+A service that is an async context manager is entered as it is made and left, in reverse order, when the session
+ends (also when a later factory failed): what it holds (open sinks, an outlet) is let go in every path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from neuromusic.daemon.session.context import SessionContext, SessionService
 from neuromusic.models.core.errors import ConfigError
+
+ServiceSpec = str | Callable[[SessionContext], SessionService | None]
 
 SERVICES: dict[str, str] = {
     "json": "neuromusic.daemon.services.json_output:create",
@@ -56,5 +61,28 @@ def create_services(
     for name in chosen:
         service = resolve(table[name])(ctx)
         if service is not None:
+            services.append(service)
+    return services
+
+
+async def enter_services(
+    stack: contextlib.AsyncExitStack, ctx: SessionContext, specs: list[ServiceSpec] | None
+) -> list[SessionService]:
+    """Make the session's services (`specs`: names or factories; None: every registered one less [session] without)
+    and enter those that are async context managers on `stack`, which leaves them when the session ends."""
+    if specs is None:
+        without = ctx.config.session.without
+        unknown = [name for name in without if name not in SERVICES]
+        if unknown:
+            raise ConfigError(f"session.without: unknown service {unknown[0]!r}; services: {', '.join(SERVICES)}")
+        specs = [name for name in SERVICES if name not in without]
+    services: list[SessionService] = []
+    for spec in specs:
+        made = create_services(ctx, [spec]) if isinstance(spec, str) else [spec(ctx)]
+        for service in made:
+            if service is None:
+                continue
+            if isinstance(service, contextlib.AbstractAsyncContextManager):
+                await stack.enter_async_context(service)
             services.append(service)
     return services

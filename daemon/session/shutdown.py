@@ -20,11 +20,15 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_SERVICE_FAILED = 8  # a service (player, recorder, telemetry, ...) crashed and session.on_service_failure = "stop"
@@ -95,3 +99,24 @@ class ShutdownHandler:
 def _say(text: str) -> None:
     # stderr, never stdout: with --json, stdout carries JSON lines only.
     print(f"neuromusic: {text}", file=sys.stderr, flush=True)
+
+
+async def stop_in_order(tasks: dict[str, asyncio.Task[Any]], order: list[list[str]], timeout_s: float) -> bool:
+    """Cancel the named tasks group by group, each group awaited before the next, all within `timeout_s`. Past the
+    deadline, whatever is left is cancelled again (a task still cleaning up is interrupted there too); returns
+    whether the deadline passed."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            for names in order:
+                for name in names:
+                    tasks[name].cancel()
+                pending = [tasks[name] for name in names]
+                if pending:
+                    await asyncio.wait(pending)
+    except TimeoutError:
+        left = [name for name, task in tasks.items() if not task.done()]
+        log.error("shutdown deadline %g s passed; cancelling again: %s", timeout_s, left)
+        for name in left:
+            tasks[name].cancel()
+        return True
+    return False

@@ -1,13 +1,14 @@
 """The whole closed loop on a virtual clock, faster than real time, with no audio device.
 
     simulated EEG (the listener's hidden relaxation follows the music it hears)
-      -> FeaturePipeline -> RelaxationScorer -> policy -> composer -> arranger -> what the listener hears
+      -> signal stage (features, score) -> policy -> composer -> arranger -> what the listener hears
 
-One bar at a time: the policy picks the controls for the next bar, the composer writes it, the arranger times it
-(tempo ramps included), the listener hears it (the controls it actually heard: the bar's mean tempo), and the EEG
-for the bar's duration is generated, filtered and scored; each score goes back to the policy. Nothing sleeps: the
-virtual clock jumps from bar to bar. The hidden state, the scores and the controls are recorded for the report and
-the plot. `best_fixed` finds the best fixed controls for a listener by a grid search on the same seeds.
+The full loop ("eeg", eeg_loop.py) is the live session's: its signal stage, policy runner and bar loop, on a virtual
+clock that generates the listener's EEG as time moves on; the listener hears each bar at its mean tempo (the
+arranger's ramp). Nothing sleeps: the clock jumps from bar to bar. The "direct" loop (direct_loop.py) draws the scores
+straight from the hidden state, for many listeners. The hidden state, the scores and the controls are recorded for
+the report and the plot. `best_fixed` finds the best fixed controls for a listener by a grid search on the same
+seeds.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 from neuromusic.daemon.config import Config
+from neuromusic.daemon.services.bar_loop import BarComposer, sketch_for
 from neuromusic.daemon.session.direct_loop import DirectScoreModel, DirectScorer, bar_seconds
+from neuromusic.daemon.session.eeg_loop import Record, eeg_session
 from neuromusic.drivers.listener_population import PreferenceBox, draw_population
 from neuromusic.drivers.listener_profile import DEFAULT_PROFILE, ListenerProfile, load_profile
 from neuromusic.drivers.listener_response import (
@@ -34,9 +37,6 @@ from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
 from neuromusic.models.core.clock import VirtualClock
 from neuromusic.models.core.errors import ConfigError, ModelError
 from neuromusic.models.core.messages import Bar, Controls, FloatArray, Score
-from neuromusic.models.music.arranger import Arranger
-from neuromusic.models.signal.pipeline import FeaturePipeline
-from neuromusic.models.signal.score import RelaxationScorer
 from neuromusic.policies.base import ControlBounds, Policy
 from neuromusic.policies.registry import make_policy
 
@@ -47,10 +47,6 @@ LoopChoice = Literal["eeg", "direct"]
 ROLLING_S = 60.0  # "reached" means the hidden relaxation's 60-second mean got there
 REACH_FRACTION = 0.9  # ... to this fraction of the best fixed controls' mean relaxation
 HIDDEN_STEP_S = 1.0  # the hidden state is recorded once a second
-
-
-class BarComposer(Protocol):
-    def next_bar(self, controls: Controls) -> Bar: ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +76,8 @@ class SessionTrace:
     wall_s: float = 0.0
     composer: str = ""
     policy_state: dict[str, Any] = field(default_factory=dict)
+    bars: list[Bar] = field(default_factory=list)  # the full loop's bars as composed (controls and notes)
+    published: list[tuple[float, Score]] = field(default_factory=list)  # the full loop's scores, with when published
 
     @property
     def mean_relaxation(self) -> float:
@@ -129,7 +127,8 @@ def population_listeners(n: int, seed: int, bounds: ControlBounds | None = None)
 
 
 def make_composer(choice: ComposerChoice, config: Config, seed: int) -> tuple[BarComposer, str]:
-    """The GPT-2 composer when asked for (or, with "auto", when its checkpoint loads), else the sketch composer."""
+    """The GPT-2 composer when asked for (or, with "auto", when its checkpoint loads), else the sketch composer;
+    either in [composer] key and meter, seeded by `seed`."""
     if choice in ("auto", "model"):
         try:
             from neuromusic.models.music.composer import Composer
@@ -145,9 +144,7 @@ def make_composer(choice: ComposerChoice, config: Config, seed: int) -> tuple[Ba
                 if choice == "model":
                     raise
                 log.info("no GPT-2 checkpoint loads; simulating with the sketch composer")
-    from neuromusic.models.music.sketch_composer import SketchComposer
-
-    return SketchComposer(seed=seed), "sketch"
+    return sketch_for(replace(config.composer, seed=seed)), "sketch"
 
 
 def seeded_policy(config: Config, name: str, seed: int) -> Policy:
@@ -193,14 +190,16 @@ def run_session(
     )
     if policy is None:
         policy = seeded_policy(config, policy_name, seed)
-    record = _Record()
+    record = Record()
     if loop == "direct":
         _direct_bars(policy, state, duration, seed, record)
         composer_name = "direct"
     else:
         if composer is None:
             raise ConfigError("the full loop needs a composer")
-        _eeg_bars(config, listener, policy, state, duration, seed, composer, record)
+        source = SimulatedListener(listener.profile, state, VirtualClock(), seed=seed)
+        seeded = replace(config, composer=replace(config.composer, seed=seed))
+        eeg_session(seeded, source, state, policy_name, policy, composer, duration, record)
     hidden_t = np.arange(0.0, duration, HIDDEN_STEP_S)
     hidden = np.array([state.relaxation(float(x)) for x in hidden_t])
     return SessionTrace(
@@ -217,60 +216,9 @@ def run_session(
         wall_s=time.perf_counter() - started,
         composer=composer_name,
         policy_state=policy.state_dict(),
+        bars=record.bars,
+        published=record.published,
     )
-
-
-@dataclass
-class _Record:
-    score_t: list[float] = field(default_factory=list)
-    score_v: list[float] = field(default_factory=list)
-    bar_t: list[float] = field(default_factory=list)
-    played: list[tuple[float, float, float]] = field(default_factory=list)
-
-    def bar(self, t: float, controls: Controls) -> None:
-        self.bar_t.append(t)
-        self.played.append((controls.tempo, controls.valence, controls.energy))
-
-    def score(self, policy: Policy, score: Score) -> None:
-        policy.observe(score)
-        self.score_t.append(score.t)
-        self.score_v.append(math.nan if score.value is None else score.value)
-
-
-def _eeg_bars(
-    config: Config,
-    listener: Listener,
-    policy: Policy,
-    state: MusicResponsiveState | ScriptedListenerState,
-    duration: float,
-    seed: int,
-    composer: BarComposer,
-    record: _Record,
-) -> None:
-    clock = VirtualClock()
-    source = SimulatedListener(listener.profile, state, clock, seed=seed)
-    info = source.open()
-    pipeline = FeaturePipeline.for_source(config.features, info)
-    scorer = RelaxationScorer(config.score, tuple(config.features.bands), info.channel_names)
-    arranger = Arranger()
-    t, bar_index, emitted = 0.0, 0, 0
-    while t < duration:
-        controls = policy.next_controls(bar_index, t)
-        bar = composer.next_bar(controls)
-        arranged = arranger.arrange_bar(bar, t, controls.tempo)
-        heard_tempo = (arranged.ramp.start + arranged.ramp.end) / 2.0
-        state.hear(Controls(heard_tempo, controls.valence, controls.energy), t)
-        record.bar(t, controls)
-        end = t + arranged.duration
-        n = round(end * info.sfreq) - emitted
-        if n > 0:
-            chunk = source.generate(n)
-            emitted += n
-            for features in pipeline.push(chunk):
-                record.score(policy, scorer.update(features))
-        clock.advance(end - t)
-        t, bar_index = end, bar_index + 1
-    source.close()
 
 
 def _direct_bars(
@@ -278,7 +226,7 @@ def _direct_bars(
     state: MusicResponsiveState | ScriptedListenerState,
     duration: float,
     seed: int,
-    record: _Record,
+    record: Record,
 ) -> None:
     model = DirectScoreModel()
     scorer = DirectScorer(model, seed)
@@ -292,7 +240,8 @@ def _direct_bars(
         record.bar(t, controls)
         end = t + seconds
         for score in scorer.scores(end, state):
-            record.score(policy, score)
+            policy.observe(score)
+            record.score(score)
         t, bar_index = end, bar_index + 1
 
 

@@ -13,7 +13,8 @@ Each `next_bar(controls)`:
 4. keeps the bar (as it will be played) in the context, so the next bar follows what was heard; its tokens go
    through the model together with the next bar's control tokens, one forward pass for both.
 When the context would overflow, it is rebuilt from the most recent whole bars (half the context).
-Any internal failure gives a fallback bar (flagged `repaired`) and a rebuilt context; next_bar never raises.
+A bar torch fails on (memory, a non-finite distribution) rebuilds the context and raises ModelError, so the player
+plays a fallback bar and counts it; any other exception is a bug and is not hidden.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from neuromusic.models.core.errors import ModelError
 from neuromusic.models.core.messages import Bar, Controls
 from neuromusic.models.music import bars as barlib
 from neuromusic.models.music.abc import AbcError, AbcNote, format_bar, parse_bar, parse_meter
@@ -140,15 +142,9 @@ class Composer:
             self.line.aim(controls.valence)
         try:
             notes, repaired = self._compose(controls, minor, energy, shift)
-        except Exception:  # the player must always get a bar: log the failure loudly, play a safe bar
-            log.exception("composer failed on bar %d; playing a fallback bar and rebuilding the context", self.index)
-            notes, repaired = barlib.fallback(self.beats, minor, energy), True
-            self.cache, self.pending = None, []
-            try:
-                self._rebuild()
-            except Exception:  # a model that cannot even rebuild gets a fresh context next bar
-                log.exception("context rebuild failed; starting a fresh context")
-                self.history, self.bar_starts = [self.tokenizer.bos_id], []
+        except RuntimeError as error:  # torch failed (memory, a non-finite distribution): a fresh cache, then say so
+            self._recover()
+            raise ModelError(f"the model failed on bar {self.index}: {error}") from error
         self._heard.append(histogram(notes))
         self.memory.remember(self.index, notes, minor, energy)
         self.line.played(notes, shift)
@@ -165,6 +161,17 @@ class Composer:
         )
         self.index += 1
         return bar
+
+    def _recover(self) -> None:
+        """After a failed bar: the context rebuilt from the bars played (or a fresh one if even that fails), so the
+        next bar starts clean. The caller plays a fallback bar for the failed one."""
+        log.exception("composer failed on bar %d; rebuilding the context", self.index)
+        self.cache, self.pending = None, []
+        try:
+            self._rebuild()
+        except RuntimeError:  # a model that cannot even rebuild gets a fresh context next bar
+            log.exception("context rebuild failed; starting a fresh context")
+            self.history, self.bar_starts = [self.tokenizer.bos_id], []
 
     @torch.no_grad()
     def _compose(self, controls: Controls, minor: bool, energy: int, shift: int) -> tuple[list[AbcNote], bool]:
