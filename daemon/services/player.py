@@ -118,14 +118,16 @@ class Player:
         scores = self.ctx.hub.subscribe(Score, maxsize=256)
         self.runner.listen(scores)
         try:
-            if self._sinks is None:
-                self._sinks, notices = await asyncio.to_thread(
+            sinks = self._sinks
+            if sinks is None:
+                opened, notices = await asyncio.to_thread(
                     open_sinks, self.ctx.config.sinks, self.ctx.session_dir, self._clock.now()
                 )
+                self._sinks = sinks = opened
                 self._notices += notices
             for notice in self._notices:
                 self._event("warning", notice)
-            self.scheduler = Scheduler(self._clock, self._sinks, on_failure=self._sink_failed)
+            self.scheduler = Scheduler(self._clock, sinks, on_failure=self._sink_failed)
             names = ", ".join(s.name for s in self.scheduler.sinks) or "no sinks"
             self._event("info", f"playing to {names}", sinks=[s.name for s in self.scheduler.sinks])
             async with asyncio.TaskGroup() as group:

@@ -216,7 +216,7 @@ class Session:
                 self.request_stop(f"service {service.name} failed: {error}")
 
     async def _supervise(self, tasks: dict[str, asyncio.Task[Any]], started: float) -> None:
-        waits = [asyncio.ensure_future(self.control.stop_requested.wait())]
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.control.stop_requested.wait())]
         duration = self.config.session.duration_s
         if duration is not None:
             waits.append(asyncio.ensure_future(self.clock.sleep_until(started + duration)))
