@@ -3,14 +3,15 @@
 The model, per integration step of `step_s` seconds on a fixed time grid (so the same seed gives the same noise
 whatever the caller's query pattern):
 
-    appeal    a = exp(-1/2 * ((tempo - preferred_tempo) / tempo_width)^2 + same for valence, energy)
+    appeal    a = exp(-1/2 * sum over the controls of ((value - preferred_<name>) / <name>_width)^2)
     goal      r* = rest + (peak - rest) * a * (1 - habituation_depth * h)
     state     r += (r* - r) * (1 - exp(-step / time_constant_s))
     output    clip(r + n, 0, 1),   n an Ornstein-Uhlenbeck fluctuation (std `noise`, time constant `noise_time_s`)
 
 Controls act `delay_s` after `hear()`. Habituation h in [0, 1] grows toward 1 with time constant `habituation_s`
-while the music stays the same, and a change of distance d (in units of each control's natural range: 40 BPM, 1, 1)
-shrinks it by exp(-d / habituation_reset): the same music slowly loses some of its effect; new music restores it.
+while the music stays the same, and a change of distance d (in units of each control's natural range, the span of its
+default bounds: 40 BPM, 1, 1) shrinks it by exp(-d / habituation_reset): the same music slowly loses some of its
+effect; new music restores it.
 Before any music is heard, a = 0 (the listener rests at `rest`).
 """
 
@@ -24,14 +25,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from neuromusic.models.core.controls import CONTROLS
 from neuromusic.models.core.errors import ConfigError
 from neuromusic.models.core.messages import Controls, FloatArray
 
-TEMPO_RANGE_BPM = 40.0  # the natural range of tempo used for habituation distances (the default 50..90 bounds)
+# the natural range of each control for habituation distances: the span of its default bounds (40 BPM, 1, 1)
+NATURAL_RANGE = tuple(spec.bounds[1] - spec.bounds[0] for spec in CONTROLS)
+
+
+def response_fields(name: str) -> tuple[str, str]:
+    """The ResponseConfig fields of one control: the value this listener prefers and how far from it the appeal
+    falls to exp(-1/2)."""
+    return f"preferred_{name}", f"{name}_width"
 
 
 @dataclass(frozen=True)
 class ResponseConfig:
+    """Two fields per row of the control table (`preferred_<name>`, `<name>_width`), then the response's shape."""
+
     preferred_tempo: float = 62.0  # BPM this listener relaxes to best
     preferred_valence: float = 0.7
     preferred_energy: float = 0.25
@@ -50,11 +61,24 @@ class ResponseConfig:
     habituation_reset: float = 0.2
     step_s: float = 0.5
 
+    def preferred(self) -> tuple[float, ...]:
+        """The preferred value of each control, in the table's order."""
+        return tuple(getattr(self, response_fields(spec.name)[0]) for spec in CONTROLS)
+
+    def widths(self) -> tuple[float, ...]:
+        """The width of each control's appeal, in the table's order."""
+        return tuple(getattr(self, response_fields(spec.name)[1]) for spec in CONTROLS)
+
     def validate(self) -> None:
+        for spec in CONTROLS:
+            preferred, width = response_fields(spec.name)
+            if not getattr(self, width) > 0:
+                raise ValueError(f"response.{width} must be positive, got {getattr(self, width)}")
+            if not spec.low <= getattr(self, preferred) <= spec.high:
+                raise ValueError(
+                    f"response.{preferred} must be within {spec.range_text()}, got {getattr(self, preferred)}"
+                )
         for name in (
-            "tempo_width",
-            "valence_width",
-            "energy_width",
             "time_constant_s",
             "noise_time_s",
             "habituation_s",
@@ -63,14 +87,12 @@ class ResponseConfig:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"response.{name} must be positive, got {getattr(self, name)}")
-        for name in ("preferred_valence", "preferred_energy", "rest", "peak", "start", "habituation_depth"):
+        for name in ("rest", "peak", "start", "habituation_depth"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"response.{name} must be within 0..1, got {getattr(self, name)}")
         for name in ("delay_s", "noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"response.{name} must be >= 0, got {getattr(self, name)}")
-        if not 20.0 <= self.preferred_tempo <= 300.0:
-            raise ValueError(f"response.preferred_tempo must be within 20..300 BPM, got {self.preferred_tempo}")
 
 
 def response_from_table(table: Any, where: str = "response") -> ResponseConfig:
@@ -105,13 +127,20 @@ def load_response(path: Path) -> ResponseConfig:
     return response_from_table(data.get("response", {}), "response")
 
 
-def appeal(config: ResponseConfig, tempo: float, valence: float, energy: float) -> float:
-    z = (
-        ((tempo - config.preferred_tempo) / config.tempo_width) ** 2
-        + ((valence - config.preferred_valence) / config.valence_width) ** 2
-        + ((energy - config.preferred_energy) / config.energy_width) ** 2
+def appeal(config: ResponseConfig, controls: Controls) -> float:
+    """How much this listener likes the controls: 1 at its preference, exp(-1/2) one width away on one control."""
+    z = sum(
+        ((value - preferred) / width) ** 2
+        for value, preferred, width in zip(controls.values(), config.preferred(), config.widths(), strict=True)
     )
     return math.exp(-0.5 * z)
+
+
+def distance(a: Controls, b: Controls) -> float:
+    """How far apart two settings are, in units of each control's natural range."""
+    return math.sqrt(
+        sum(((x - y) / span) ** 2 for x, y, span in zip(a.values(), b.values(), NATURAL_RANGE, strict=True))
+    )
 
 
 class MusicResponsiveState:
@@ -152,7 +181,7 @@ class MusicResponsiveState:
         c = self.config
         if controls is None:
             return c.rest
-        a = appeal(c, controls.tempo, controls.valence, controls.energy)
+        a = appeal(c, controls)
         return c.rest + (c.peak - c.rest) * a * (1.0 - c.habituation_depth * self._h)
 
     def _step(self) -> None:
@@ -160,12 +189,7 @@ class MusicResponsiveState:
         t = self._t0 + self._k * c.step_s
         controls = self.controls_at(t)
         if controls is not None and self._last_effective is not None and controls is not self._last_effective:
-            d = math.sqrt(
-                ((controls.tempo - self._last_effective.tempo) / TEMPO_RANGE_BPM) ** 2
-                + (controls.valence - self._last_effective.valence) ** 2
-                + (controls.energy - self._last_effective.energy) ** 2
-            )
-            self._h *= math.exp(-d / c.habituation_reset)
+            self._h *= math.exp(-distance(controls, self._last_effective) / c.habituation_reset)
         if controls is not None:
             self._h += (1.0 - self._h) * (1.0 - math.exp(-c.step_s / c.habituation_s))
             self._last_effective = controls
@@ -192,16 +216,15 @@ class MusicResponsiveState:
 
 
 def fixed_trajectories(config: ResponseConfig, controls: FloatArray, duration_s: float, seed: int = 0) -> FloatArray:
-    """Hidden relaxation (n_steps + 1, K) for K fixed settings (controls is (K, 3): tempo, valence, energy), each
+    """Hidden relaxation (n_steps + 1, K) for K fixed settings (controls is (K, one column per control)), each
     heard from t = 0 for the whole duration. Exactly what MusicResponsiveState gives for one fixed setting with the
     same seed, computed for all K at once (the grid search for the best fixed controls)."""
     c = config
     rng = np.random.default_rng(seed)
     n_steps = max(0, math.ceil(duration_s / c.step_s - 1e-9))
-    z = (
-        ((controls[:, 0] - c.preferred_tempo) / c.tempo_width) ** 2
-        + ((controls[:, 1] - c.preferred_valence) / c.valence_width) ** 2
-        + ((controls[:, 2] - c.preferred_energy) / c.energy_width) ** 2
+    z = sum(
+        ((controls[:, i] - preferred) / width) ** 2
+        for i, (preferred, width) in enumerate(zip(c.preferred(), c.widths(), strict=True))
     )
     gain = (c.peak - c.rest) * np.exp(-0.5 * z)  # (K,)
     r = np.full(len(controls), c.start)

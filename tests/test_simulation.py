@@ -48,7 +48,7 @@ def test_preferred_music_relaxes_and_disliked_music_does_not() -> None:
     config = ResponseConfig(noise=0.0)
     liked, disliked = hidden(config, LIKED, 300), hidden(config, DISLIKED, 300)
     assert liked[-1] > 0.7 and disliked[-1] < 0.35
-    assert appeal(config, *LIKED.as_dict().values()) == pytest.approx(1.0, abs=0.02)
+    assert appeal(config, LIKED) == pytest.approx(1.0, abs=0.02)
 
 
 def test_delay_and_time_constant() -> None:
@@ -56,7 +56,7 @@ def test_delay_and_time_constant() -> None:
     r = hidden(config, LIKED, 200)
     assert r[9] == pytest.approx(config.start)  # nothing before the delay
     # one time constant after the delay: 63 % of the way to the goal
-    goal = config.rest + (config.peak - config.rest) * appeal(config, *LIKED.as_dict().values())
+    goal = config.rest + (config.peak - config.rest) * appeal(config, LIKED)
     assert (r[40] - config.start) / (goal - config.start) == pytest.approx(1 - math.exp(-1), abs=0.03)
 
 

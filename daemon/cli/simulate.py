@@ -206,9 +206,11 @@ def _scripted(
     """Sessions whose listener follows args.script; a table of how the music answered each tension."""
     from neuromusic.daemon.session.simulation import FixedBest, make_composer, run_session
     from neuromusic.daemon.session.stress_check import stress_responses
+    from neuromusic.models.core.controls import CONTROLS
     from neuromusic.models.core.messages import Controls
     from rich.table import Table
 
+    start = Controls.from_values(spec.start for spec in CONTROLS)  # no best fixed controls: the plot's reference
     table = Table(
         title=f"the music after each tension of {args.script!r}",
         caption="met: bars after the tension until the music moved toward it (tempo +6 BPM, or energy up or valence "
@@ -236,7 +238,7 @@ def _scripted(
                     script=args.script,
                 )
                 if seed == 0:
-                    traces.append((listener.name, FixedBest(Controls(60.0, 0.5, 0.5), math.nan, ()), trace))
+                    traces.append((listener.name, FixedBest(start, math.nan, ()), trace))
                 for r in stress_responses(args.script, trace.bar_t, trace.controls, args.minutes * 60.0):
                     met = "never" if r.bars_to_meet is None else f"{r.bars_to_meet} bars"
                     table.add_row(
@@ -323,14 +325,16 @@ class PolicyRow:
 
 
 def _table(listener: str, best: FixedBest, rows: list[PolicyRow]) -> Table:
+    from neuromusic.models.core.controls import CONTROLS
     from rich.table import Table
 
-    c = best.controls
+    fixed = ", ".join(
+        f"{spec.label} {spec.show(value)}" for spec, value in zip(CONTROLS, best.controls.values(), strict=True)
+    )
     table = Table(
         caption="reach 90%: minutes until the 60-s mean relaxation reached 90 % of the best fixed controls' mean; "
         "mean r: mean hidden relaxation; regret: best fixed mean - mean r; medians over seeds",
-        title=f"listener {listener!r}: best fixed controls {c.tempo:.0f} BPM, valence {c.valence:.1f}, energy "
-        f"{c.energy:.1f} -> mean relaxation {best.mean_relaxation:.3f}",
+        title=f"listener {listener!r}: best fixed controls {fixed} -> mean relaxation {best.mean_relaxation:.3f}",
         title_justify="left",
     )
     for header in (

@@ -88,7 +88,7 @@ class PolicyRunner:
             self._overridden = False
             self._continue()
         wish = self.policy.next_controls(index, t)
-        return clamp_controls(control.bounds, wish.tempo, wish.valence, wish.energy)  # old bounds kept inside new
+        return clamp_controls(control.bounds, *wish.values())  # old bounds kept inside new
 
     def played(self, controls: Controls) -> None:
         self.last_controls = controls

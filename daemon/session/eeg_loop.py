@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from neuromusic.daemon.config import Config
@@ -51,13 +51,13 @@ class Record:
     score_t: list[float] = field(default_factory=list)
     score_v: list[float] = field(default_factory=list)
     bar_t: list[float] = field(default_factory=list)
-    played: list[tuple[float, float, float]] = field(default_factory=list)
+    played: list[tuple[float, ...]] = field(default_factory=list)  # each bar's controls, in the table's order
     bars: list[Bar] = field(default_factory=list)
     published: list[tuple[float, Score]] = field(default_factory=list)  # (clock time, score)
 
     def bar(self, t: float, controls: Controls, bar: Bar | None = None) -> None:
         self.bar_t.append(t)
-        self.played.append((controls.tempo, controls.valence, controls.energy))
+        self.played.append(controls.values())
         if bar is not None:
             self.bars.append(bar)
 
@@ -103,7 +103,7 @@ class ListenerOutput:
     def play(self, bar: Bar, arranged: ArrangedBar) -> None:
         c = bar.controls
         heard_tempo = (arranged.ramp.start + arranged.ramp.end) / 2.0
-        self.state.hear(Controls(heard_tempo, c.valence, c.energy), arranged.t0)
+        self.state.hear(replace(c, tempo=heard_tempo), arranged.t0)
         self.record.bar(arranged.t0, c, bar)
 
 

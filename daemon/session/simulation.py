@@ -35,6 +35,7 @@ from neuromusic.drivers.listener_response import (
 )
 from neuromusic.drivers.simulated import ScriptedState, SimulatedListener
 from neuromusic.models.core.clock import VirtualClock
+from neuromusic.models.core.controls import CONTROLS
 from neuromusic.models.core.errors import ConfigError, ModelError
 from neuromusic.models.core.messages import Bar, Controls, FloatArray, Score
 from neuromusic.policies.base import ControlBounds, Policy
@@ -72,7 +73,7 @@ class SessionTrace:
     score_t: FloatArray  # (m,) one per feature hop while scoring
     score: FloatArray  # (m,) NaN while calibrating / stale
     bar_t: FloatArray  # (b,) bar starts
-    controls: FloatArray  # (b, 3) tempo, valence, energy played
+    controls: FloatArray  # (b, one column per control) the controls played, in the table's order
     wall_s: float = 0.0
     composer: str = ""
     policy_state: dict[str, Any] = field(default_factory=dict)
@@ -212,7 +213,7 @@ def run_session(
         score_t=np.array(record.score_t),
         score=np.array(record.score_v),
         bar_t=np.array(record.bar_t),
-        controls=np.array(record.played).reshape(-1, 3),
+        controls=np.array(record.played).reshape(-1, len(CONTROLS)),
         wall_s=time.perf_counter() - started,
         composer=composer_name,
         policy_state=policy.state_dict(),
@@ -236,7 +237,7 @@ def _direct_bars(
         controls = policy.next_controls(bar_index, t)
         seconds, heard_tempo = bar_seconds(model, previous, controls.tempo)
         previous = controls.tempo
-        state.hear(Controls(heard_tempo, controls.valence, controls.energy), t)
+        state.hear(replace(controls, tempo=heard_tempo), t)
         record.bar(t, controls)
         end = t + seconds
         for score in scorer.scores(end, state):
@@ -252,19 +253,14 @@ class FixedBest:
     per_seed: tuple[float, ...]
 
 
-def fixed_grid(bounds: ControlBounds, tempo_step: float = 5.0, unit_step: float = 0.1) -> FloatArray:
-    """(K, 3) fixed settings covering the bounds: tempo every `tempo_step` BPM, valence and energy every `unit_step`."""
+def fixed_grid(bounds: ControlBounds) -> FloatArray:
+    """(K, one column per control) fixed settings covering the bounds, each control every `grid_step` of its row."""
 
     def axis(low: float, high: float, step: float) -> FloatArray:
         n = max(1, round((high - low) / step) + 1)
         return np.linspace(low, high, n)
 
-    grid = np.meshgrid(
-        axis(bounds.tempo_min, bounds.tempo_max, tempo_step),
-        axis(bounds.valence_min, bounds.valence_max, unit_step),
-        axis(bounds.energy_min, bounds.energy_max, unit_step),
-        indexing="ij",
-    )
+    grid = np.meshgrid(*(axis(*bounds.range(spec.name), spec.grid_step) for spec in CONTROLS), indexing="ij")
     return np.stack([g.ravel() for g in grid], axis=1)
 
 
@@ -282,5 +278,4 @@ def best_fixed(response: ResponseConfig, bounds: ControlBounds, minutes: float, 
         means.append(trajectory[index].mean(axis=0))
     per_setting = np.mean(means, axis=0)
     best = int(np.argmax(per_setting))
-    tempo, valence, energy = (float(v) for v in grid[best])
-    return FixedBest(Controls(tempo, valence, energy), float(per_setting[best]), tuple(float(m[best]) for m in means))
+    return FixedBest(Controls.from_values(grid[best]), float(per_setting[best]), tuple(float(m[best]) for m in means))

@@ -28,6 +28,7 @@ class ControlSpec:
     step: float  # the default largest change from one bar to the next
     deadband: float  # the default hysteresis: a wanted change smaller than this is ignored
     start: float  # the default value before the first usable score
+    grid_step: float  # the spacing of the fixed settings a simulation compares the policies with
     token: str  # the letter of the composer's control token: <T0>, <T1>, ...
     token_edges: tuple[float, ...]  # value >= edges[i] reaches token level i + 1
     unit: str = ""  # telemetry unit ("" for a unitless 0..1 control)
@@ -94,6 +95,7 @@ CONTROLS: tuple[ControlSpec, ...] = (
         step=4.0,
         deadband=1.5,
         start=72.0,
+        grid_step=5.0,
         token="T",
         token_edges=(80.0, 120.0),
         unit="BPM",
@@ -112,6 +114,7 @@ CONTROLS: tuple[ControlSpec, ...] = (
         step=0.25,
         deadband=0.04,
         start=0.5,
+        grid_step=0.1,
         token="V",
         token_edges=(0.5,),
         colour="#00838f",
@@ -127,6 +130,7 @@ CONTROLS: tuple[ControlSpec, ...] = (
         step=0.2,
         deadband=0.04,
         start=0.4,
+        grid_step=0.1,
         token="E",
         token_edges=(1 / 3, 2 / 3),
         colour="#6d4c41",
