@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 
+import numpy as np
 import pytest
 from neuromusic.daemon.dashboard import payloads
 from neuromusic.daemon.mqtt import ha_discovery
 from neuromusic.daemon.session.control import SessionControl
+from neuromusic.drivers.listener_response import ResponseConfig, appeal, distance, response_fields
 from neuromusic.models.core.clock import VirtualClock
-from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS, control_spec
+from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS, ControlSpec, control_spec
 from neuromusic.models.core.messages import Controls
 from neuromusic.models.music.checkpoint import SHIPPED
 from neuromusic.models.music.controls import special_tokens, tokens_for
@@ -25,15 +28,86 @@ def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+# every typed class with fields per control, and the fields one control needs in it
+PER_CONTROL: dict[type, Callable[[str], tuple[str, ...]]] = {
+    Controls: lambda n: (n,),
+    ControlBounds: bound_fields,
+    GuardConfig: lambda n: (f"{n}_deadband", f"start_{n}"),
+    MappingConfig: lambda n: (f"calm_{n}", f"tense_{n}"),
+    ResponseConfig: response_fields,  # the simulated listener's preference: a meaning no loop can invent
+}
+
+
+def missing_fields(names: tuple[str, ...]) -> list[str]:
+    """`Class.field` for every field a table with these rows needs and a typed class lacks."""
+    return [
+        f"{cls.__name__}.{name}"
+        for cls, needs in PER_CONTROL.items()
+        for n in names
+        for name in needs(n)
+        if name not in field_names(cls)
+    ]
+
+
 def test_the_typed_classes_have_exactly_the_tables_fields() -> None:
+    assert missing_fields(CONTROL_NAMES) == []
     assert field_names(Controls) == list(CONTROL_NAMES)
     expected = [f"{n}_{end}" for n in CONTROL_NAMES for end in ("min", "max")]
     assert field_names(ControlBounds) == expected + [f"max_{n}_step" for n in CONTROL_NAMES]
     assert {name for n in CONTROL_NAMES for name in bound_fields(n)} == set(field_names(ControlBounds))
-    guard = set(field_names(GuardConfig))
-    assert {f"{n}_deadband" for n in CONTROL_NAMES} | {f"start_{n}" for n in CONTROL_NAMES} <= guard
-    mapping = set(field_names(MappingConfig))
-    assert {f"{which}_{n}" for n in CONTROL_NAMES for which in ("calm", "tense")} <= mapping
+    response = [name for name in field_names(ResponseConfig) if name.startswith("preferred_") or "_width" in name]
+    assert sorted(response) == sorted(name for n in CONTROL_NAMES for name in response_fields(n))
+
+
+def test_a_fourth_row_without_its_fields_is_caught_in_every_class() -> None:
+    brightness = ControlSpec(
+        name="brightness",
+        label="brightness",
+        low=0.0,
+        high=1.0,
+        bounds=(0.0, 1.0),
+        step=0.2,
+        deadband=0.04,
+        start=0.5,
+        grid_step=0.1,
+        token="B",
+        token_edges=(0.5,),
+    )
+    missing = missing_fields((*CONTROL_NAMES, brightness.name))
+    assert missing == [
+        "Controls.brightness",
+        "ControlBounds.brightness_min",
+        "ControlBounds.brightness_max",
+        "ControlBounds.max_brightness_step",
+        "GuardConfig.brightness_deadband",
+        "GuardConfig.start_brightness",
+        "MappingConfig.calm_brightness",
+        "MappingConfig.tense_brightness",
+        "ResponseConfig.preferred_brightness",
+        "ResponseConfig.brightness_width",
+    ]
+    # the listener's response reads one preference and one width per row: a row without them cannot be heard
+    with pytest.raises(AttributeError, match="preferred_brightness"):
+        getattr(ResponseConfig(), response_fields(brightness.name)[0])
+
+
+def test_the_listeners_response_loops_over_the_rows() -> None:
+    config = ResponseConfig()
+    liked = Controls.from_values(config.preferred())
+    assert appeal(config, liked) == 1.0
+    for i, spec in enumerate(CONTROLS):
+        one_width = list(config.preferred())
+        one_width[i] += config.widths()[i] if one_width[i] + config.widths()[i] <= spec.high else -config.widths()[i]
+        assert appeal(config, Controls.from_values(one_width)) == pytest.approx(math.exp(-0.5))
+        span = spec.bounds[1] - spec.bounds[0]
+        moved = list(liked.values())
+        moved[i] = spec.bounds[0] if moved[i] - spec.bounds[0] >= span / 2 else spec.bounds[1]
+        assert distance(liked, Controls.from_values(moved)) == pytest.approx(abs(moved[i] - liked.values()[i]) / span)
+        preferred, width = response_fields(spec.name)
+        with pytest.raises(ValueError, match=rf"response\.{width} must be positive"):
+            dataclasses.replace(config, **{width: 0.0}).validate()
+        with pytest.raises(ValueError, match=rf"response\.{preferred} must be within {spec.low:g}\.\.{spec.high:g}"):
+            dataclasses.replace(config, **{preferred: spec.high + 1.0}).validate()
 
 
 def test_defaults_come_from_the_table() -> None:
@@ -141,3 +215,16 @@ def test_operator_controls_are_refused_per_control_outside_the_bounds() -> None:
             control.check_controls({k: v for k, v in inside.items() if k != spec.name})
     with pytest.raises(ValueError, match="unknown control 'mood'"):
         control.check_controls(inside | {"mood": 0.5})
+
+
+def test_the_fixed_settings_grid_has_one_axis_per_row_at_its_grid_step() -> None:
+    from neuromusic.daemon.session.simulation import fixed_grid
+
+    bounds = ControlBounds()
+    grid = fixed_grid(bounds)
+    assert grid.shape[1] == len(CONTROLS)
+    for i, spec in enumerate(CONTROLS):
+        axis = np.unique(grid[:, i])
+        assert (axis[0], axis[-1]) == bounds.range(spec.name)
+        assert np.diff(axis) == pytest.approx(spec.grid_step)
+    assert len(grid) == math.prod(len(np.unique(grid[:, i])) for i in range(len(CONTROLS)))

@@ -7,8 +7,9 @@ bounds and the guard, the policies' anchors, the tokenizer, MQTT, the terminal, 
 loop over `CONTROLS`; the order of the rows is the order of the values everywhere (tuples, arrays, plots).
 
 Adding a control is a row here, a field of the same name on `Controls`, `ControlBounds` (`<name>_min`, `<name>_max`,
-`max_<name>_step`), `GuardConfig` (`<name>_deadband`, `start_<name>`) and `MappingConfig` (`calm_<name>`,
-`tense_<name>`), plus the places that give the control its meaning in the music (docs/extending.md).
+`max_<name>_step`), `GuardConfig` (`<name>_deadband`, `start_<name>`), `MappingConfig` (`calm_<name>`,
+`tense_<name>`) and the simulated listener's `ResponseConfig` (`preferred_<name>`, `<name>_width`), plus the places
+that give the control its meaning in the music (docs/extending.md).
 """
 
 from __future__ import annotations
