@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from neuromusic.models.core.messages import Chunk, Features, FloatArray
+from neuromusic.models.core.messages import BoolArray, Chunk, Features, FloatArray
 from neuromusic.models.signal.features import FeatureConfig, differential_entropy
 from neuromusic.models.signal.filters import FilterBank
 from neuromusic.models.signal.montage import eye_channels
@@ -151,57 +151,9 @@ class FeaturePipeline:
             return []
         raw = np.asarray(chunk.data, dtype=np.float64)
         self.ring.push(raw, chunk.timestamps)
-        nonfinite, railed = invalid_samples(raw, self.config.quality.rail_uv)
-        glitch = glitches(raw, self._last_raw, self.max_uv) & ~nonfinite & ~railed
-        self._last_raw[:] = raw[:, -1]
-        bad = nonfinite | railed | glitch
-        x = hold_last_good(raw, bad, self._last_good) if bad.any() else raw
-        self._last_good[:] = x[:, -1]
-        bands, hp = self._filters(x)
-        free, slow, fast = self._quality_filters(hp)
-        gaps = self._gaps(chunk.timestamps)
-
-        # Segment the chunk at hop boundaries: cut points local to this chunk.
-        cuts = []
-        while (boundary := round(self._k * self._hop_len)) <= self._n_seen + n:
-            cuts.append(boundary - self._n_seen)
-            self._k += 1
-        starts = [0, *(c for c in cuts if c < n)]
-        ends = [*starts[1:], n]
-        sq = bands * bands
-        seg = np.array(starts)
-        band_sum = np.add.reduceat(bands, seg, axis=2)  # (bands, channels, segments)
-        band_sq = np.add.reduceat(sq, seg, axis=2)
-        nf = np.add.reduceat(nonfinite, seg, axis=1, dtype=np.float64)
-        rl = np.add.reduceat(railed, seg, axis=1, dtype=np.float64)
-        gl = np.add.reduceat(glitch, seg, axis=1, dtype=np.float64)
-        rmin = np.minimum.reduceat(x, seg, axis=1)
-        rmax = np.maximum.reduceat(x, seg, axis=1)
-        free_peak = np.maximum.reduceat(np.abs(free), seg, axis=1)
-        free_sq = np.add.reduceat(free * free, seg, axis=1)
-        slow_peak = np.maximum.reduceat(np.abs(slow), seg, axis=1)
-        slow_sq = np.add.reduceat(slow * slow, seg, axis=1)
-        fast_sq = np.add.reduceat(fast * fast, seg, axis=1) if fast is not None else np.full_like(free_sq, np.nan)
-        gmax = np.maximum.reduceat(gaps, seg)
+        cuts = self._cuts(n)
         out: list[Features] = []
-        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
-            part = _Hop(
-                end - start,
-                band_sum[:, :, i],
-                band_sq[:, :, i],
-                nf[:, i],
-                rl[:, i],
-                gl[:, i],
-                rmin[:, i],
-                rmax[:, i],
-                free_peak[:, i],
-                free_sq[:, i],
-                slow_peak[:, i],
-                slow_sq[:, i],
-                fast_sq[:, i],
-                float(gmax[i]),
-                float(chunk.timestamps[end - 1]),
-            )
+        for part, end in self._parts(raw, chunk.timestamps, cuts):
             if self._current is None:
                 self._current = part.copy()
             else:
@@ -219,6 +171,71 @@ class FeaturePipeline:
         return self.ring.get_data()
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _cuts(self, n: int) -> list[int]:
+        """The hop boundaries that fall in the next `n` samples, local to them; advances the boundary index."""
+        cuts = []
+        while (boundary := round(self._k * self._hop_len)) <= self._n_seen + n:
+            cuts.append(boundary - self._n_seen)
+            self._k += 1
+        return cuts
+
+    def _repair(self, raw: FloatArray) -> tuple[FloatArray, BoolArray, BoolArray, BoolArray]:
+        """(signal to filter, nonfinite, railed, glitch masks): NaN, inf, railed and glitch samples are replaced by
+        the channel's last good value, so they never reach the filter state."""
+        nonfinite, railed = invalid_samples(raw, self.config.quality.rail_uv)
+        glitch = glitches(raw, self._last_raw, self.max_uv) & ~nonfinite & ~railed
+        self._last_raw[:] = raw[:, -1]
+        bad = nonfinite | railed | glitch
+        x = hold_last_good(raw, bad, self._last_good) if bad.any() else raw
+        self._last_good[:] = x[:, -1]
+        return x, nonfinite, railed, glitch
+
+    def _parts(self, raw: FloatArray, timestamps: FloatArray, cuts: list[int]) -> list[tuple[_Hop, int]]:
+        """The chunk filtered and summed per segment between hop boundaries: (sums, segment end) per segment."""
+        n = raw.shape[1]
+        x, nonfinite, railed, glitch = self._repair(raw)
+        bands, hp = self._filters(x)
+        free, slow, fast = self._quality_filters(hp)
+        gaps = self._gaps(timestamps)
+        starts = [0, *(c for c in cuts if c < n)]
+        ends = [*starts[1:], n]
+        seg = np.array(starts)
+
+        def total(a: np.ndarray) -> np.ndarray:
+            return np.add.reduceat(a, seg, axis=a.ndim - 1, dtype=np.float64)
+
+        def peak(a: FloatArray) -> FloatArray:
+            return np.maximum.reduceat(np.abs(a), seg, axis=1)
+
+        band_sum, band_sq = total(bands), total(bands * bands)  # (bands, channels, segments)
+        counts = [total(mask) for mask in (nonfinite, railed, glitch)]
+        rmin, rmax = np.minimum.reduceat(x, seg, axis=1), np.maximum.reduceat(x, seg, axis=1)
+        free_sq, slow_sq = total(free * free), total(slow * slow)
+        fast_sq = total(fast * fast) if fast is not None else np.full_like(free_sq, np.nan)
+        free_peak, slow_peak = peak(free), peak(slow)
+        gmax = np.maximum.reduceat(gaps, seg)
+        parts = []
+        for i, end in enumerate(ends):
+            hop = _Hop(
+                n=end - starts[i],
+                band_sum=band_sum[:, :, i],
+                band_sq=band_sq[:, :, i],
+                nonfinite=counts[0][:, i],
+                railed=counts[1][:, i],
+                glitch=counts[2][:, i],
+                raw_min=rmin[:, i],
+                raw_max=rmax[:, i],
+                free_peak=free_peak[:, i],
+                free_sq=free_sq[:, i],
+                slow_peak=slow_peak[:, i],
+                slow_sq=slow_sq[:, i],
+                fast_sq=fast_sq[:, i],
+                gap_s=float(gmax[i]),
+                t_last=float(timestamps[end - 1]),
+            )
+            parts.append((hop, end))
+        return parts
 
     def _gaps(self, timestamps: FloatArray) -> FloatArray:
         """Per-sample gap (s) before each sample beyond the expected 1/sfreq, 0 where none."""
