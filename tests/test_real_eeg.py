@@ -132,3 +132,22 @@ def test_files_on_the_command_line_take_their_periods_from_annotations_a_csv_or_
     assert found[2].periods == [(0.0, 62.0, False), (62.0, 244.0, True)] and found[2].data.shape[1] == 122000
     with pytest.raises(SystemExit, match="state must be"):
         bench.command_line_recordings([f"{fif}:sleepy"])
+
+
+def test_a_median_reference_lifts_the_consumer_headset_and_keeps_the_clean_recording_ahead(
+    bench: ModuleType, recordings: dict[str, Any], uci: Any, eegmat: Any
+) -> None:
+    """The Emotiv headset's reference sits on the parietal scalp, among the alpha generators; re-referenced to the
+    median of its channels, eyes closed shows more. The clean recording (linked-ear reference) stays ahead of
+    BrainFlow with it too."""
+    median = FeatureConfig(reference="median")
+    uci_median = bench.evaluate(recordings["uci_eeg_eye_state_raw.fif.gz"], median, stride=2, chunk_s=CHUNK_S)
+    eegmat_median = bench.evaluate(recordings["eegmat_Subject19"], median, stride=16, chunk_s=CHUNK_S)
+    print(
+        f"\nAUC as recorded / median reference: UCI {uci.auc['ours']:.3f} / {uci_median.auc['ours']:.3f}, "
+        f"EEGMAT {eegmat.auc['ours']:.3f} / {eegmat_median.auc['ours']:.3f}"
+    )
+    assert uci_median.auc["ours"] >= uci.auc["ours"] + 0.05
+    assert uci_median.mean["ours"][True] > uci_median.mean["ours"][False]
+    assert eegmat_median.auc["ours"] >= eegmat_median.auc["restfulness"]
+    assert eegmat_median.mean["ours"][True] - eegmat_median.mean["ours"][False] >= 0.25

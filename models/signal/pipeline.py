@@ -5,11 +5,16 @@ and recomputing a window's variance every hop, the pipeline keeps per-hop sums (
 quality statistics); a window is the last `window_s / hop_s` hops, so a hop costs O(new samples), whatever the
 window length. Hop boundaries fall at round(k · hop_s · sfreq) samples, so rates like 250 Hz with a 0.25 s hop
 (62.5 samples) alternate 62- and 63-sample hops instead of drifting.
+
+With `reference = "average"` or `"median"`, each band's filtered signal is re-referenced, per sample, to the average
+or median over the EEG channels (those with 10-20 names) before its sums are taken; the artifact rules keep judging
+each electrode as recorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -17,9 +22,9 @@ from typing import Protocol
 
 import numpy as np
 from neuromusic.models.core.messages import BoolArray, Chunk, Features, FloatArray
-from neuromusic.models.signal.features import FeatureConfig, differential_entropy
+from neuromusic.models.signal.features import MIN_REFERENCE_CHANNELS, FeatureConfig, differential_entropy
 from neuromusic.models.signal.filters import FilterBank
-from neuromusic.models.signal.montage import eye_channels
+from neuromusic.models.signal.montage import canonical_name, eye_channels
 from neuromusic.models.signal.quality import (
     ArtifactRules,
     HopLevels,
@@ -30,6 +35,8 @@ from neuromusic.models.signal.quality import (
     judge,
 )
 from neuromusic.models.signal.ringbuffer import RingBuffer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -123,6 +130,8 @@ class FeaturePipeline:
         self._filters = FilterBank(config.bands, self.sfreq, n_ch, config.filter_order, config.notch_hz)
         self._quality_filters = QualityFilters(config.quality, self.sfreq, n_ch)
         self._rules = ArtifactRules(config.quality, config.hop_s, eye_channels(self.channel_names), self.max_uv)
+        self._reference = reference_channels(config, self.channel_names)
+        self.reference = config.reference if self._reference is not None else "recorded"  # the one in force
         self._hop_len = config.hop_s * self.sfreq  # samples per hop, possibly fractional
         self._hops: deque[_Hop] = deque(maxlen=config.hops_per_window)
         self._current: _Hop | None = None
@@ -196,6 +205,8 @@ class FeaturePipeline:
         n = raw.shape[1]
         x, nonfinite, railed, glitch = self._repair(raw)
         bands, hp = self._filters(x)
+        if self._reference is not None:
+            bands = rereference(bands, self._reference, self.config.reference == "median")
         free, slow, fast = self._quality_filters(hp)
         gaps = self._gaps(timestamps)
         starts = [0, *(c for c in cuts if c < n)]
@@ -285,3 +296,33 @@ class FeaturePipeline:
         hop.code = self._rules(levels, valid)
         self._hops.append(hop)
         return hop
+
+
+def reference_channels(config: FeatureConfig, channel_names: tuple[str, ...]) -> np.ndarray | None:
+    """Indices of the channels whose average or median is the reference (those with 10-20 names; all when none
+    has one), None to keep the signal as recorded: asked to, or with too few EEG channels to re-reference (the
+    average of one or two channels would cancel the signal itself), which is logged."""
+    if config.reference == "recorded":
+        return None
+    known = [i for i, name in enumerate(channel_names) if canonical_name(name) is not None]
+    rows = known or list(range(len(channel_names)))
+    if len(rows) < MIN_REFERENCE_CHANNELS:
+        log.warning(
+            "features.reference = %r needs at least %d EEG channels, this source has %d (%s): the signal is used "
+            "as recorded",
+            config.reference,
+            MIN_REFERENCE_CHANNELS,
+            len(rows),
+            ", ".join(channel_names[i] for i in rows),
+        )
+        return None
+    return np.array(rows, dtype=np.intp)
+
+
+def rereference(bands: FloatArray, rows: np.ndarray, median: bool) -> FloatArray:
+    """(bands, channels, n) band signals less, per band and sample, the average or median over `rows`. Taken per
+    band after the band-pass, so DC offsets and slow drifts never enter it; the median lets a blink or a loose
+    electrode on a few channels leave the others alone."""
+    sources = bands[:, rows, :]
+    centre = np.median(sources, axis=1, keepdims=True) if median else sources.mean(axis=1, keepdims=True)
+    return np.asarray(bands - centre)
