@@ -140,12 +140,14 @@ def _support(recording: real_eeg.Recording, run: Run, y: FloatArray, shift_s: fl
     return f"{int((y == 1).sum())}/{int((y == 0).sum())} in {periods}"
 
 
-def supervised_ceiling(recording: real_eeg.Recording, l2: float = 1.0) -> float | None:
-    """AUC of a logistic regression on every band's DE of every channel (2 s window, as recorded), each period
-    predicted by a model trained on all the others. None with fewer than 3 periods of a state."""
+def supervised_ceiling(
+    recording: real_eeg.Recording, reference: Reference = "recorded", l2: float = 1.0
+) -> float | None:
+    """AUC of a logistic regression on every band's DE of every channel (2 s window), each period predicted by a
+    model trained on all the others. None with fewer than 3 periods of a state."""
     if min(sum(r == state for *_, r in recording.periods) for state in (True, False)) < 3:
         return None
-    run = features_of(recording, 2.0)
+    run = features_of(recording, 2.0, reference)
     x = np.concatenate([run.features[b] for b in BANDS], axis=1)  # (windows, bands x channels)
     x = np.where(np.isfinite(x), x, np.nanmean(x, axis=0))  # a failed channel counts as its mean
     y = truth(recording, run, 2.0, 0.0)
@@ -193,9 +195,13 @@ def report(recording: real_eeg.Recording, top: int) -> None:
             print(
                 f"best {label}: {best.auc:.3f} ({best.feature}, {best.channel}, {best.reference}, {best.window_s:g} s)"
             )
-    ceiling = supervised_ceiling(recording)
-    if ceiling is not None:
-        print(f"supervised, each period predicted by a model of the others (all bands x channels): AUC {ceiling:.3f}")
+    for reference in REFERENCES:
+        ceiling = supervised_ceiling(recording, reference)
+        if ceiling is not None:
+            print(
+                f"supervised, each period predicted by a model of the others (all bands x channels, {reference}): "
+                f"AUC {ceiling:.3f}"
+            )
 
 
 def _plain(row: Row) -> bool:

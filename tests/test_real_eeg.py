@@ -89,11 +89,15 @@ def test_the_glitches_are_excluded_and_leave_the_score_unharmed(bench: ModuleTyp
     assert np.abs(with_glitches[both] - without[both]).max() < 0.1
 
 
+@pytest.mark.parametrize("reference", ["recorded", "median"])
 @pytest.mark.parametrize(
     "variant", ["names unknown to 10-20", "one channel", "one channel, unknown name", "Muse-like, four channels"]
 )
-def test_awkward_montages_give_a_score_or_a_reason(bench: ModuleType, recordings: dict[str, Any], variant: str) -> None:
-    """128 Hz, 4 mV DC offsets and 0.7 V glitches come with the recording; the montage is made awkward here."""
+def test_awkward_montages_give_a_score_or_a_reason(
+    bench: ModuleType, recordings: dict[str, Any], variant: str, reference: str
+) -> None:
+    """128 Hz, 4 mV DC offsets and 0.7 V glitches come with the recording; the montage is made awkward here (with a
+    re-reference, one channel is used as recorded)."""
     raw = recordings["uci_eeg_eye_state_raw.fif.gz"]
     names = raw.channel_names
     pick = {
@@ -109,7 +113,7 @@ def test_awkward_montages_give_a_score_or_a_reason(bench: ModuleType, recordings
         "Muse-like, four channels": ("TP9", "AF7", "AF8", "TP10"),
     }[variant]
     recording = dataclasses.replace(raw, data=raw.data[pick].copy(), channel_names=labels)
-    t, values, reasons = bench.replay(recording, FeatureConfig(), ScoreConfig(), CHUNK_S)
+    t, values, reasons = bench.replay(recording, FeatureConfig(reference=reference), ScoreConfig(), CHUNK_S)
     after = t > t[0] + ScoreConfig().baseline_s
     assert np.isfinite(values[after]).mean() > 0.85
     for k in np.flatnonzero(after & ~np.isfinite(values)):

@@ -324,5 +324,10 @@ def rereference(bands: FloatArray, rows: np.ndarray, median: bool) -> FloatArray
     band after the band-pass, so DC offsets and slow drifts never enter it; the median lets a blink or a loose
     electrode on a few channels leave the others alone."""
     sources = bands[:, rows, :]
-    centre = np.median(sources, axis=1, keepdims=True) if median else sources.mean(axis=1, keepdims=True)
-    return np.asarray(bands - centre)
+    if not median:
+        return np.asarray(bands - sources.mean(axis=1, keepdims=True))
+    # A sort along the channels, then the middle: several times faster than np.median for many short rows.
+    ordered = np.sort(sources, axis=1)
+    k = len(rows)
+    centre = 0.5 * (ordered[:, (k - 1) // 2] + ordered[:, k // 2])
+    return np.asarray(bands - centre[:, np.newaxis, :])
