@@ -112,16 +112,6 @@ def test_wrong_chunks_are_refused_and_empty_ones_ignored() -> None:
         FeaturePipeline(FeatureConfig(), 0.0, names(1))
 
 
-def test_the_raw_window_is_available_for_views() -> None:
-    pipe = FeaturePipeline(FeatureConfig(bands={"alpha": (8.0, 13.0)}), 100.0, names(2))
-    x = np.arange(600.0).reshape(2, 300)
-    pipe.push(Chunk(x, np.arange(300) / 100.0, names(2), 100.0))
-    data, times = pipe.window()
-    assert data.shape == (2, 200)
-    np.testing.assert_array_equal(data[0], np.arange(100.0, 300.0))
-    assert times[-1] == pytest.approx(2.99)
-
-
 def _alpha_and_delta(x: np.ndarray, labels: tuple[str, ...], reference: str) -> tuple[np.ndarray, np.ndarray]:
     """Mean alpha and delta DE per channel over the windows of a replay with the given reference."""
     feats = run_pipeline(x, 250.0, FeatureConfig(reference=reference), channel_names=labels)  # type: ignore[arg-type]

@@ -34,7 +34,6 @@ from neuromusic.models.signal.quality import (
     invalid_samples,
     judge,
 )
-from neuromusic.models.signal.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,6 @@ class FeaturePipeline:
         self._last_good = np.zeros(n_ch)
         self._last_raw = np.full(n_ch, np.nan)  # each channel's previous raw sample, for the glitch check
         self._last_t: float | None = None
-        self.ring = RingBuffer(n_ch, max(1, round(config.window_s * self.sfreq)))  # the raw window, for views
 
     @classmethod
     def for_source(cls, config: FeatureConfig, info: DescribedSource) -> FeaturePipeline:
@@ -159,7 +157,6 @@ class FeaturePipeline:
         if n == 0:
             return []
         raw = np.asarray(chunk.data, dtype=np.float64)
-        self.ring.push(raw, chunk.timestamps)
         cuts = self._cuts(n)
         out: list[Features] = []
         for part, end in self._parts(raw, chunk.timestamps, cuts):
@@ -174,10 +171,6 @@ class FeaturePipeline:
                     out.append(self._features(hop, received_t))
         self._n_seen += n
         return out
-
-    def window(self) -> tuple[FloatArray, FloatArray]:
-        """The newest window of raw samples ((n_channels, n), (n,) time stamps), for views and recorders."""
-        return self.ring.get_data()
 
     # -- internals ---------------------------------------------------------------------------------------------
 
