@@ -75,7 +75,7 @@ def population_part(config: Config, args: argparse.Namespace) -> None:
     seeds = list(range(args.seeds))
     rows: dict[str, list[tuple[float, float, float]]] = {p: [] for p in policies}
     started = time.perf_counter()
-    for k, listener in enumerate(population_listeners(args.population, 0, config.policy.bounds)):
+    for k, listener in enumerate(population_listeners(args.population, args.population_seed, config.policy.bounds)):
         for policy, row in one_listener(config, listener, policies, seeds, args.minutes, "direct").items():
             rows[policy].append(row)
         progress(f"population {k + 1}/{args.population} ({time.perf_counter() - started:.0f} s)")
@@ -98,7 +98,7 @@ def sessions_part(config: Config, args: argparse.Namespace) -> None:
     seeds = list(range(args.seeds))
     ratios = np.zeros((args.population, args.sessions))
     started = time.perf_counter()
-    for k, listener in enumerate(population_listeners(args.population, 0, config.policy.bounds)):
+    for k, listener in enumerate(population_listeners(args.population, args.population_seed, config.policy.bounds)):
         per_seed = np.zeros((len(seeds), args.sessions))
         for i, seed in enumerate(seeds):
             state: dict[str, Any] | None = None
@@ -169,6 +169,7 @@ def speed_part(config: Config, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--population", type=int, default=50)
+    parser.add_argument("--population-seed", type=int, default=0, help="which population to draw the listeners from")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--sessions", type=int, default=3)
