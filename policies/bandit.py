@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from neuromusic.models.core.messages import Controls, Score
-from neuromusic.policies.bandit_fit import ListenerModel, as_rows
+from neuromusic.policies.bandit_fit import ListenerModel
 from neuromusic.policies.bandit_memory import Observation, make_state, read_state
 from neuromusic.policies.bandit_record import ComfortWatch, SessionRecord
 from neuromusic.policies.base import ControlBounds
@@ -74,7 +74,9 @@ class BanditPolicy:
             self._comfort_due = True
 
     def next_controls(self, bar_index: int, t: float) -> Controls:
-        if not self.guard.fresh(t):
+        # a returning listener hears the music the profile found best from the first bar; else nothing is steered
+        # blind: the controls are held until a usable score comes and while the score is stale
+        if not self.guard.fresh(t) and (self.guard.last_usable_t is not None or not self.observations):
             return self._play(t, self.guard.hold())
         if self._comfort_due:
             self._comfort_due = False
@@ -168,20 +170,13 @@ class BanditPolicy:
         if not self._chosen and self.observations:
             self._set_arm(self.listener.best_setting(fit))  # a returning listener: start from the best carried
             return
-        unit, phi = self.listener.candidates(fit)
+        if self.cfg.model == "peak":
+            self._set_arm(self.listener.draw_peak(self.record, fit, self.rng))
+            return
         # exploration narrows with the evidence: this session's choices and (three times) the settings carried
         evidence = self.choices + 3 * len(self.observations)
         spread = self.cfg.explore / math.sqrt(1.0 + evidence / max(self.cfg.explore_halving, 1e-9))
-        weights = fit.draw_weights(self.rng, spread)
-        draw = phi @ weights
-        best = int(np.argmax(draw))
-        if self._arm is not None:
-            # moving costs ramp bars: stay unless the draw favours another setting by a margin
-            here = self.listener.features(self.listener.unit(as_rows([self._arm])))
-            if draw[best] - float((here @ weights)[0]) < self.cfg.switch_margin:
-                self._set_arm(self._arm)
-                return
-        self._set_arm(self.listener.controls(unit[best]))
+        self._set_arm(self.listener.draw_bumps(fit, self.rng, spread, self._arm))
 
     def _set_arm(self, arm: Controls) -> None:
         if arm != self._arm:

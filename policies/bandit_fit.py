@@ -15,6 +15,7 @@ from neuromusic.policies.bandit_record import SessionRecord
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import clamp_controls
 from neuromusic.policies.config import BanditConfig
+from neuromusic.policies.peak_model import PeakModel, PeakPrior
 from neuromusic.policies.response_model import Carried, Features, Fit, FloatArray, ResponseModel, one_blas_thread
 
 
@@ -45,6 +46,7 @@ class ListenerModel:
         self.search_model = ResponseModel(self.search_features, cfg.noise_var, taus, delays, cfg.bin_s)
         self.dynamics: tuple[float, float] | None = None  # (tau, delay) carried or fitted
         self.fit: Fit | None = None
+        self.peak = PeakModel(PeakPrior(), cfg.noise_var, cfg.bin_s)
         self._carried: tuple[list[Observation], list[int]] = ([], [])
         self.set_bounds(bounds)
 
@@ -86,6 +88,7 @@ class ListenerModel:
             carried = Carried(self.unit(rows[:, :3]), rows[:, 3], rows[:, 4], np.array(sessions, dtype=float))
         self.model.set_carried(carried)
         self.search_model.set_carried(carried)
+        self.peak.carried = carried
 
     # -- fitting -----------------------------------------------------------------------------------------------
     def _data(self, record: SessionRecord) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, np.ndarray]:
@@ -183,3 +186,23 @@ class ListenerModel:
             for s, m, v, p in zip(settings, mean, var, prior, strict=True)
             if v < 0.6 * p
         ]
+
+    # -- choosing ----------------------------------------------------------------------------------------------
+    def draw_peak(self, record: SessionRecord, fit: Fit, rng: np.random.Generator) -> Controls:
+        """Thompson sampling over the single-preference model, at the dynamics the bump model found."""
+        bar_unit = self.unit(np.array(record.bar_x, dtype=float).reshape(-1, 3))
+        self.peak.fit(np.array(record.bar_t, dtype=float), bar_unit, *record.binned(), fit.tau, fit.delay)
+        return self.controls(self.peak.draw(rng))
+
+    def draw_bumps(self, fit: Fit, rng: np.random.Generator, spread: float, arm: Controls | None) -> Controls:
+        """Thompson sampling over the bump model (its posterior spread scaled by `spread`) among the candidates;
+        moving costs ramp bars, so `arm` is kept unless the draw favours another setting by `switch_margin`."""
+        unit, phi = self.candidates(fit)
+        weights = fit.draw_weights(rng, spread)
+        draw = phi @ weights
+        best = int(np.argmax(draw))
+        if arm is not None:
+            here = float((self.features(self.unit(as_rows([arm]))) @ weights)[0])
+            if draw[best] - here < self.cfg.switch_margin:
+                return arm
+        return self.controls(unit[best])
