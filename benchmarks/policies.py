@@ -1,15 +1,15 @@
 """Policies on listeners they never met (a population), across sessions, on the shipped listeners, and the speed of
 the simulated closed loop.
 
-    .venv/bin/python benchmarks/policies.py [--population 50] [--seeds 2] [--minutes 20]
+    .venv/bin/python benchmarks/policies.py [--population 50] [--population-seed 0] [--seeds 2] [--minutes 20]
                                             [--sessions 3] [--session-minutes 10] [--shipped-seeds 2]
                                             [--parts population,sessions,shipped,speed]
 
-Part 1, population (direct loop, drivers/listener_population.py, population 0): per listener the best fixed controls
-(grid search on the same seeds) and, per policy, medians over the seeds of the minutes until the 60-s mean hidden
-relaxation reached 90 % of the best fixed controls' mean ("reach") and of the session's mean relaxation over the best
-fixed controls' mean ("mean/best"). Reported: the fraction of listeners served (reach within 10 minutes), the median
-reach, the median mean/best and the fraction of listeners with mean/best >= 0.9. Targets: bandit served >= 80 %,
+Part 1, population (direct loop, drivers/listener_population.py, population `--population-seed`): per listener the best
+fixed controls (grid search on the same seeds) and, per policy, medians over the seeds of the minutes until the 60-s
+mean hidden relaxation reached 90 % of the best fixed controls' mean ("reach") and of the session's mean relaxation over
+the best fixed controls' mean ("mean/best"). Reported: the fraction of listeners served (reach within 10 minutes), the
+median reach, the median mean/best and the fraction of listeners with mean/best >= 0.9. Targets: bandit served >= 80 %,
 median mean/best >= 0.9.
 
 Part 2, sessions (direct loop): the bandit's sessions in a row per listener and seed, each starting from the previous
