@@ -6,14 +6,16 @@
    music x leads to, is a sum of Gaussian bumps with a Gaussian prior. The listener's delay and time constant are
    chosen online by the evidence, so each bar is credited where its effect shows and a setting's steady state is
    predicted before the score reaches it.
-3. Choice: Thompson sampling over a dense grid of settings (plus, with `refine`, settings around the best one): one
-   draw of f from the posterior, its best setting is played for `dwell_s` after the music has arrived. The draw's
-   spread shrinks as choices accumulate; another setting must look better by `switch_margin` to move.
+3. Choice (`model = "peak"`, policies/peak_model.py): Thompson sampling over hypotheses of one preferred setting
+   with a smooth fall-off, weighed by their evidence at the fitted dynamics; the drawn centre is played for `dwell_s`
+   after the music has arrived. (`model = "bumps"`: one draw of f over a dense grid of settings, plus, with `refine`,
+   settings around the best one; the draw's spread shrinks as choices accumulate, and another setting must look
+   better by `switch_margin` to move.)
 4. Comfort: if the score stays more than `comfort_drop` below the session's running median for `comfort_s`, the
    bandit returns to the best setting it has played (by the posterior mean).
 5. Memory: `state_dict()` keeps what each session measured (f at the settings it chose, with a variance) and the
-   listener's delay and time constant; the next session starts from them (noise times `carry_noise_factor`) and
-   skips the opening.
+   listener's delay and time constant; the next session starts from them (noise times `carry_noise_factor`), skips
+   the opening and moves to the best carried setting from the first bar.
 
 The guard still bounds every bar's change, applies the hysteresis and holds the last controls while stale.
 """

@@ -1,10 +1,10 @@
 """The bandit's model of where a listener's preferred music lies: one preferred setting with a smooth fall-off.
 
-Each hypothesis h is a centre mu (unit coordinates, a grid over the bounds box) and a width w: the music x leads the
-score toward c + A * exp(-|x - mu|^2 / (2 w^2)), through the same delayed first-order response as the bump model
-(policies/response_model.py, at the (tau, delay) it found). For each h the score is linear in (c, s0, A): Bayesian
-linear regression, and the evidence of every hypothesis is computed at once. Settings far from the preference say
-where it is not, and the fall-off seen around a few settings points to where it is: a handful of settings locate a
+Each hypothesis h is a centre mu (unit coordinates, a grid over the bounds box) and a width per axis w: the music x
+leads the score toward c + A * exp(-sum(((x - mu) / w)^2) / 2), through the same delayed first-order response as the
+bump model (policies/response_model.py, at the (tau, delay) it found). For each h the score is linear in (c, s0, A):
+Bayesian linear regression, and the evidence of every hypothesis is computed at once. Settings far from the preference
+say where it is not, and the fall-off seen around a few settings points to where it is: a handful of settings locate a
 preference far more precisely than their own spacing. Thompson sampling draws a hypothesis from the posterior.
 """
 
@@ -21,7 +21,7 @@ from scipy.signal import lfilter
 @dataclass(frozen=True)
 class PeakPrior:
     points: int = 11  # centres per axis (the bounds' edges included)
-    widths: tuple[float, ...] = (0.2, 0.38)  # fall-off widths considered, in units of each control's range
+    widths: tuple[float, ...] = (0.2, 0.38)  # fall-off widths considered per axis, in units of each control's range
     amplitude: float = 0.25  # prior mean of A (score units): how much the preferred music raises the score
     amplitude_sd: float = 0.15  # prior standard deviation of A
     nuisance_sd: float = 1.0  # prior standard deviation of the session level c and the initial state s0
