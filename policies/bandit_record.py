@@ -51,7 +51,7 @@ class SessionRecord:
     def binned(self) -> tuple[FloatArray, FloatArray, np.ndarray]:
         """Bin middles (s), bin means, and which bins have enough scores to count."""
         n_bins = (max(self.bins) + 1) if self.bins else 0
-        bin_t = (np.arange(n_bins) + 0.5) * self.bin_s
+        bin_t: FloatArray = (np.arange(n_bins, dtype=np.float64) + 0.5) * self.bin_s
         bin_y = np.zeros(n_bins)
         observed = np.zeros(n_bins, dtype=bool)
         for k, (total, count) in self.bins.items():
