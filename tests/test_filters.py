@@ -1,4 +1,4 @@
-"""Causal band filters with carried state, and the ring buffer."""
+"""Causal band filters with carried state."""
 
 from __future__ import annotations
 
