@@ -1,15 +1,15 @@
 """Policies on listeners they never met (a population), across sessions, on the shipped listeners, and the speed of
 the simulated closed loop.
 
-    .venv/bin/python benchmarks/policies.py [--population 50] [--seeds 2] [--minutes 20]
+    .venv/bin/python benchmarks/policies.py [--population 50] [--population-seed 0] [--seeds 2] [--minutes 20]
                                             [--sessions 3] [--session-minutes 10] [--shipped-seeds 2]
                                             [--parts population,sessions,shipped,speed]
 
-Part 1, population (direct loop, drivers/listener_population.py, population 0): per listener the best fixed controls
-(grid search on the same seeds) and, per policy, medians over the seeds of the minutes until the 60-s mean hidden
-relaxation reached 90 % of the best fixed controls' mean ("reach") and of the session's mean relaxation over the best
-fixed controls' mean ("mean/best"). Reported: the fraction of listeners served (reach within 10 minutes), the median
-reach, the median mean/best and the fraction of listeners with mean/best >= 0.9. Targets: bandit served >= 80 %,
+Part 1, population (direct loop, drivers/listener_population.py, population `--population-seed`): per listener the best
+fixed controls (grid search on the same seeds) and, per policy, medians over the seeds of the minutes until the 60-s
+mean hidden relaxation reached 90 % of the best fixed controls' mean ("reach") and of the session's mean relaxation over
+the best fixed controls' mean ("mean/best"). Reported: the fraction of listeners served (reach within 10 minutes), the
+median reach, the median mean/best and the fraction of listeners with mean/best >= 0.9. Targets: bandit served >= 80 %,
 median mean/best >= 0.9.
 
 Part 2, sessions (direct loop): the bandit's sessions in a row per listener and seed, each starting from the previous
@@ -75,7 +75,7 @@ def population_part(config: Config, args: argparse.Namespace) -> None:
     seeds = list(range(args.seeds))
     rows: dict[str, list[tuple[float, float, float]]] = {p: [] for p in policies}
     started = time.perf_counter()
-    for k, listener in enumerate(population_listeners(args.population, 0, config.policy.bounds)):
+    for k, listener in enumerate(population_listeners(args.population, args.population_seed, config.policy.bounds)):
         for policy, row in one_listener(config, listener, policies, seeds, args.minutes, "direct").items():
             rows[policy].append(row)
         progress(f"population {k + 1}/{args.population} ({time.perf_counter() - started:.0f} s)")
@@ -98,7 +98,7 @@ def sessions_part(config: Config, args: argparse.Namespace) -> None:
     seeds = list(range(args.seeds))
     ratios = np.zeros((args.population, args.sessions))
     started = time.perf_counter()
-    for k, listener in enumerate(population_listeners(args.population, 0, config.policy.bounds)):
+    for k, listener in enumerate(population_listeners(args.population, args.population_seed, config.policy.bounds)):
         per_seed = np.zeros((len(seeds), args.sessions))
         for i, seed in enumerate(seeds):
             state: dict[str, Any] | None = None
@@ -169,6 +169,7 @@ def speed_part(config: Config, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--population", type=int, default=50)
+    parser.add_argument("--population-seed", type=int, default=0, help="which population to draw the listeners from")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--sessions", type=int, default=3)

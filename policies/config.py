@@ -111,6 +111,7 @@ class TargetConfig:
 class BanditConfig:
     """Thompson sampling over a model of the listener's delayed, first-order response (docs/policies.md)."""
 
+    model: str = "peak"  # the preference model choices are drawn from: "peak" (one preferred setting) or "bumps"
     opening_points: int = 5  # settings of the opening tour of the bounds box (the mapping's calm music first)
     opening_dwell_s: float = 10.0  # how long each setting of the opening is held once the music has arrived
     dwell_s: float = 30.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
@@ -135,6 +136,8 @@ class BanditConfig:
     seed: int = 0  # random seed of the Thompson draws (same seed, same choices)
 
     def validate(self) -> None:
+        if self.model not in ("peak", "bumps"):
+            raise ValueError(f"bandit.model must be 'peak' or 'bumps', got {self.model!r}")
         if self.dwell_s <= 0 or self.opening_dwell_s <= 0:
             raise ValueError("bandit.dwell_s and bandit.opening_dwell_s must be positive")
         if self.opening_points < 1 or self.candidate_points < 2:

@@ -1,9 +1,6 @@
-"""Small helpers of the bandit: the opening tour of the bounds box, and the bookkeeping of which session each
-carried observation came from."""
+"""The bandit's opening: a tour of the whole bounds box."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 from neuromusic.policies.response_model import FloatArray
@@ -24,21 +21,3 @@ def opening_tour(anchor: FloatArray, count: int, steps: FloatArray) -> list[Floa
         bars = [float(np.max(np.abs(p - tour[-1]) / steps)) for p in rest]
         tour.append(rest.pop(int(np.argmin(bars))))
     return tour
-
-
-def run_lengths(sessions: list[int]) -> list[int]:
-    """[2, 2, 5] -> [2, 1]: how many observations each session (in order) contributed."""
-    out: list[int] = []
-    for k, session in enumerate(sessions):
-        if k and session == sessions[k - 1]:
-            out[-1] += 1
-        else:
-            out.append(1)
-    return out
-
-
-def sessions_of(lengths: Any, n: int) -> list[int]:
-    """Session index per observation from the saved run lengths; missing or inconsistent: all from one session."""
-    if not isinstance(lengths, list) or not all(isinstance(v, int) and v > 0 for v in lengths) or sum(lengths) != n:
-        return [0] * n
-    return [k for k, length in enumerate(lengths) for _ in range(length)]

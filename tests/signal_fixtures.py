@@ -72,7 +72,12 @@ def real_eeg_dir() -> Path:
 
 def real_eeg_benchmark() -> ModuleType:
     """benchmarks/real_eeg.py as a module: the tests check the figures it prints, computed the same way."""
-    spec = importlib.util.spec_from_file_location("real_eeg_benchmark", REPO / "benchmarks" / "real_eeg.py")
+    return load_benchmark("real_eeg")
+
+
+def load_benchmark(stem: str) -> ModuleType:
+    """benchmarks/<stem>.py as a module named <stem>_benchmark."""
+    spec = importlib.util.spec_from_file_location(f"{stem}_benchmark", REPO / "benchmarks" / f"{stem}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built

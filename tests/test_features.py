@@ -112,11 +112,57 @@ def test_wrong_chunks_are_refused_and_empty_ones_ignored() -> None:
         FeaturePipeline(FeatureConfig(), 0.0, names(1))
 
 
-def test_the_raw_window_is_available_for_views() -> None:
-    pipe = FeaturePipeline(FeatureConfig(bands={"alpha": (8.0, 13.0)}), 100.0, names(2))
-    x = np.arange(600.0).reshape(2, 300)
-    pipe.push(Chunk(x, np.arange(300) / 100.0, names(2), 100.0))
-    data, times = pipe.window()
-    assert data.shape == (2, 200)
-    np.testing.assert_array_equal(data[0], np.arange(100.0, 300.0))
-    assert times[-1] == pytest.approx(2.99)
+def _alpha_and_delta(x: np.ndarray, labels: tuple[str, ...], reference: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean alpha and delta DE per channel over the windows of a replay with the given reference."""
+    feats = run_pipeline(x, 250.0, FeatureConfig(reference=reference), channel_names=labels)  # type: ignore[arg-type]
+    de = np.mean([f.de for f in feats[4:]], axis=0)
+    bands = feats[0].band_names
+    return de[bands.index("alpha")], de[bands.index("delta")]
+
+
+def test_an_average_or_median_reference_removes_what_the_eeg_channels_share(rng: np.random.Generator) -> None:
+    sfreq, n = 250.0, 5000
+    t = np.arange(n) / sfreq
+    labels = ("O1", "O2", "P7", "P8", "ECG")
+    x = band_limited_noise(rng, 5, n, sfreq, 9.0, 12.0, 1.0)  # each channel's own alpha, 1 µV²
+    x[:4] += 20.0 * np.sin(2 * np.pi * 10.0 * t)  # alpha that every EEG channel shares (the reference's own), 200 µV²
+    x[4] *= 100.0  # a large channel outside the 10-20 system: it is re-referenced but never part of the reference
+    recorded, _ = _alpha_and_delta(x, labels, "recorded")
+    for reference in ("average", "median"):
+        alpha, _ = _alpha_and_delta(x, labels, reference)
+        assert np.all(alpha[:4] < recorded[:4] - 2.0), (reference, alpha, recorded)  # the shared sine is gone
+        assert np.all(alpha[:4] > recorded[:4] - 6.0)  # what is the channel's own stays (DE of 1 µV² vs 200 µV²)
+
+
+def test_a_median_reference_keeps_a_blink_on_one_channel_out_of_the_others(rng: np.random.Generator) -> None:
+    sfreq, n = 250.0, 5000
+    t = np.arange(n) / sfreq
+    labels = ("Fp1", "C3", "C4", "O1", "O2")
+    x = band_limited_noise(rng, 5, n, sfreq, 1.0, 3.0, 25.0)
+    x[0] += 150.0 * np.sin(2 * np.pi * 2.0 * t)  # slow, large, on one frontal channel only
+    _, recorded = _alpha_and_delta(x, labels, "recorded")
+    _, average = _alpha_and_delta(x, labels, "average")
+    _, median = _alpha_and_delta(x, labels, "median")
+    assert np.all(average[1:] > recorded[1:] + 1.0)  # an average spreads a fifth of it to every channel
+    assert np.all(np.abs(median[1:] - recorded[1:]) < 0.5)  # a median leaves the others close to as recorded
+
+
+def test_a_reference_needs_three_eeg_channels_else_the_signal_is_used_as_recorded(
+    rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    x = band_limited_noise(rng, 2, 2500, 250.0, 8.0, 13.0, 4.0)
+    with caplog.at_level("WARNING"):
+        pipe = FeaturePipeline(FeatureConfig(reference="median"), 250.0, ("O1", "O2"))
+    assert pipe.reference == "recorded"
+    assert "at least 3 EEG channels" in caplog.text and "O1, O2" in caplog.text
+    as_is = run_pipeline(x, 250.0, FeatureConfig(), channel_names=("O1", "O2"))
+    kept = run_pipeline(x, 250.0, FeatureConfig(reference="median"), channel_names=("O1", "O2"))
+    np.testing.assert_allclose(kept[-1].de, as_is[-1].de)
+    assert FeaturePipeline(FeatureConfig(reference="average"), 250.0, names(3)).reference == "average"
+
+
+def test_the_reference_comes_from_configuration() -> None:
+    assert load_config(None, {"features.reference": "median"}).features.reference == "median"
+    assert load_config(None, {}).features.reference == "recorded"
+    with pytest.raises(ConfigError, match="reference"):
+        load_config(None, {"features.reference": "mastoids"})

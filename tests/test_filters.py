@@ -1,4 +1,4 @@
-"""Causal band filters with carried state, and the ring buffer."""
+"""Causal band filters with carried state."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from neuromusic.models.core.errors import ConfigError
 from neuromusic.models.signal.features import FeatureConfig
 from neuromusic.models.signal.filters import FilterBank, band_sos
-from neuromusic.models.signal.ringbuffer import RingBuffer
 from scipy import signal
 
 BANDS = FeatureConfig().bands
@@ -78,30 +77,6 @@ def test_band_sos_is_a_stable_butterworth() -> None:
     sos = band_sos(8.0, 13.0, 250.0, order=4)
     assert sos.shape == (2, 6)
     assert np.all(np.abs(signal.sos2zpk(sos)[1]) < 1.0)
-
-
-def test_ring_buffer_keeps_the_newest_samples_in_order() -> None:
-    ring = RingBuffer(2, 10)
-    assert ring.get_data()[0].shape == (2, 0)
-    for start in range(0, 23, 4):  # 6 pushes of 4 wrap the buffer twice
-        data = np.vstack([np.arange(start, start + 4), -np.arange(start, start + 4)]).astype(float)
-        ring.push(data, np.arange(start, start + 4) / 100.0)
-    data, times = ring.get_data()
-    np.testing.assert_array_equal(data[0], np.arange(14, 24))
-    np.testing.assert_array_equal(data[1], -np.arange(14, 24))
-    np.testing.assert_allclose(times, np.arange(14, 24) / 100.0)
-    assert len(ring) == 10 and ring.total == 24
-    np.testing.assert_array_equal(ring.get_data(3)[0][0], [21, 22, 23])
-
-
-def test_ring_buffer_push_larger_than_capacity_and_bad_shapes() -> None:
-    ring = RingBuffer(1, 5)
-    ring.push(np.arange(12.0)[np.newaxis, :], np.arange(12.0))
-    np.testing.assert_array_equal(ring.get_data()[0][0], np.arange(7.0, 12.0))
-    with pytest.raises(ValueError, match="expected"):
-        ring.push(np.zeros((2, 3)), np.zeros(3))
-    with pytest.raises(ValueError, match="capacity"):
-        RingBuffer(1, 0)
 
 
 @pytest.mark.parametrize(("sfreq", "order"), [(250.0, 4), (1000.0, 4), (1000.0, 8), (4000.0, 4)])

@@ -89,11 +89,15 @@ def test_the_glitches_are_excluded_and_leave_the_score_unharmed(bench: ModuleTyp
     assert np.abs(with_glitches[both] - without[both]).max() < 0.1
 
 
+@pytest.mark.parametrize("reference", ["recorded", "median"])
 @pytest.mark.parametrize(
     "variant", ["names unknown to 10-20", "one channel", "one channel, unknown name", "Muse-like, four channels"]
 )
-def test_awkward_montages_give_a_score_or_a_reason(bench: ModuleType, recordings: dict[str, Any], variant: str) -> None:
-    """128 Hz, 4 mV DC offsets and 0.7 V glitches come with the recording; the montage is made awkward here."""
+def test_awkward_montages_give_a_score_or_a_reason(
+    bench: ModuleType, recordings: dict[str, Any], variant: str, reference: str
+) -> None:
+    """128 Hz, 4 mV DC offsets and 0.7 V glitches come with the recording; the montage is made awkward here (with a
+    re-reference, one channel is used as recorded)."""
     raw = recordings["uci_eeg_eye_state_raw.fif.gz"]
     names = raw.channel_names
     pick = {
@@ -109,7 +113,7 @@ def test_awkward_montages_give_a_score_or_a_reason(bench: ModuleType, recordings
         "Muse-like, four channels": ("TP9", "AF7", "AF8", "TP10"),
     }[variant]
     recording = dataclasses.replace(raw, data=raw.data[pick].copy(), channel_names=labels)
-    t, values, reasons = bench.replay(recording, FeatureConfig(), ScoreConfig(), CHUNK_S)
+    t, values, reasons = bench.replay(recording, FeatureConfig(reference=reference), ScoreConfig(), CHUNK_S)
     after = t > t[0] + ScoreConfig().baseline_s
     assert np.isfinite(values[after]).mean() > 0.85
     for k in np.flatnonzero(after & ~np.isfinite(values)):
@@ -132,3 +136,22 @@ def test_files_on_the_command_line_take_their_periods_from_annotations_a_csv_or_
     assert found[2].periods == [(0.0, 62.0, False), (62.0, 244.0, True)] and found[2].data.shape[1] == 122000
     with pytest.raises(SystemExit, match="state must be"):
         bench.command_line_recordings([f"{fif}:sleepy"])
+
+
+def test_a_median_reference_lifts_the_consumer_headset_and_keeps_the_clean_recording_ahead(
+    bench: ModuleType, recordings: dict[str, Any], uci: Any, eegmat: Any
+) -> None:
+    """The Emotiv headset's reference sits on the parietal scalp, among the alpha generators; re-referenced to the
+    median of its channels, eyes closed shows more. The clean recording (linked-ear reference) stays ahead of
+    BrainFlow with it too."""
+    median = FeatureConfig(reference="median")
+    uci_median = bench.evaluate(recordings["uci_eeg_eye_state_raw.fif.gz"], median, stride=2, chunk_s=CHUNK_S)
+    eegmat_median = bench.evaluate(recordings["eegmat_Subject19"], median, stride=16, chunk_s=CHUNK_S)
+    print(
+        f"\nAUC as recorded / median reference: UCI {uci.auc['ours']:.3f} / {uci_median.auc['ours']:.3f}, "
+        f"EEGMAT {eegmat.auc['ours']:.3f} / {eegmat_median.auc['ours']:.3f}"
+    )
+    assert uci_median.auc["ours"] >= uci.auc["ours"] + 0.05
+    assert uci_median.mean["ours"][True] > uci_median.mean["ours"][False]
+    assert eegmat_median.auc["ours"] >= eegmat_median.auc["restfulness"]
+    assert eegmat_median.mean["ours"][True] - eegmat_median.mean["ours"][False] >= 0.25

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from neuromusic.models.core.messages import FloatArray
@@ -15,6 +16,10 @@ from neuromusic.models.signal.quality import QualityConfig
 
 # ½·ln(2πe): DE = _DE_OFFSET + ½·ln(σ²)
 _DE_OFFSET = 0.5 * math.log(2.0 * math.pi * math.e)
+Reference = Literal["recorded", "average", "median"]
+REFERENCES: tuple[Reference, ...] = ("recorded", "average", "median")
+MIN_REFERENCE_CHANNELS = 3  # re-referencing fewer EEG channels than this would cancel the signal itself
+
 # Variance floor (µV²) so a zero-variance band gives a finite, very low DE instead of -inf.
 _VAR_FLOOR = 1e-12
 
@@ -31,6 +36,9 @@ class FeatureConfig:
     notch_hz: float | None = None  # 50 or 60 to remove mains hum
     bands: dict[str, tuple[float, float]] = field(default_factory=_default_bands)  # name -> (low Hz, high Hz)
     filter_order: int = 4  # Butterworth band-pass order per band (even; 4 = two second-order sections)
+    # each band's signal as recorded, or less the average / median over the EEG channels at each sample (a
+    # reference-free view, for a headset whose reference sits where the rhythm is, e.g. parietal CMS/DRL)
+    reference: Reference = "recorded"
     quality: QualityConfig = field(default_factory=QualityConfig)
 
     def validate(self) -> None:
@@ -46,6 +54,8 @@ class FeatureConfig:
                 raise ValueError(f"band {name}: need 0 < low < high, got ({low}, {high})")
         if self.notch_hz is not None and self.notch_hz <= 0:
             raise ValueError(f"notch_hz must be > 0 (50 or 60), got {self.notch_hz}")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
         if self.filter_order < 2 or self.filter_order % 2:
             raise ValueError(f"filter_order must be an even number >= 2, got {self.filter_order}")
 

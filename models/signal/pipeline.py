@@ -5,21 +5,26 @@ and recomputing a window's variance every hop, the pipeline keeps per-hop sums (
 quality statistics); a window is the last `window_s / hop_s` hops, so a hop costs O(new samples), whatever the
 window length. Hop boundaries fall at round(k · hop_s · sfreq) samples, so rates like 250 Hz with a 0.25 s hop
 (62.5 samples) alternate 62- and 63-sample hops instead of drifting.
+
+With `reference = "average"` or `"median"`, each band's filtered signal is re-referenced, per sample, to the average
+or median over the EEG channels (those with 10-20 names) before its sums are taken; the artifact rules keep judging
+each electrode as recorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from neuromusic.models.core.messages import Chunk, Features, FloatArray
-from neuromusic.models.signal.features import FeatureConfig, differential_entropy
+from neuromusic.models.core.messages import BoolArray, Chunk, Features, FloatArray
+from neuromusic.models.signal.features import MIN_REFERENCE_CHANNELS, FeatureConfig, differential_entropy
 from neuromusic.models.signal.filters import FilterBank
-from neuromusic.models.signal.montage import eye_channels
+from neuromusic.models.signal.montage import canonical_name, eye_channels
 from neuromusic.models.signal.quality import (
     ArtifactRules,
     HopLevels,
@@ -29,7 +34,8 @@ from neuromusic.models.signal.quality import (
     invalid_samples,
     judge,
 )
-from neuromusic.models.signal.ringbuffer import RingBuffer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -123,6 +129,8 @@ class FeaturePipeline:
         self._filters = FilterBank(config.bands, self.sfreq, n_ch, config.filter_order, config.notch_hz)
         self._quality_filters = QualityFilters(config.quality, self.sfreq, n_ch)
         self._rules = ArtifactRules(config.quality, config.hop_s, eye_channels(self.channel_names), self.max_uv)
+        self._reference = reference_channels(config, self.channel_names)
+        self.reference = config.reference if self._reference is not None else "recorded"  # the one in force
         self._hop_len = config.hop_s * self.sfreq  # samples per hop, possibly fractional
         self._hops: deque[_Hop] = deque(maxlen=config.hops_per_window)
         self._current: _Hop | None = None
@@ -131,7 +139,6 @@ class FeaturePipeline:
         self._last_good = np.zeros(n_ch)
         self._last_raw = np.full(n_ch, np.nan)  # each channel's previous raw sample, for the glitch check
         self._last_t: float | None = None
-        self.ring = RingBuffer(n_ch, max(1, round(config.window_s * self.sfreq)))  # the raw window, for views
 
     @classmethod
     def for_source(cls, config: FeatureConfig, info: DescribedSource) -> FeaturePipeline:
@@ -150,58 +157,9 @@ class FeaturePipeline:
         if n == 0:
             return []
         raw = np.asarray(chunk.data, dtype=np.float64)
-        self.ring.push(raw, chunk.timestamps)
-        nonfinite, railed = invalid_samples(raw, self.config.quality.rail_uv)
-        glitch = glitches(raw, self._last_raw, self.max_uv) & ~nonfinite & ~railed
-        self._last_raw[:] = raw[:, -1]
-        bad = nonfinite | railed | glitch
-        x = hold_last_good(raw, bad, self._last_good) if bad.any() else raw
-        self._last_good[:] = x[:, -1]
-        bands, hp = self._filters(x)
-        free, slow, fast = self._quality_filters(hp)
-        gaps = self._gaps(chunk.timestamps)
-
-        # Segment the chunk at hop boundaries: cut points local to this chunk.
-        cuts = []
-        while (boundary := round(self._k * self._hop_len)) <= self._n_seen + n:
-            cuts.append(boundary - self._n_seen)
-            self._k += 1
-        starts = [0, *(c for c in cuts if c < n)]
-        ends = [*starts[1:], n]
-        sq = bands * bands
-        seg = np.array(starts)
-        band_sum = np.add.reduceat(bands, seg, axis=2)  # (bands, channels, segments)
-        band_sq = np.add.reduceat(sq, seg, axis=2)
-        nf = np.add.reduceat(nonfinite, seg, axis=1, dtype=np.float64)
-        rl = np.add.reduceat(railed, seg, axis=1, dtype=np.float64)
-        gl = np.add.reduceat(glitch, seg, axis=1, dtype=np.float64)
-        rmin = np.minimum.reduceat(x, seg, axis=1)
-        rmax = np.maximum.reduceat(x, seg, axis=1)
-        free_peak = np.maximum.reduceat(np.abs(free), seg, axis=1)
-        free_sq = np.add.reduceat(free * free, seg, axis=1)
-        slow_peak = np.maximum.reduceat(np.abs(slow), seg, axis=1)
-        slow_sq = np.add.reduceat(slow * slow, seg, axis=1)
-        fast_sq = np.add.reduceat(fast * fast, seg, axis=1) if fast is not None else np.full_like(free_sq, np.nan)
-        gmax = np.maximum.reduceat(gaps, seg)
+        cuts = self._cuts(n)
         out: list[Features] = []
-        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
-            part = _Hop(
-                end - start,
-                band_sum[:, :, i],
-                band_sq[:, :, i],
-                nf[:, i],
-                rl[:, i],
-                gl[:, i],
-                rmin[:, i],
-                rmax[:, i],
-                free_peak[:, i],
-                free_sq[:, i],
-                slow_peak[:, i],
-                slow_sq[:, i],
-                fast_sq[:, i],
-                float(gmax[i]),
-                float(chunk.timestamps[end - 1]),
-            )
+        for part, end in self._parts(raw, chunk.timestamps, cuts):
             if self._current is None:
                 self._current = part.copy()
             else:
@@ -214,11 +172,74 @@ class FeaturePipeline:
         self._n_seen += n
         return out
 
-    def window(self) -> tuple[FloatArray, FloatArray]:
-        """The newest window of raw samples ((n_channels, n), (n,) time stamps), for views and recorders."""
-        return self.ring.get_data()
-
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _cuts(self, n: int) -> list[int]:
+        """The hop boundaries that fall in the next `n` samples, local to them; advances the boundary index."""
+        cuts = []
+        while (boundary := round(self._k * self._hop_len)) <= self._n_seen + n:
+            cuts.append(boundary - self._n_seen)
+            self._k += 1
+        return cuts
+
+    def _repair(self, raw: FloatArray) -> tuple[FloatArray, BoolArray, BoolArray, BoolArray]:
+        """(signal to filter, nonfinite, railed, glitch masks): NaN, inf, railed and glitch samples are replaced by
+        the channel's last good value, so they never reach the filter state."""
+        nonfinite, railed = invalid_samples(raw, self.config.quality.rail_uv)
+        glitch = glitches(raw, self._last_raw, self.max_uv) & ~nonfinite & ~railed
+        self._last_raw[:] = raw[:, -1]
+        bad = nonfinite | railed | glitch
+        x = hold_last_good(raw, bad, self._last_good) if bad.any() else raw
+        self._last_good[:] = x[:, -1]
+        return x, nonfinite, railed, glitch
+
+    def _parts(self, raw: FloatArray, timestamps: FloatArray, cuts: list[int]) -> list[tuple[_Hop, int]]:
+        """The chunk filtered and summed per segment between hop boundaries: (sums, segment end) per segment."""
+        n = raw.shape[1]
+        x, nonfinite, railed, glitch = self._repair(raw)
+        bands, hp = self._filters(x)
+        if self._reference is not None:
+            bands = rereference(bands, self._reference, self.config.reference == "median")
+        free, slow, fast = self._quality_filters(hp)
+        gaps = self._gaps(timestamps)
+        starts = [0, *(c for c in cuts if c < n)]
+        ends = [*starts[1:], n]
+        seg = np.array(starts)
+
+        def total(a: np.ndarray) -> np.ndarray:
+            return np.add.reduceat(a, seg, axis=a.ndim - 1, dtype=np.float64)
+
+        def peak(a: FloatArray) -> FloatArray:
+            return np.maximum.reduceat(np.abs(a), seg, axis=1)
+
+        band_sum, band_sq = total(bands), total(bands * bands)  # (bands, channels, segments)
+        counts = [total(mask) for mask in (nonfinite, railed, glitch)]
+        rmin, rmax = np.minimum.reduceat(x, seg, axis=1), np.maximum.reduceat(x, seg, axis=1)
+        free_sq, slow_sq = total(free * free), total(slow * slow)
+        fast_sq = total(fast * fast) if fast is not None else np.full_like(free_sq, np.nan)
+        free_peak, slow_peak = peak(free), peak(slow)
+        gmax = np.maximum.reduceat(gaps, seg)
+        parts = []
+        for i, end in enumerate(ends):
+            hop = _Hop(
+                n=end - starts[i],
+                band_sum=band_sum[:, :, i],
+                band_sq=band_sq[:, :, i],
+                nonfinite=counts[0][:, i],
+                railed=counts[1][:, i],
+                glitch=counts[2][:, i],
+                raw_min=rmin[:, i],
+                raw_max=rmax[:, i],
+                free_peak=free_peak[:, i],
+                free_sq=free_sq[:, i],
+                slow_peak=slow_peak[:, i],
+                slow_sq=slow_sq[:, i],
+                fast_sq=fast_sq[:, i],
+                gap_s=float(gmax[i]),
+                t_last=float(timestamps[end - 1]),
+            )
+            parts.append((hop, end))
+        return parts
 
     def _gaps(self, timestamps: FloatArray) -> FloatArray:
         """Per-sample gap (s) before each sample beyond the expected 1/sfreq, 0 where none."""
@@ -268,3 +289,38 @@ class FeaturePipeline:
         hop.code = self._rules(levels, valid)
         self._hops.append(hop)
         return hop
+
+
+def reference_channels(config: FeatureConfig, channel_names: tuple[str, ...]) -> np.ndarray | None:
+    """Indices of the channels whose average or median is the reference (those with 10-20 names; all when none
+    has one), None to keep the signal as recorded: asked to, or with too few EEG channels to re-reference (the
+    average of one or two channels would cancel the signal itself), which is logged."""
+    if config.reference == "recorded":
+        return None
+    known = [i for i, name in enumerate(channel_names) if canonical_name(name) is not None]
+    rows = known or list(range(len(channel_names)))
+    if len(rows) < MIN_REFERENCE_CHANNELS:
+        log.warning(
+            "features.reference = %r needs at least %d EEG channels, this source has %d (%s): the signal is used "
+            "as recorded",
+            config.reference,
+            MIN_REFERENCE_CHANNELS,
+            len(rows),
+            ", ".join(channel_names[i] for i in rows),
+        )
+        return None
+    return np.array(rows, dtype=np.intp)
+
+
+def rereference(bands: FloatArray, rows: np.ndarray, median: bool) -> FloatArray:
+    """(bands, channels, n) band signals less, per band and sample, the average or median over `rows`. Taken per
+    band after the band-pass, so DC offsets and slow drifts never enter it; the median lets a blink or a loose
+    electrode on a few channels leave the others alone."""
+    sources = bands[:, rows, :]
+    if not median:
+        return np.asarray(bands - sources.mean(axis=1, keepdims=True))
+    # A sort along the channels, then the middle: several times faster than np.median for many short rows.
+    ordered = np.sort(sources, axis=1)
+    k = len(rows)
+    centre = 0.5 * (ordered[:, (k - 1) // 2] + ordered[:, k // 2])
+    return np.asarray(bands - centre[:, np.newaxis, :])

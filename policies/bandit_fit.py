@@ -1,0 +1,208 @@
+"""The bandit's view of one listener: the response model fitted to this session's record plus what earlier sessions
+carried, the listener's delay and time constant found by evidence, and what the fit says about settings.
+
+Settings are handled in units of the bounds (0..1 per axis); `unit` and `controls` convert.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from neuromusic.models.core.messages import Controls
+from neuromusic.policies.bandit_memory import Observation
+from neuromusic.policies.bandit_record import SessionRecord
+from neuromusic.policies.base import ControlBounds
+from neuromusic.policies.bounds import clamp_controls
+from neuromusic.policies.config import BanditConfig
+from neuromusic.policies.peak_model import PeakModel, PeakPrior
+from neuromusic.policies.response_model import Carried, Features, Fit, FloatArray, ResponseModel, one_blas_thread
+
+
+def tau_grid(low: float, high: float) -> tuple[float, ...]:
+    n = max(2, round(math.log(high / low) / math.log(1.4)) + 1)
+    return tuple(float(v) for v in np.geomspace(low, high, n))
+
+
+def delay_grid(low: float, high: float) -> tuple[float, ...]:
+    n = max(2, round((high - low) / 3.0) + 1)
+    return tuple(float(v) for v in np.linspace(low, high, n))
+
+
+def as_rows(settings: list[Controls]) -> FloatArray:
+    return np.array([[c.tempo, c.valence, c.energy] for c in settings], dtype=float).reshape(-1, 3)
+
+
+class ListenerModel:
+    """Fits the response model; the (tau, delay) grid is searched with a coarser model of f (a quarter of the cost)."""
+
+    def __init__(self, cfg: BanditConfig, bounds: ControlBounds) -> None:
+        self.cfg = cfg
+        self.bounds = bounds
+        self.features = Features(full_width=cfg.bump_width, full_var=cfg.prior_var, additive_var=cfg.additive_var)
+        taus, delays = tau_grid(cfg.min_tau_s, cfg.max_tau_s), delay_grid(cfg.lag_s, cfg.max_delay_s)
+        self.model = ResponseModel(self.features, cfg.noise_var, taus, delays, cfg.bin_s)
+        self.search_features = Features(3, 4, 0.3, 0.25, cfg.prior_var, cfg.additive_var)
+        self.search_model = ResponseModel(self.search_features, cfg.noise_var, taus, delays, cfg.bin_s)
+        self.dynamics: tuple[float, float] | None = None  # (tau, delay) carried or fitted
+        self.fit: Fit | None = None
+        self.peak = PeakModel(PeakPrior(), cfg.noise_var, cfg.bin_s)
+        self._carried: tuple[list[Observation], list[int]] = ([], [])
+        self.set_bounds(bounds)
+
+    def set_bounds(self, bounds: ControlBounds) -> None:
+        self.bounds = bounds
+        b = bounds
+        self._low = np.array([b.tempo_min, b.valence_min, b.energy_min])
+        self._span = np.maximum(np.array([b.tempo_max, b.valence_max, b.energy_max]) - self._low, 1e-9)
+        g = np.linspace(0.0, 1.0, self.cfg.candidate_points)
+        unit = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+        self._grid = (unit, self.features(unit))
+        none = np.zeros((0, 3))
+        self._cache = (self.features(none), self.search_features(none))  # features of the bars played
+        self._set_carried()
+
+    # -- units -------------------------------------------------------------------------------------------------
+    def unit(self, controls: FloatArray) -> FloatArray:
+        """Controls (n, 3) in units of the bounds (0..1 per axis)."""
+        return np.clip((controls - self._low) / self._span, 0.0, 1.0)
+
+    def controls(self, unit: FloatArray) -> Controls:
+        return clamp_controls(self.bounds, *(self._low + unit * self._span))
+
+    def unit_steps(self) -> FloatArray:
+        """Each axis's largest change per bar, in units of its range."""
+        b = self.bounds
+        return np.array([b.max_tempo_step, b.max_valence_step, b.max_energy_step]) / self._span
+
+    # -- what earlier sessions carried -------------------------------------------------------------------------
+    def carry(self, observations: list[Observation], sessions: list[int]) -> None:
+        self._carried = (observations, sessions)
+        self._set_carried()
+
+    def _set_carried(self, on: bool = True) -> None:
+        observations, sessions = self._carried
+        carried = None
+        if on and observations:
+            rows = np.array(observations, dtype=float)
+            carried = Carried(self.unit(rows[:, :3]), rows[:, 3], rows[:, 4], np.array(sessions, dtype=float))
+        self.model.set_carried(carried)
+        self.search_model.set_carried(carried)
+        self.peak.carried = carried
+
+    # -- fitting -----------------------------------------------------------------------------------------------
+    def _data(self, record: SessionRecord) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, np.ndarray]:
+        done = len(self._cache[0])
+        if done < len(record.bar_x):  # features of each bar computed once
+            unit = self.unit(np.array(record.bar_x[done:], dtype=float).reshape(-1, 3))
+            self._cache = (
+                np.vstack([self._cache[0], self.features(unit)]),
+                np.vstack([self._cache[1], self.search_features(unit)]),
+            )
+        return (np.array(record.bar_t, dtype=float), self._cache[0], *record.binned())
+
+    def refit(self, record: SessionRecord, full_search: bool) -> Fit:
+        """Fit the model; search the (tau, delay) grid by evidence (all of it with `full_search` or before any
+        estimate, else the neighbours of the current estimate)."""
+        data = self._data(record)
+        taus, delays = self.model.taus, self.model.delays
+        if self.dynamics is None or full_search:
+            pairs = [(a, d) for a in taus for d in delays]
+        else:
+            i = int(np.argmin([abs(math.log(a / self.dynamics[0])) for a in taus]))
+            j = int(np.argmin([abs(d - self.dynamics[1]) for d in delays]))
+            pairs = [
+                (taus[a], delays[d])
+                for a in range(max(0, i - 1), min(len(taus), i + 2))
+                for d in range(max(0, j - 1), min(len(delays), j + 2))
+            ]
+        if not data[4].any():  # nothing measured yet: the prior (and what was carried), at the carried dynamics
+            pairs = pairs[:1] if self.dynamics is None else [self.dynamics]
+        with one_blas_thread():
+            if len(pairs) > 1:
+                coarse = (data[0], self._cache[1], *data[2:])
+                chosen = max((self.search_model.fit(*coarse, a, d) for a, d in pairs), key=lambda f: f.log_evidence)
+                pairs = [(chosen.tau, chosen.delay)]
+            best = self.model.fit(*data, *pairs[0])
+        if data[4].any():
+            self.dynamics = (best.tau, best.delay)
+        self.fit = best
+        return best
+
+    def current_fit(self, record: SessionRecord) -> Fit:
+        return self.fit if self.fit is not None else self.refit(record, full_search=False)
+
+    # -- what the fit says -------------------------------------------------------------------------------------
+    def candidates(self, fit: Fit) -> tuple[FloatArray, FloatArray]:
+        """The grid and, with `refine`, the settings half a grid step around the best one by the posterior mean."""
+        unit, phi = self._grid
+        if not self.cfg.refine:
+            return unit, phi
+        centre = unit[int(np.argmax(phi @ fit.weights_mean()))]
+        half = 0.5 / max(1, self.cfg.candidate_points - 1)
+        offsets = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+        local = np.clip(centre + offsets * half, 0.0, 1.0)
+        return np.vstack([unit, local]), np.vstack([phi, self.features(local)])
+
+    def best_setting(self, fit: Fit) -> Controls:
+        """The candidate with the highest posterior mean."""
+        unit, phi = self.candidates(fit)
+        return self.controls(unit[int(np.argmax(phi @ fit.weights_mean()))])
+
+    def best_of(self, fit: Fit, settings: list[Controls]) -> Controls:
+        """The one of `settings` with the highest posterior mean."""
+        return settings[int(np.argmax(self.features(self.unit(as_rows(settings))) @ fit.weights_mean()))]
+
+    def predicted(self, fit: Fit, controls: Controls) -> tuple[float, float]:
+        """Posterior mean and standard deviation of f at these controls."""
+        phi = self.features(self.unit(as_rows([controls])))[0]
+        spread = fit.weights_cov_factor().T @ phi
+        return float(phi @ fit.weights_mean()), float(np.sqrt(spread @ spread))
+
+    def summary(self, record: SessionRecord, chosen: list[Controls]) -> list[Observation]:
+        """f at the settings chosen this session, from this session's scores alone (what earlier sessions said is
+        kept as it was, not counted twice), where the scores narrowed the prior."""
+        settings = sorted({(a.tempo, a.valence, a.energy) for a in chosen})
+        if len(settings) < 2 or not record.bins:
+            return []  # one setting says nothing about differences, and differences are what carries over
+        self._set_carried(on=False)
+        try:
+            data = self._data(record)
+            if not data[4].any():
+                return []
+            tau, delay = self.dynamics if self.dynamics is not None else (self.cfg.min_tau_s, self.cfg.lag_s)
+            with one_blas_thread():
+                fit = self.model.fit(*data, tau, delay)
+        finally:
+            self._set_carried()
+        phi = self.features(self.unit(np.array(settings, dtype=float)))
+        mean = phi @ fit.weights_mean()
+        # the variance of each value relative to the others (a session's common level is not carried)
+        centred = fit.weights_cov_factor().T @ (phi - phi.mean(axis=0)).T
+        var = np.maximum((centred**2).sum(axis=0), 1e-5)
+        prior = (phi**2 * self.features.prior_var()).sum(axis=1)
+        return [
+            (s[0], s[1], s[2], float(m), float(v))
+            for s, m, v, p in zip(settings, mean, var, prior, strict=True)
+            if v < 0.6 * p
+        ]
+
+    # -- choosing ----------------------------------------------------------------------------------------------
+    def draw_peak(self, record: SessionRecord, fit: Fit, rng: np.random.Generator) -> Controls:
+        """Thompson sampling over the single-preference model, at the dynamics the bump model found."""
+        bar_unit = self.unit(np.array(record.bar_x, dtype=float).reshape(-1, 3))
+        self.peak.fit(np.array(record.bar_t, dtype=float), bar_unit, *record.binned(), fit.tau, fit.delay)
+        return self.controls(self.peak.draw(rng))
+
+    def draw_bumps(self, fit: Fit, rng: np.random.Generator, spread: float, arm: Controls | None) -> Controls:
+        """Thompson sampling over the bump model (its posterior spread scaled by `spread`) among the candidates;
+        moving costs ramp bars, so `arm` is kept unless the draw favours another setting by `switch_margin`."""
+        unit, phi = self.candidates(fit)
+        weights = fit.draw_weights(rng, spread)
+        draw = phi @ weights
+        best = int(np.argmax(draw))
+        if arm is not None:
+            here = float((self.features(self.unit(as_rows([arm]))) @ weights)[0])
+            if draw[best] - here < self.cfg.switch_margin:
+                return arm
+        return self.controls(unit[best])
