@@ -6,10 +6,8 @@ within the control bounds, so the best music may sit in any corner of the box.
 
 | parameter | distribution |
 |---|---|
-| preferred_tempo | uniform within the tempo bounds (default 50..90 BPM) |
-| preferred_valence, preferred_energy | uniform within their bounds (default 0..1) |
-| tempo_width | log-uniform 8..20 BPM |
-| valence_width, energy_width | log-uniform 0.2..0.5 |
+| preferred_<control> | uniform within the control's bounds (default tempo 50..90 BPM, valence and energy 0..1) |
+| <control>_width | log-uniform 0.2..0.5 of the span of its default bounds (tempo 8..20 BPM, others 0.2..0.5) |
 | rest | uniform 0.2..0.4 (also the starting relaxation) |
 | peak | uniform 0.7..0.9 |
 | time_constant_s | log-uniform 20..120 s |
@@ -22,13 +20,12 @@ within the control bounds, so the best music may sit in any corner of the box.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
-from neuromusic.drivers.listener_response import ResponseConfig
+from neuromusic.drivers.listener_response import NATURAL_RANGE, ResponseConfig, response_fields
+from neuromusic.models.core.controls import CONTROLS
 
-TEMPO_WIDTH_BPM = (8.0, 20.0)
-UNIT_WIDTH = (0.2, 0.5)
+WIDTH = (0.2, 0.5)  # of each control's natural range (the span of its default bounds)
 REST = (0.2, 0.4)
 PEAK = (0.7, 0.9)
 TIME_CONSTANT_S = (20.0, 120.0)
@@ -38,34 +35,32 @@ HABITUATION_DEPTH = (0.0, 0.3)
 HABITUATION_S = (150.0, 600.0)
 
 
-@dataclass(frozen=True)
-class PreferenceBox:
-    """Where preferences may lie: the control bounds (tempo in BPM, valence and energy in 0..1)."""
-
-    tempo_min: float = 50.0
-    tempo_max: float = 90.0
-    valence_min: float = 0.0
-    valence_max: float = 1.0
-    energy_min: float = 0.0
-    energy_max: float = 1.0
-
-
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
-def draw_listener(seed: int, index: int, box: PreferenceBox | None = None) -> ResponseConfig:
-    """Listener `index` of population `seed`: its own random stream, so it does not depend on how many are drawn."""
-    box = box or PreferenceBox()
+Box = tuple[tuple[float, float], ...]  # where preferences may lie: (low, high) per control, in the table's order
+
+
+def draw_listener(seed: int, index: int, box: Box | None = None) -> ResponseConfig:
+    """Listener `index` of population `seed`: its own random stream, so it does not depend on how many are drawn.
+    Preferences lie within `box` (the control bounds; each row's default bounds when None)."""
+    box = box or tuple(spec.bounds for spec in CONTROLS)
+    if len(box) != len(CONTROLS):
+        raise ValueError(f"a preference box has one (low, high) per control, got {len(box)}")
     rng = np.random.default_rng([seed, index])
     rest = float(rng.uniform(*REST))
+    preferred = {
+        response_fields(spec.name)[0]: float(rng.uniform(low, high))
+        for spec, (low, high) in zip(CONTROLS, box, strict=True)
+    }
+    widths = {
+        response_fields(spec.name)[1]: _log_uniform(rng, WIDTH[0] * span, WIDTH[1] * span)
+        for spec, span in zip(CONTROLS, NATURAL_RANGE, strict=True)
+    }
     config = ResponseConfig(
-        preferred_tempo=float(rng.uniform(box.tempo_min, box.tempo_max)),
-        preferred_valence=float(rng.uniform(box.valence_min, box.valence_max)),
-        preferred_energy=float(rng.uniform(box.energy_min, box.energy_max)),
-        tempo_width=_log_uniform(rng, *TEMPO_WIDTH_BPM),
-        valence_width=_log_uniform(rng, *UNIT_WIDTH),
-        energy_width=_log_uniform(rng, *UNIT_WIDTH),
+        **preferred,
+        **widths,
         rest=rest,
         peak=float(rng.uniform(*PEAK)),
         start=rest,
@@ -79,7 +74,7 @@ def draw_listener(seed: int, index: int, box: PreferenceBox | None = None) -> Re
     return config
 
 
-def draw_population(n: int, seed: int = 0, box: PreferenceBox | None = None) -> list[ResponseConfig]:
+def draw_population(n: int, seed: int = 0, box: Box | None = None) -> list[ResponseConfig]:
     """n listeners drawn from the population (listeners 0..n-1 of population `seed`)."""
     if n < 1:
         raise ValueError(f"a population needs at least 1 listener, got {n}")
@@ -88,7 +83,7 @@ def draw_population(n: int, seed: int = 0, box: PreferenceBox | None = None) -> 
 
 def describe(config: ResponseConfig) -> str:
     """One line: where this listener's preference lies and how it responds."""
-    return (
-        f"prefers {config.preferred_tempo:.0f} BPM, valence {config.preferred_valence:.2f}, energy "
-        f"{config.preferred_energy:.2f}; tau {config.time_constant_s:.0f} s, delay {config.delay_s:.0f} s"
+    prefers = ", ".join(
+        f"{spec.label} {spec.show(value)}" for spec, value in zip(CONTROLS, config.preferred(), strict=True)
     )
+    return f"prefers {prefers}; tau {config.time_constant_s:.0f} s, delay {config.delay_s:.0f} s"

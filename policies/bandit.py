@@ -26,6 +26,7 @@ import math
 from typing import Any
 
 import numpy as np
+from neuromusic.models.core.controls import CONTROL_NAMES
 from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.bandit_fit import ListenerModel
 from neuromusic.policies.bandit_memory import Observation, make_state, read_state
@@ -96,7 +97,7 @@ class BanditPolicy:
             if self._at_arm():  # chose to stay: the dwell starts again at once
                 self._arrived_t = t
         arm = self._arm
-        return self._play(t, self.guard.apply(arm.tempo, arm.valence, arm.energy))
+        return self._play(t, self.guard.apply(*arm.values()))
 
     def set_bounds(self, bounds: ControlBounds) -> None:
         if bounds == self.guard.bounds:
@@ -153,13 +154,13 @@ class BanditPolicy:
         return controls
 
     def _played_setting_count(self) -> int:
-        return len({(round(a.tempo, 6), round(a.valence, 6), round(a.energy, 6)) for a in self._chosen})
+        return len({tuple(round(v, 6) for v in a.values()) for a in self._chosen})
 
     def _opening_plan(self) -> list[Any]:
         """The mapping's calm music, then the farthest-apart points of a 3 x 3 x 3 lattice inside the box, ordered
         as a short tour (distance in ramp bars: each axis moves by at most its step per bar)."""
         m = self.config.mapping
-        anchor = self.listener.unit(np.array([[m.calm_tempo, m.calm_valence, m.calm_energy]]))[0]
+        anchor = self.listener.unit(np.array([m.anchor("calm")]))[0]
         return opening_tour(anchor, self.cfg.opening_points, self.listener.unit_steps())
 
     def _choose(self) -> None:
@@ -191,8 +192,7 @@ class BanditPolicy:
     def _at_arm(self) -> bool:
         assert self._arm is not None
         cur, arm, cfg = self.guard.current, self._arm, self.config.guard
-        return (
-            abs(cur.tempo - arm.tempo) <= cfg.tempo_deadband + 1e-9
-            and abs(cur.valence - arm.valence) <= cfg.valence_deadband + 1e-9
-            and abs(cur.energy - arm.energy) <= cfg.energy_deadband + 1e-9
+        return all(
+            abs(now - wanted) <= cfg.deadband(name) + 1e-9
+            for name, now, wanted in zip(CONTROL_NAMES, cur.values(), arm.values(), strict=True)
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from neuromusic.models.core.controls import CONTROLS
 from neuromusic.models.core.messages import Controls
 from neuromusic.policies.bandit_memory import Observation
 from neuromusic.policies.bandit_record import SessionRecord
@@ -30,7 +31,7 @@ def delay_grid(low: float, high: float) -> tuple[float, ...]:
 
 
 def as_rows(settings: list[Controls]) -> FloatArray:
-    return np.array([[c.tempo, c.valence, c.energy] for c in settings], dtype=float).reshape(-1, 3)
+    return np.array([c.values() for c in settings], dtype=float).reshape(-1, len(CONTROLS))
 
 
 class ListenerModel:
@@ -53,18 +54,18 @@ class ListenerModel:
     def set_bounds(self, bounds: ControlBounds) -> None:
         self.bounds = bounds
         b = bounds
-        self._low = np.array([b.tempo_min, b.valence_min, b.energy_min])
-        self._span = np.maximum(np.array([b.tempo_max, b.valence_max, b.energy_max]) - self._low, 1e-9)
+        self._low = np.array([b.range(spec.name)[0] for spec in CONTROLS])
+        self._span = np.maximum(np.array([b.range(spec.name)[1] for spec in CONTROLS]) - self._low, 1e-9)
         g = np.linspace(0.0, 1.0, self.cfg.candidate_points)
-        unit = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+        unit = np.stack(np.meshgrid(*[g] * len(CONTROLS), indexing="ij"), axis=-1).reshape(-1, len(CONTROLS))
         self._grid = (unit, self.features(unit))
-        none = np.zeros((0, 3))
+        none = np.zeros((0, len(CONTROLS)))
         self._cache = (self.features(none), self.search_features(none))  # features of the bars played
         self._set_carried()
 
     # -- units -------------------------------------------------------------------------------------------------
     def unit(self, controls: FloatArray) -> FloatArray:
-        """Controls (n, 3) in units of the bounds (0..1 per axis)."""
+        """Controls (n, one column per control) in units of the bounds (0..1 per axis)."""
         return np.clip((controls - self._low) / self._span, 0.0, 1.0)
 
     def controls(self, unit: FloatArray) -> Controls:
@@ -73,7 +74,7 @@ class ListenerModel:
     def unit_steps(self) -> FloatArray:
         """Each axis's largest change per bar, in units of its range."""
         b = self.bounds
-        return np.array([b.max_tempo_step, b.max_valence_step, b.max_energy_step]) / self._span
+        return np.array([b.step(spec.name) for spec in CONTROLS]) / self._span
 
     # -- what earlier sessions carried -------------------------------------------------------------------------
     def carry(self, observations: list[Observation], sessions: list[int]) -> None:
@@ -85,7 +86,8 @@ class ListenerModel:
         carried = None
         if on and observations:
             rows = np.array(observations, dtype=float)
-            carried = Carried(self.unit(rows[:, :3]), rows[:, 3], rows[:, 4], np.array(sessions, dtype=float))
+            n = len(CONTROLS)  # a row: the setting, then f and its variance
+            carried = Carried(self.unit(rows[:, :n]), rows[:, n], rows[:, n + 1], np.array(sessions, dtype=float))
         self.model.set_carried(carried)
         self.search_model.set_carried(carried)
         self.peak.carried = carried
@@ -94,7 +96,7 @@ class ListenerModel:
     def _data(self, record: SessionRecord) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, np.ndarray]:
         done = len(self._cache[0])
         if done < len(record.bar_x):  # features of each bar computed once
-            unit = self.unit(np.array(record.bar_x[done:], dtype=float).reshape(-1, 3))
+            unit = self.unit(np.array(record.bar_x[done:], dtype=float).reshape(-1, len(CONTROLS)))
             self._cache = (
                 np.vstack([self._cache[0], self.features(unit)]),
                 np.vstack([self._cache[1], self.search_features(unit)]),
@@ -140,7 +142,8 @@ class ListenerModel:
             return unit, phi
         centre = unit[int(np.argmax(phi @ fit.weights_mean()))]
         half = 0.5 / max(1, self.cfg.candidate_points - 1)
-        offsets = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+        around = np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * len(CONTROLS), indexing="ij")
+        offsets = np.stack(around, axis=-1).reshape(-1, len(CONTROLS))
         local = np.clip(centre + offsets * half, 0.0, 1.0)
         return np.vstack([unit, local]), np.vstack([phi, self.features(local)])
 
@@ -162,7 +165,7 @@ class ListenerModel:
     def summary(self, record: SessionRecord, chosen: list[Controls]) -> list[Observation]:
         """f at the settings chosen this session, from this session's scores alone (what earlier sessions said is
         kept as it was, not counted twice), where the scores narrowed the prior."""
-        settings = sorted({(a.tempo, a.valence, a.energy) for a in chosen})
+        settings = sorted({a.values() for a in chosen})
         if len(settings) < 2 or not record.bins:
             return []  # one setting says nothing about differences, and differences are what carries over
         self._set_carried(on=False)
@@ -181,16 +184,12 @@ class ListenerModel:
         centred = fit.weights_cov_factor().T @ (phi - phi.mean(axis=0)).T
         var = np.maximum((centred**2).sum(axis=0), 1e-5)
         prior = (phi**2 * self.features.prior_var()).sum(axis=1)
-        return [
-            (s[0], s[1], s[2], float(m), float(v))
-            for s, m, v, p in zip(settings, mean, var, prior, strict=True)
-            if v < 0.6 * p
-        ]
+        return [(*s, float(m), float(v)) for s, m, v, p in zip(settings, mean, var, prior, strict=True) if v < 0.6 * p]
 
     # -- choosing ----------------------------------------------------------------------------------------------
     def draw_peak(self, record: SessionRecord, fit: Fit, rng: np.random.Generator) -> Controls:
         """Thompson sampling over the single-preference model, at the dynamics the bump model found."""
-        bar_unit = self.unit(np.array(record.bar_x, dtype=float).reshape(-1, 3))
+        bar_unit = self.unit(np.array(record.bar_x, dtype=float).reshape(-1, len(CONTROLS)))
         self.peak.fit(np.array(record.bar_t, dtype=float), bar_unit, *record.binned(), fit.tau, fit.delay)
         return self.controls(self.peak.draw(rng))
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from neuromusic.models.core.controls import CONTROL_NAMES
+
 STATE_VERSION = 2
 READABLE_VERSIONS = (1, STATE_VERSION)
-Observation = tuple[float, float, float, float, float]  # tempo, valence, energy, f, variance
+Observation = tuple[float, ...]  # one value per control in the table's order, then f and its variance
 
 
 def run_lengths(sessions: list[int]) -> list[int]:
@@ -63,13 +65,13 @@ def read_state(
         raise ValueError(f"bandit state must be a dict with version {versions}")
     loaded: list[Observation] = []
     for row in state.get("observations", []):
-        if not isinstance(row, list | tuple) or len(row) != 5:
-            raise ValueError("each bandit observation must be [tempo, valence, energy, value, variance]")
+        if not isinstance(row, list | tuple) or len(row) != len(CONTROL_NAMES) + 2:
+            raise ValueError(f"each bandit observation must be [{', '.join(CONTROL_NAMES)}, value, variance]")
         values = [float(v) for v in row]
-        if not all(math.isfinite(v) for v in values) or values[4] <= 0:
+        if not all(math.isfinite(v) for v in values) or values[-1] <= 0:
             raise ValueError("bandit observations must be finite with a positive variance")
-        tempo, valence, energy, value, var = values
-        loaded.append((tempo, valence, energy, value, var * carry_noise_factor))
+        *setting, value, var = values
+        loaded.append((*setting, value, var * carry_noise_factor))
     dynamics = None
     tau, delay = state.get("tau_s"), state.get("delay_s")
     if isinstance(tau, int | float) and isinstance(delay, int | float) and tau > 0 and delay >= 0:

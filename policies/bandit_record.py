@@ -24,14 +24,14 @@ class SessionRecord:
         self.bin_s = bin_s
         self.t0: float | None = None
         self.bar_t: list[float] = []
-        self.bar_x: list[tuple[float, float, float]] = []
+        self.bar_x: list[tuple[float, ...]] = []  # each bar's controls, in the table's order
         self.bins: dict[int, list[float]] = {}  # bin index -> [sum, count]
 
     def add_bar(self, t: float, controls: Controls) -> None:
         if self.t0 is None:
             self.t0 = t
         self.bar_t.append(t - self.t0)
-        self.bar_x.append((controls.tempo, controls.valence, controls.energy))
+        self.bar_x.append(controls.values())
 
     def add_score(self, t: float, value: float) -> int | None:
         """Add a usable score (ignored before the first bar); the index of the bin this score closed, if any."""

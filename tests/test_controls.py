@@ -228,3 +228,42 @@ def test_the_fixed_settings_grid_has_one_axis_per_row_at_its_grid_step() -> None
         assert (axis[0], axis[-1]) == bounds.range(spec.name)
         assert np.diff(axis) == pytest.approx(spec.grid_step)
     assert len(grid) == math.prod(len(np.unique(grid[:, i])) for i in range(len(CONTROLS)))
+
+
+def test_the_population_draws_a_preference_and_a_width_per_row_inside_the_box() -> None:
+    from neuromusic.drivers.listener_population import WIDTH, draw_population
+    from neuromusic.drivers.listener_response import NATURAL_RANGE
+
+    box = tuple((spec.bounds[0], (spec.bounds[0] + spec.bounds[1]) / 2) for spec in CONTROLS)  # lower halves
+    for config in draw_population(20, seed=2, box=box):
+        for spec, (low, high), span, preferred, width in zip(
+            CONTROLS, box, NATURAL_RANGE, config.preferred(), config.widths(), strict=True
+        ):
+            assert low <= preferred <= high, spec.name
+            assert WIDTH[0] * span <= width <= WIDTH[1] * span, spec.name
+    with pytest.raises(ValueError, match="one \\(low, high\\) per control"):
+        draw_population(1, box=box[:-1])
+
+
+def test_a_bandit_observation_is_one_value_per_row_then_f_and_its_variance() -> None:
+    from neuromusic.policies.bandit_memory import STATE_VERSION, read_state
+
+    setting = [spec.bounds[0] for spec in CONTROLS]
+    (row,), _, _ = read_state({"version": STATE_VERSION, "observations": [[*setting, 0.1, 0.5]]}, 2.0, 10)
+    assert row == (*setting, 0.1, 1.0)
+    with pytest.raises(ValueError, match=", ".join(CONTROL_NAMES) + ", value, variance"):
+        read_state({"version": STATE_VERSION, "observations": [[*setting, 0.1]]}, 2.0, 10)
+
+
+def test_the_bandits_listener_model_spans_one_axis_per_row() -> None:
+    """The bandit's models of a listener live in the unit box of the bounds, one axis per control: a row added
+    without teaching them its axis fails here."""
+    from neuromusic.policies.opening import opening_tour
+    from neuromusic.policies.peak_model import PeakModel, PeakPrior
+    from neuromusic.policies.response_model import Features
+
+    n = len(CONTROLS)
+    assert Features().centres()[0].shape[1] == n
+    assert PeakModel(PeakPrior(), 0.01, 3.0).centres.shape[1] == n
+    tour = opening_tour(np.full(n, 0.5), 4, np.full(n, 0.1))
+    assert all(point.shape == (n,) for point in tour)

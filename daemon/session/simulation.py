@@ -25,7 +25,7 @@ from neuromusic.daemon.config import Config
 from neuromusic.daemon.services.bar_loop import BarComposer, sketch_for
 from neuromusic.daemon.session.direct_loop import DirectScoreModel, DirectScorer, bar_seconds
 from neuromusic.daemon.session.eeg_loop import Record, eeg_session
-from neuromusic.drivers.listener_population import PreferenceBox, draw_population
+from neuromusic.drivers.listener_population import draw_population
 from neuromusic.drivers.listener_profile import DEFAULT_PROFILE, ListenerProfile, load_profile
 from neuromusic.drivers.listener_response import (
     MusicResponsiveState,
@@ -119,7 +119,7 @@ def population_listeners(n: int, seed: int, bounds: ControlBounds | None = None)
     """n listeners drawn from the population (drivers/listener_population.py) within the control bounds, with the
     default EEG profile; named "pop<seed>-<index>"."""
     b = bounds or ControlBounds()
-    box = PreferenceBox(b.tempo_min, b.tempo_max, b.valence_min, b.valence_max, b.energy_min, b.energy_max)
+    box = tuple(b.range(spec.name) for spec in CONTROLS)
     profile = load_profile(DEFAULT_PROFILE)
     return [
         Listener(f"pop{seed}-{i}", DEFAULT_PROFILE, replace(profile, name=f"pop{seed}-{i}"), response)
