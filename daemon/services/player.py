@@ -63,9 +63,13 @@ def load_model(ctx: SessionContext) -> BarComposer:
 
     Importing torch and transformers makes millions of objects; the garbage collector's full passes over them hold
     the GIL for 50-100 ms at a time, which the scheduler would hear as late notes. So the collector is off during the
-    import, and what the import made is frozen (never scanned again) afterwards."""
+    import, and what the import made is frozen (never scanned again) afterwards. torch's native library is mapped
+    first with the GIL released (models/music/preload.py), so the import does not stop the event loop for ~0.5 s."""
+    from neuromusic.models.music.preload import preload_torch
+
     gc.disable()
     try:
+        preload_torch()
         try:
             from neuromusic.models.music.composer import Composer
         except ModuleNotFoundError as error:
