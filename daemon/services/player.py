@@ -230,7 +230,7 @@ class Player:
     async def _compose(self, worker: concurrent.futures.Executor, controls: Controls, index: int) -> Bar:
         composer = self.composer
         try:
-            if self._inline:
+            if self._inline or composer is self.sketch:  # a sketch bar is ~1 ms of work: no wait on a thread
                 bar = composer.next_bar(controls)
             else:
                 loop = asyncio.get_running_loop()

@@ -32,11 +32,11 @@ from neuromusic.models.music import bars as barlib
 from neuromusic.models.music.abc import AbcError, AbcNote, format_bar, parse_bar, parse_meter
 from neuromusic.models.music.checkpoint import SHIPPED
 from neuromusic.models.music.config import ComposerConfig
-from neuromusic.models.music.controls import energy_level, tokens_for, valence_level
+from neuromusic.models.music.controls import control_tokens, energy_level, tempo_level, valence_level
 from neuromusic.models.music.inference import FastGPT2, KVCache, load_runtime
 from neuromusic.models.music.keyfinding import histogram
 from neuromusic.models.music.line import Line
-from neuromusic.models.music.phrase import PhraseMemory, PhrasePlan, dominant, form_cost
+from neuromusic.models.music.phrase import PhraseMemory, PhrasePlan, form_cost, travel
 from neuromusic.models.music.tokens import MusicTokenizer
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Composer:
         self.raw_parsed = 0  # candidates kept without repair, for evaluation
         self._heard: deque[np.ndarray] = deque(maxlen=HEARD_BARS)  # pitch-class histograms of bars in this mode
         self._heard_key: tuple[bool, str] | None = None  # (minor, tonic) the heard bars were played in
-        self.memory = PhraseMemory(PhrasePlan(self.seed, self.config.excursion_every))
+        self.memory = PhraseMemory(PhrasePlan(self.seed, self.config.excursion_every, self.config.excursion_keys))
         self.line = Line(self.config.melody_center_low, self.config.melody_center_high)
         self._last_energy: int | None = None
         self._settle = 0  # bars left in which a new mode or key is established before form and line count again
@@ -128,9 +128,10 @@ class Composer:
 
     def next_bar(self, controls: Controls) -> Bar:
         started = time.perf_counter()
-        minor = valence_level(controls.valence) == 0
         energy = energy_level(controls.energy)
-        tonic = dominant(self.config.tonic, minor) if self.memory.plan.away(self.index) else self.config.tonic
+        tonic, minor = travel(
+            self.config.tonic, valence_level(controls.valence) == 0, self.memory.plan.away(self.index)
+        )
         if (minor, tonic) != self._heard_key:  # a new mode or key: the key is judged afresh
             self._heard.clear()
             self._settle = SETTLE_BARS if self._heard_key is not None else 0
@@ -169,7 +170,9 @@ class Composer:
     @torch.no_grad()
     def _compose(self, controls: Controls, minor: bool, energy: int, shift: int) -> tuple[list[AbcNote], bool]:
         cfg = self.config
-        control_ids = [self.tokenizer.id(t) for t in tokens_for(controls, self.meter)]
+        # the mode token asks for the mode played (a relative key's mode is not the one valence alone would ask)
+        tokens = control_tokens(self.meter, tempo_level(controls.tempo), int(not minor), energy)
+        control_ids = [self.tokenizer.id(t) for t in tokens]
         if self.cache is None or len(self.history) + len(control_ids) + cfg.max_bar_tokens + 1 > self.n_ctx:
             self._rebuild()
         self.bar_starts.append(len(self.history))
