@@ -50,7 +50,10 @@ log = logging.getLogger(__name__)
 # The GIL switch interval while playing: a composer thread running Python code holds the GIL for up to this long
 # before the scheduler's thread of control gets it back (CPython's default 5 ms would blow the 2 ms p99 budget).
 SWITCH_INTERVAL_S = 0.0005
-COMPOSER_NICE = 10  # niceness added to the composer and model-loader threads
+# Niceness added to the composer and model-loader threads: none. A niced thread that holds the GIL when the kernel
+# preempts it keeps the event loop waiting until it runs again, which on a busy machine is far longer at +10 (notes
+# seconds late while the model loaded, starved bars) than at equal priority (milliseconds).
+COMPOSER_NICE = 0
 SKETCH_METERS = ("4/4", "3/4", "2/4")  # the meters the sketch composer plays
 
 
@@ -380,9 +383,8 @@ class Player:
 
 
 def _lower_thread_priority() -> None:
-    """Nice the calling worker thread (+10; Linux schedules threads one by one): on a busy machine the CPU goes to
-    the event loop, which keeps time, before the composer, which has a bar of lead to spare."""
-    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+    """Nice the calling worker thread by COMPOSER_NICE (Linux schedules threads one by one; 0 leaves it alone)."""
+    if COMPOSER_NICE and hasattr(os, "setpriority") and sys.platform.startswith("linux"):
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPOSER_NICE)
         except OSError as error:  # not allowed here: the composer then competes on equal terms, which still works
