@@ -53,6 +53,7 @@ from neuromusic.daemon.session.simulation import (
     seeded_policy,
     shipped_listeners,
 )
+from neuromusic.models.core.errors import ConfigError
 
 
 def progress(text: str) -> None:
@@ -138,11 +139,15 @@ def shipped_part(config: Config, args: argparse.Namespace) -> None:
     seeds = list(range(args.shipped_seeds))
     started = time.perf_counter()
     lines, means = [], {}
-    wanted = set(args.listeners.split(",")) if args.listeners else None
-    for path in shipped_listeners():
-        listener = load_listener(path)
-        if wanted is not None and listener.name not in wanted:
-            continue
+    listeners = [load_listener(path) for path in shipped_listeners()]
+    if args.listeners:
+        wanted = args.listeners.split(",")
+        unknown = sorted(set(wanted) - {listener.name for listener in listeners})
+        if unknown:
+            names = ", ".join(listener.name for listener in listeners)
+            raise SystemExit(f"unknown shipped listener(s) {', '.join(unknown)}; choose from {names}")
+        listeners = [listener for listener in listeners if listener.name in wanted]
+    for listener in listeners:
         best = best_fixed(listener.response, config.policy.bounds, args.minutes, seeds)
         c = best.controls
         per_policy = one_listener(config, listener, policies, seeds, args.minutes, args.shipped_loop)
@@ -193,7 +198,10 @@ def main() -> None:
     parser.add_argument("--parts", default="population,sessions,shipped,speed")
     parser.add_argument("--config", type=Path, help="a neuromusic TOML file whose settings to benchmark with")
     args = parser.parse_args()
-    config = load_config(args.config) if args.config else Config()
+    try:
+        config = load_config(args.config) if args.config else Config()
+    except ConfigError as error:
+        parser.error(str(error))
     parts = {"population": population_part, "sessions": sessions_part, "shipped": shipped_part, "speed": speed_part}
     for part in args.parts.split(","):
         if part not in parts:
