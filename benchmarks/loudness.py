@@ -10,6 +10,15 @@ true peak (dBTP). The baseline renders the same bars the way they were staged be
 gain 0.4, piano/harp/bass/pad only, no limiter, the TimGM6mb soundfont. Targets: every render within -23..-16 LUFS,
 true peaks at or under -1 dBTP, energy 0.1 and 0.9 at most 6 LU apart. A last row steps energy 0.1 -> 0.9 -> 0.1
 every 8 bars and reports the largest rise of the momentary (400 ms) loudness between neighbouring 100 ms steps.
+
+Balance: each part of the arranged renders (melody, chords, bass, pad; a part's lively and calm voices together)
+rendered alone from the same events and measured; the table gives each part's loudness relative to the melody's at
+energy 0.1, 0.5 and 0.9 (medians over valences and seeds). A part more than 10 LU under the melody is buried, one
+louder than the melody dominates it.
+
+Live: the live FluidSynth sink has no limiter (its audio thread renders straight to the device), so its peaks are
+measured at the loudest the controls ask for (energy 0.9 and 1.0, every part), rendered offline through the same
+synth settings (drivers/sinks/offline.py LiveTap).
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import numpy as np
 from neuromusic.drivers.sinks.config import SinkConfig
 from neuromusic.drivers.sinks.fluidsynth_sink import CALIBRATED_GAIN
 from neuromusic.drivers.sinks.loudness import PEAK_CEILING_DB, Loudness, measure
-from neuromusic.drivers.sinks.offline import arrange, play
+from neuromusic.drivers.sinks.offline import LiveTap, arrange, play
 from neuromusic.drivers.sinks.wav_sink import WavSink
 from neuromusic.models.core.messages import Bar, Controls
 from neuromusic.models.music.arranger import Arranger, ArrangerConfig
@@ -56,6 +65,54 @@ def render(bars: list[Bar], arranger: ArrangerConfig, sink: SinkConfig, path: Pa
     play([WavSink(path, sink, 0.0)], Arranger(arranger).programs(), events, tempi, end)
     data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
     return data, int(rate)
+
+
+def render_parts(bars: list[Bar], sink: SinkConfig, path: Path) -> dict[str, Loudness]:
+    """Each part's loudness, rendered alone from the events the whole arrangement plays."""
+    import soundfile
+
+    arranger = Arranger(ArrangerConfig())
+    events, tempi, end = arrange(arranger, bars)
+    loudness = {}
+    for role in ArrangerConfig().roles:
+        play([WavSink(path, sink, 0.0)], arranger.programs(), [e for e in events if e.role == role], tempi, end)
+        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+        loudness[role] = measure(data, int(rate))
+    return loudness
+
+
+def balance(args: argparse.Namespace, sink: SinkConfig, folder: Path) -> list[tuple[str, ...]]:
+    """Rows of the balance table: per energy, each part's loudness relative to the melody's (LU)."""
+    rows: list[tuple[str, ...]] = [("energy", *(f"{role} (LU vs melody)" for role in ArrangerConfig().roles))]
+    for energy in ENERGIES:
+        offsets: dict[str, list[float]] = {}
+        for valence in VALENCES:
+            for seed in range(args.seeds):
+                bars = compose(args.composer, seed, [Controls(TEMPO, valence, energy)] * args.bars)
+                parts = render_parts(bars, sink, folder / "part.wav")
+                for role, level in parts.items():
+                    offsets.setdefault(role, []).append(level.integrated - parts["melody"].integrated)
+                print(".", end="", file=sys.stderr, flush=True)
+        rows.append((f"{energy}", *(f"{statistics.median(v):+.1f}" for v in offsets.values())))
+    return rows
+
+
+def live_peaks(args: argparse.Namespace, sink: SinkConfig) -> list[tuple[str, ...]]:
+    """Rows of the live table: loudness and true peak of the live synth's sound, no limiter."""
+    rows: list[tuple[str, ...]] = [("setting (live synth, no limiter)", "LUFS", "peak dBTP")]
+    for energy in (0.9, 1.0):
+        for valence in VALENCES:
+            for seed in range(args.seeds):
+                bars = compose(args.composer, seed, [Controls(TEMPO, valence, energy)] * args.bars)
+                arranger = Arranger(ArrangerConfig())
+                events, tempi, end = arrange(arranger, bars)
+                tap = LiveTap(sink)
+                play([tap], arranger.programs(), events, tempi, end)
+                level = measure(tap.samples, tap.rate)
+                name = f"valence {valence} energy {energy} seed {seed}"
+                rows.append((name, f"{level.integrated:.1f}", f"{level.true_peak:.1f}"))
+                print(".", end="", file=sys.stderr, flush=True)
+    return rows
 
 
 def largest_jump(data: np.ndarray, rate: int) -> float:
@@ -92,8 +149,18 @@ def main() -> int:
         bars = compose(args.composer, 0, plan)
         jump_new = largest_jump(*render(bars, ArrangerConfig(), new_sink, Path(tmp) / "step.wav"))
         jump_old = largest_jump(*render(bars, BASELINE_ARRANGER, old_sink, Path(tmp) / "step_old.wav"))
+        parts = balance(args, new_sink, Path(tmp))
+    live = live_peaks(args, new_sink)
     print(file=sys.stderr)
     report(rows, by_setting, jump_new, jump_old, args)
+    part_widths = [max(len(r[i]) for r in parts) for i in range(len(parts[0]))]
+    print("\nBalance: each part alone against the melody alone (integrated loudness, medians; buried < -10 LU)")
+    for row in parts:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, part_widths, strict=True)))
+    live_widths = [max(len(r[i]) for r in live) for i in range(3)]
+    print(f"\nLive sound at the loudest settings (target: true peak <= {PEAK_CEILING_DB:.0f} dBTP)")
+    for row in live:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, live_widths, strict=True)))
     return 0
 
 

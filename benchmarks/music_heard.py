@@ -63,7 +63,8 @@ def heard(piece: list[Bar]) -> list[listening.HeardBar]:
     t0, out = 0.0, []
     for bar in piece:
         events = arranger.arrange(bar, t0, bar.controls.tempo)
-        melody = sorted((e for e in events if e.role == "melody"), key=lambda e: e.t)
+        # one event per note: where the calm and lively voices crossfade, both play it
+        melody = sorted({e.t: e for e in events if e.role == "melody"}.values(), key=lambda e: e.t)
         out.append(listening.from_bar(bar, [e.pitch for e in melody]))
         t0 = max((e.t + e.duration for e in events), default=t0 + 1.0)
     return out

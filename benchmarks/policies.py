@@ -3,7 +3,8 @@ the simulated closed loop.
 
     .venv/bin/python benchmarks/policies.py [--population 50] [--population-seed 0] [--seeds 2] [--minutes 20]
                                             [--sessions 3] [--session-minutes 10] [--shipped-seeds 2]
-                                            [--parts population,sessions,shipped,speed]
+                                            [--listeners default,...] [--shipped-loop eeg|direct]
+                                            [--parts population,sessions,shipped,speed] [--config FILE]
 
 Part 1, population (direct loop, drivers/listener_population.py, population `--population-seed`): per listener the best
 fixed controls (grid search on the same seeds) and, per policy, medians over the seeds of the minutes until the 60-s
@@ -17,10 +18,15 @@ one's state (what `--profile` does); per session, the median mean/best and the f
 >= 0.9 of their best. Target: by the third session >= 95 % of best for >= 80 % of listeners.
 
 Part 3, shipped listeners (the full loop: simulated EEG, sketch composer): as part 1 per listener, and the bandit's
-mean minus the mapping's on the default listener (target: within 0.03).
+mean minus the mapping's on the default listener (target: within 0.03). `--listeners` picks some of them by name;
+`--shipped-loop direct` runs them on the direct loop instead (no EEG, no composer), to tell the policy's part in a
+gap from the full loop's.
 
 Part 4: wall time of one 20-minute full-loop session (sketch composer, bandit) and the speed-up over real time.
 Target: < 15 s.
+
+`--config FILE` reads a neuromusic TOML file (the same format as `neuromusic --config`) and benchmarks with its
+settings, e.g. `[policy.bandit] model = "bumps"` to measure another choice model; without it, the shipped defaults.
 
 Smaller --population / --seeds / --minutes for quick iterations; the figures in docs/policies.md use the defaults.
 """
@@ -31,10 +37,11 @@ import argparse
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from neuromusic.daemon.config import Config
+from neuromusic.daemon.config import Config, load_config
 from neuromusic.daemon.session.simulation import (
     REACH_FRACTION,
     Listener,
@@ -46,6 +53,7 @@ from neuromusic.daemon.session.simulation import (
     seeded_policy,
     shipped_listeners,
 )
+from neuromusic.models.core.errors import ConfigError
 
 
 def progress(text: str) -> None:
@@ -131,11 +139,19 @@ def shipped_part(config: Config, args: argparse.Namespace) -> None:
     seeds = list(range(args.shipped_seeds))
     started = time.perf_counter()
     lines, means = [], {}
-    for path in shipped_listeners():
-        listener = load_listener(path)
+    listeners = [load_listener(path) for path in shipped_listeners()]
+    if args.listeners:
+        wanted = args.listeners.split(",")
+        unknown = sorted(set(wanted) - {listener.name for listener in listeners})
+        if unknown:
+            names = ", ".join(listener.name for listener in listeners)
+            raise SystemExit(f"unknown shipped listener(s) {', '.join(unknown)}; choose from {names}")
+        listeners = [listener for listener in listeners if listener.name in wanted]
+    for listener in listeners:
         best = best_fixed(listener.response, config.policy.bounds, args.minutes, seeds)
         c = best.controls
-        for policy, (reach, ratio, _) in one_listener(config, listener, policies, seeds, args.minutes, "eeg").items():
+        per_policy = one_listener(config, listener, policies, seeds, args.minutes, args.shipped_loop)
+        for policy, (reach, ratio, _) in per_policy.items():
             means[(listener.name, policy)] = ratio * best.mean_relaxation
             lines.append(
                 f"| {listener.name} | {c.tempo:.0f}, {c.valence:.1f}, {c.energy:.1f} | {best.mean_relaxation:.3f} | "
@@ -144,8 +160,9 @@ def shipped_part(config: Config, args: argparse.Namespace) -> None:
             )
         progress(f"shipped {listener.name} ({time.perf_counter() - started:.0f} s)")
     print(
-        f"\n## Shipped listeners: {args.shipped_seeds} seeds x {args.minutes:g} simulated min, full loop, sketch "
-        f"composer ({time.perf_counter() - started:.0f} s)\n"
+        f"\n## Shipped listeners: {args.shipped_seeds} seeds x {args.minutes:g} simulated min, "
+        f"{'full loop, sketch composer' if args.shipped_loop == 'eeg' else 'direct loop'} "
+        f"({time.perf_counter() - started:.0f} s)\n"
     )
     print("| listener | best fixed (BPM, val, en) | best mean | policy | reach median | mean r | mean / best |")
     print("|---|---|---|---|---|---|---|")
@@ -176,9 +193,15 @@ def main() -> None:
     parser.add_argument("--session-minutes", type=float, default=10.0)
     parser.add_argument("--shipped-seeds", type=int, default=2)
     parser.add_argument("--policies", default="mapping,bandit")
+    parser.add_argument("--listeners", help="shipped listeners to run, by name (comma-separated; default: all)")
+    parser.add_argument("--shipped-loop", choices=("eeg", "direct"), default="eeg", help="the shipped part's loop")
     parser.add_argument("--parts", default="population,sessions,shipped,speed")
+    parser.add_argument("--config", type=Path, help="a neuromusic TOML file whose settings to benchmark with")
     args = parser.parse_args()
-    config = Config()
+    try:
+        config = load_config(args.config) if args.config else Config()
+    except ConfigError as error:
+        parser.error(str(error))
     parts = {"population": population_part, "sessions": sessions_part, "shipped": shipped_part, "speed": speed_part}
     for part in args.parts.split(","):
         if part not in parts:

@@ -145,11 +145,16 @@ def test_sampling_options_change_the_music(tiny: tuple[Path, Path]) -> None:
     assert piece(max_bar_tokens=2) != base
 
 
-def test_excursions_travel_to_the_dominant_and_come_home(tiny: tuple[Path, Path]) -> None:
+def test_excursions_travel_to_the_dominant_and_the_relative_and_come_home(tiny: tuple[Path, Path]) -> None:
     composer = Composer.load(replace(ComposerConfig(checkpoint=tiny[1], seed=2), excursion_every=32))
-    keys = [composer.next_bar(CALM if i < 36 else replace(CALM, valence=0.2)).key for i in range(52)]
-    assert keys[:16] == ["D"] * 16 and keys[16:32] == ["A"] * 16 and keys[32:36] == ["D"] * 4
-    assert keys[36:48] == ["Dm"] * 12 and keys[48:] == ["Am"] * 4
+    keys = [composer.next_bar(CALM if i < 36 else replace(CALM, valence=0.2)).key for i in range(84)]
+    assert keys[:16] == ["D"] * 16 and keys[16:32] == ["A"] * 16 and keys[32:36] == ["D"] * 4  # the dominant
+    assert keys[36:48] == ["Dm"] * 12 and keys[48:64] == ["F"] * 16  # then the relative: D minor's is F major
+    assert keys[64:80] == ["Dm"] * 16 and keys[80:] == ["Am"] * 4  # and the dominant again
+    only = replace(ComposerConfig(checkpoint=tiny[1], seed=2), excursion_every=32, excursion_keys=("relative",))
+    composer = Composer.load(only)
+    keys = [composer.next_bar(CALM).key for _ in range(52)]
+    assert keys[16:32] == ["Bm"] * 16 and keys[48:] == ["Bm"] * 4 and set(keys[:16] + keys[32:48]) == {"D"}
     composer = Composer.load(replace(ComposerConfig(checkpoint=tiny[1], seed=2), excursion_every=0))
     assert {composer.next_bar(CALM).key for _ in range(40)} == {"D"}
 
@@ -157,7 +162,7 @@ def test_excursions_travel_to_the_dominant_and_come_home(tiny: tuple[Path, Path]
 def test_new_composer_options_load_from_toml(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[composer]\nphrase_memory = false\nshape_line = false\nmelody_center_low = 58\n"
-                    "melody_center_high = 70\nexcursion_every = 0\n")  # fmt: skip
+                    "melody_center_high = 70\nexcursion_every = 0\nexcursion_keys = [\"relative\"]\n")  # fmt: skip
     config = load_config(path).composer
     assert (config.phrase_memory, config.shape_line, config.melody_center_low, config.excursion_every) == (
         False,
@@ -165,6 +170,10 @@ def test_new_composer_options_load_from_toml(tmp_path: Path) -> None:
         58,
         0,
     )
+    assert config.excursion_keys == ("relative",)
+    path.write_text('[composer]\nexcursion_keys = ["subdominant"]\n')
+    with pytest.raises(ConfigError, match="excursion_keys"):
+        load_config(path)
 
 
 def test_filter_logits_keeps_the_likeliest() -> None:

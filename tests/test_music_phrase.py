@@ -24,6 +24,8 @@ from neuromusic.models.music.phrase import (
     cadence,
     dominant,
     form_cost,
+    relative,
+    travel,
 )
 from neuromusic.models.music.sketch_composer import SketchComposer
 
@@ -52,6 +54,23 @@ def test_excursions_to_the_dominant_and_back() -> None:
     away = [i for i in range(200) if plan.away(i)]
     assert away == [*range(48, 64), *range(112, 128), *range(176, 192)]
     assert not any(PhrasePlan(seed=1, excursion_every=0).away(i) for i in range(200))
+    turns = PhrasePlan(seed=1, excursion_every=64, keys=("dominant", "relative"))
+    assert [turns.away(i) for i in (0, 48, 63, 64, 112, 176)] == [
+        None,
+        "dominant",
+        "dominant",
+        None,
+        "relative",
+        "dominant",
+    ]
+    assert [relative("D", False), relative("D", True), relative("F#", True), relative("Eb", False)] == [
+        "B",
+        "F",
+        "A",
+        "C",
+    ]
+    assert travel("D", False, None) == ("D", False) and travel("D", False, "dominant") == ("A", False)
+    assert travel("D", False, "relative") == ("B", True) and travel("D", True, "relative") == ("F", False)
     assert (dominant("D", False), dominant("D", True), dominant("F#", True), dominant("F", False)) == (
         "A",
         "A",

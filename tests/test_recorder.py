@@ -50,11 +50,21 @@ def test_midi_rebuilt_from_bars_after_a_crash(tmp_path: Path) -> None:
     writer.flush()
     assert not (folder / store.MIDI_FILE).exists()
     out = tmp_path / "rebuilt.mid"
-    store.bars_to_midi(SessionReader(folder).bars(), out)
-    midi = mido.MidiFile(out)
-    assert sum(1 for m in midi.tracks[0] if m.type == "note_on") == 15
-    assert midi.length == pytest.approx(sum(4 * 60 / (60 + k * 2) for k in range(5)), rel=1e-3)
+    reader = SessionReader(folder)
+    store.bars_to_midi(reader.bars(), out, reader.config().get("arranger"))
+    rebuilt = mido.MidiFile(out)
+    names = [track.name for track in rebuilt.tracks]
+    assert names[0] == "neuromusic" and {name.split(":")[0] for name in names[1:]} >= {"melody", "chords", "bass"}
+    melody = next(track for track in rebuilt.tracks if track.name.startswith("melody"))
+    assert [m.note % 12 for m in melody if m.type == "note_on" and m.velocity > 0] == [0, 4, 7] * 5
+    assert all(any(m.type == "note_on" for m in track) for track in rebuilt.tracks[1:])  # each part played
+    # the bars' own tempi: the rebuilt file lasts the five bars (plus the last notes' release)
+    assert rebuilt.length == pytest.approx(sum(4 * 60 / (60 + k * 2) for k in range(5)), abs=0.5)
     writer.close()
+    clean = mido.MidiFile(folder / store.MIDI_FILE)  # what a clean end writes: the same parts, the same notes
+    assert [t.name for t in clean.tracks] == names
+    for ours, theirs in zip(rebuilt.tracks, clean.tracks, strict=True):
+        assert [m for m in ours if not m.is_meta] == [m for m in theirs if not m.is_meta]
 
 
 def test_truncated_tails_are_tolerated(tmp_path: Path) -> None:

@@ -40,7 +40,10 @@ from neuromusic.models.music.sketch_composer import SketchComposer
 
 log = logging.getLogger(__name__)
 
-COMPOSER_NICE = 10  # niceness added to the composer and model-loader threads
+# Niceness added to the composer and model-loader threads: none. A niced thread that holds the GIL when the kernel
+# preempts it keeps the event loop waiting until it runs again, which on a busy machine is far longer at +10 (notes
+# seconds late while the model loaded, starved bars) than at equal priority (milliseconds).
+COMPOSER_NICE = 0
 SKETCH_METERS = ("4/4", "3/4", "2/4")  # the meters the sketch composer plays
 MAX_FAILURES_IN_A_ROW = 8  # failed bars in a row after which the main composer is dropped for the sketch composer
 COMPOSE_ERRORS = (ModelError, RuntimeError, ValueError)  # what a composer may fail with on one bar
@@ -67,8 +70,13 @@ class BarOutput(Protocol):
 
 def load_model(config: ComposerConfig) -> BarComposer:
     """The GPT-2 composer (slow: transformers takes ~8 s to import). Raises ModelError when it cannot load.
-    No garbage collection pauses the scheduler over what the import makes (daemon/session/process.py)."""
+    No garbage collection pauses the scheduler over what the import makes (daemon/session/process.py), and torch's
+    native library is mapped first with the GIL released (models/music/preload.py), so the import does not stop the
+    event loop for ~0.5 s."""
+    from neuromusic.models.music.preload import preload_torch
+
     with frozen_import():
+        preload_torch()
         try:
             from neuromusic.models.music.composer import Composer
         except ModuleNotFoundError as error:
@@ -88,9 +96,8 @@ def sketch_for(config: ComposerConfig) -> SketchComposer:
 
 
 def lower_thread_priority() -> None:
-    """Nice the calling worker thread (+10; Linux schedules threads one by one): on a busy machine the CPU goes to
-    the event loop, which keeps time, before the composer, which has a bar of lead to spare."""
-    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+    """Nice the calling worker thread by COMPOSER_NICE (Linux schedules threads one by one; 0 leaves it alone)."""
+    if COMPOSER_NICE and hasattr(os, "setpriority") and sys.platform.startswith("linux"):
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COMPOSER_NICE)
         except OSError as error:  # not allowed here: the composer then competes on equal terms, which still works
@@ -195,7 +202,8 @@ class BarLoop:
     async def compose(self, controls: Controls, index: int) -> Bar:
         composer = self.composer
         try:
-            if self.inline or self.worker is None:
+            # a sketch bar is ~1 ms of work: no wait on a thread (which a model load holding the GIL would delay)
+            if self.inline or self.worker is None or composer is self.sketch:
                 bar = composer.next_bar(controls)
             else:
                 bar = await asyncio.get_running_loop().run_in_executor(self.worker, composer.next_bar, controls)

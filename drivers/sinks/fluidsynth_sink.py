@@ -63,6 +63,9 @@ def new_synth(config: SinkConfig) -> Any:
     if config.reverb:
         synth.set_reverb(roomsize=0.6, damping=0.4, width=0.8, level=0.5)
     synth.soundfont = soundfont  # for reports
+    # Resolve the render function now: ctypes looks a symbol up on first use, and that lookup waits for any library
+    # another thread is loading (the model loader maps torch's, ~0.5 s), which would hold up the first note.
+    fluidsynth._fl.fluid_synth_write_float  # noqa: B018
     return synth
 
 

@@ -1,4 +1,5 @@
-"""Play arranged music into offline sinks (WAV, MIDI file) without a clock: every event in time order."""
+"""Play arranged music into offline sinks (WAV, MIDI file) without a clock: every event in time order; and render
+what the live FluidSynth sink plays, offline, to measure it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from neuromusic.drivers.sinks.base import Sink
+from neuromusic.drivers.sinks.config import SinkConfig
 from neuromusic.models.core.messages import Bar, Controls, Note, NoteEvent
 from neuromusic.models.music.arranger import Arranger, ArrangerConfig
 
@@ -60,6 +63,58 @@ def play(
             else:
                 sink.program(int(args[0]), int(args[1]), t)
         sink.close(last if end is None else end)
+
+
+class LiveTap:
+    """A sink that renders what the live FluidSynth sink sounds like: a synth made with the same settings
+    (`new_synth`: soundfont, gain, reverb), pulled sample-exactly like the WAV sink, kept as floats in memory with
+    no limiter (the live sound has none). For measuring the live path's loudness and peaks."""
+
+    live = False
+
+    def __init__(self, config: SinkConfig) -> None:
+        from neuromusic.drivers.sinks.fluidsynth_sink import new_synth
+
+        self.name = "live-tap"
+        self.rate = int(config.sample_rate)
+        self._synth = new_synth(config)
+        self._blocks: list[np.ndarray] = []
+        self._frames = 0
+
+    def _render_to(self, t: float) -> None:
+        from neuromusic.drivers.sinks.fluidsynth_sink import render_float
+
+        n = round(t * self.rate) - self._frames
+        if n > 0:
+            self._blocks.append(render_float(self._synth, n))
+            self._frames += n
+
+    def program(self, channel: int, program: int, t: float) -> None:
+        self._render_to(t)
+        self._synth.program_change(channel, program)
+
+    def note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        self._render_to(t)
+        self._synth.noteon(channel, pitch, velocity)
+
+    def note_off(self, channel: int, pitch: int, t: float) -> None:
+        self._render_to(t)
+        self._synth.noteoff(channel, pitch)
+
+    def tempo(self, bpm: float, t: float) -> None:
+        pass
+
+    def all_notes_off(self, t: float) -> None:
+        pass
+
+    def close(self, t: float) -> None:
+        self._render_to(t + 2.0)  # the release and the reverb's tail
+        self._synth.delete()
+
+    @property
+    def samples(self) -> np.ndarray:
+        """(n, 2) float samples rendered so far."""
+        return np.concatenate(self._blocks) if self._blocks else np.zeros((0, 2), dtype=np.float32)
 
 
 def bar_from_record(record: dict[str, Any]) -> Bar:

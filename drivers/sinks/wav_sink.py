@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import soundfile
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF, CHANNELS
 from neuromusic.drivers.sinks.config import SinkConfig
@@ -47,6 +48,8 @@ class WavSink:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file: soundfile.SoundFile | None = open_wav(path, self._rate)
+            # an empty write resolves libsndfile's write function now, not at the first note (see new_synth)
+            self._file.write(np.zeros((0, 2), dtype=np.float32))
         except (OSError, RuntimeError) as error:  # soundfile raises LibsndfileError, a RuntimeError
             self._synth.delete()
             raise SinkError(f"cannot write the WAV file {path}: {error}") from error

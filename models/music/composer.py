@@ -34,11 +34,11 @@ from neuromusic.models.music import bars as barlib
 from neuromusic.models.music.abc import AbcError, AbcNote, format_bar, parse_bar, parse_meter
 from neuromusic.models.music.checkpoint import SHIPPED
 from neuromusic.models.music.config import ComposerConfig
-from neuromusic.models.music.controls import energy_level, tokens_for, valence_level
+from neuromusic.models.music.controls import control_tokens, energy_level, tempo_level, valence_level
 from neuromusic.models.music.inference import FastGPT2, KVCache, load_runtime
 from neuromusic.models.music.keyfinding import histogram
 from neuromusic.models.music.line import Line
-from neuromusic.models.music.phrase import PhraseMemory, PhrasePlan, dominant, form_cost
+from neuromusic.models.music.phrase import PhraseMemory, PhrasePlan, form_cost, travel
 from neuromusic.models.music.tokens import MusicTokenizer
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,19 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
 def checkpoint_folder(config: ComposerConfig) -> Path:
     """The checkpoint this configuration names, else the shipped one."""
     return Path(config.checkpoint) if config.checkpoint is not None else SHIPPED
+
+
+def parse_body(tokenizer: MusicTokenizer, ids: list[int], meter: str) -> list[AbcNote] | None:
+    """A sampled bar body's notes; None when it does not parse or holds a pitch or a duration no tune would."""
+    try:
+        notes = parse_bar(tokenizer.decode_body(ids), meter).notes
+    except AbcError:
+        return None
+    if not notes or any(n.pitch is not None and not 24 <= n.pitch <= 108 for n in notes):
+        return None
+    if any(n.duration < Fraction(1, 16) for n in notes):
+        return None
+    return notes
 
 
 class Composer:
@@ -104,7 +117,7 @@ class Composer:
         self.raw_parsed = 0  # candidates kept without repair, for evaluation
         self._heard: deque[np.ndarray] = deque(maxlen=HEARD_BARS)  # pitch-class histograms of bars in this mode
         self._heard_key: tuple[bool, str] | None = None  # (minor, tonic) the heard bars were played in
-        self.memory = PhraseMemory(PhrasePlan(self.seed, self.config.excursion_every))
+        self.memory = PhraseMemory(PhrasePlan(self.seed, self.config.excursion_every, self.config.excursion_keys))
         self.line = Line(self.config.melody_center_low, self.config.melody_center_high)
         self._last_energy: int | None = None
         self._settle = 0  # bars left in which a new mode or key is established before form and line count again
@@ -130,9 +143,10 @@ class Composer:
 
     def next_bar(self, controls: Controls) -> Bar:
         started = time.perf_counter()
-        minor = valence_level(controls.valence) == 0
         energy = energy_level(controls.energy)
-        tonic = dominant(self.config.tonic, minor) if self.memory.plan.away(self.index) else self.config.tonic
+        tonic, minor = travel(
+            self.config.tonic, valence_level(controls.valence) == 0, self.memory.plan.away(self.index)
+        )
         if (minor, tonic) != self._heard_key:  # a new mode or key: the key is judged afresh
             self._heard.clear()
             self._settle = SETTLE_BARS if self._heard_key is not None else 0
@@ -176,7 +190,9 @@ class Composer:
     @torch.no_grad()
     def _compose(self, controls: Controls, minor: bool, energy: int, shift: int) -> tuple[list[AbcNote], bool]:
         cfg = self.config
-        control_ids = [self.tokenizer.id(t) for t in tokens_for(controls, self.meter)]
+        # the mode token asks for the mode played (a relative key's mode is not the one valence alone would ask)
+        tokens = control_tokens(self.meter, tempo_level(controls.tempo), int(not minor), energy)
+        control_ids = [self.tokenizer.id(t) for t in tokens]
         if self.cache is None or len(self.history) + len(control_ids) + cfg.max_bar_tokens + 1 > self.n_ctx:
             self._rebuild()
         self.bar_starts.append(len(self.history))
@@ -203,7 +219,8 @@ class Composer:
         # A context of repeated bars primes the model to go on repeating: where the energy level changes and the
         # form is on, a second batch may be sampled when the first holds no bar that fits.
         for _ in range(cfg.rounds + (changed and cfg.phrase_memory)):
-            for notes in remembered + [n for n in map(self._parse, self._sample(logits)) if n is not None]:
+            sampled = [parse_body(self.tokenizer, ids, self.meter) for ids in self._sample(logits)]
+            for notes in remembered + [n for n in sampled if n is not None]:
                 fit = barlib.misfit(notes, self.beats, minor, energy, heard)  # the same for an octave move
                 moves = self.line.octave_moves(notes, shift) if cfg.shape_line else []
                 for option in [notes, *moves]:
@@ -256,15 +273,3 @@ class Composer:
                 active = [active[row] for row in writing]
             logits = self.runtime.step(chosen, branches)  # (rows, vocab)
         return bodies
-
-    def _parse(self, ids: list[int]) -> list[AbcNote] | None:
-        text = self.tokenizer.decode_body(ids)
-        try:
-            notes = parse_bar(text, self.meter).notes
-        except AbcError:
-            return None
-        if not notes or any(n.pitch is not None and not 24 <= n.pitch <= 108 for n in notes):
-            return None
-        if any(n.duration < Fraction(1, 16) for n in notes):
-            return None
-        return notes

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from neuromusic.models.music.abc import AbcError, parse_key
 from neuromusic.models.music.controls import METERS
+from neuromusic.models.music.phrase import EXCURSION_KEYS
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class ComposerConfig:
     shape_line: bool = True  # a singable line: near a centre set by valence, mostly by step, no drift
     melody_center_low: int = 60  # the melody's centre (MIDI pitch) at valence 0, with shape_line
     melody_center_high: int = 72  # ... and at valence 1
-    excursion_every: int = 64  # the last 16 of every this many bars are played in the dominant key (0 = never)
+    excursion_every: int = 64  # the last 16 of every this many bars are played in another key (0 = never)
+    excursion_keys: tuple[str, ...] = ("dominant", "relative")  # the excursions' keys, in turn: dominant, relative
 
     def validate(self) -> None:
         if not self.temperature > 0:
@@ -43,6 +45,8 @@ class ComposerConfig:
             raise ValueError("melody centres must satisfy 36 <= melody_center_low <= melody_center_high <= 96")
         if self.excursion_every != 0 and self.excursion_every < 32:
             raise ValueError(f"excursion_every must be 0 (never) or at least 32 bars, got {self.excursion_every}")
+        if not self.excursion_keys or any(k not in EXCURSION_KEYS for k in self.excursion_keys):
+            raise ValueError(f"excursion_keys must list one or more of {', '.join(EXCURSION_KEYS)}")
         try:
             key = parse_key(self.tonic)
         except AbcError as error:

@@ -12,8 +12,10 @@ The music is planned in sections of 16 bars, four phrases of four bars. Each sec
 A repeated bar is offered to the composer as a candidate beside the model's own and wins when it still fits the
 controls (a changed energy level or mode makes the model write afresh). A varied bar should keep the rhythm of the
 bar it answers but not its notes. Every fourth bar is a half close: its last note long and on the tonic or the
-dominant; every eighth a full close on the tonic. The last section of every `excursion_every` bars travels to the
-dominant key and comes home (a slow change of colour that the controls alone do not make).
+dominant; every eighth a full close on the tonic. The last section of every `excursion_every` bars travels to
+another key and comes home (a slow change of colour that the controls alone do not make): the excursions take the
+keys of `excursion_keys` in turn, the dominant (a fifth up, same mode) or the relative (the same notes in the other
+mode: B minor for D major, F major for D minor).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ CADENCE_LENGTH = 0.6  # ... or whose last note is short
 CLOSE_LENGTH = {0: Fraction(2), 1: Fraction(1), 2: Fraction(1, 2)}
 _MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+EXCURSION_KEYS = ("dominant", "relative")  # where an excursion may go
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,10 @@ def cadence(index: int) -> int:
 class PhrasePlan:
     """The form of the piece, section by section, from a seed."""
 
-    def __init__(self, seed: int, excursion_every: int = 0) -> None:
+    def __init__(self, seed: int, excursion_every: int = 0, keys: tuple[str, ...] = ("dominant",)) -> None:
         self.seed = seed
         self.excursion_every = excursion_every
+        self.keys = keys  # the excursions' keys, taken in turn (EXCURSION_KEYS)
 
     def form(self, section: int) -> str:
         return random.Random(self.seed * 1009 + section).choice(sorted(FORMS))
@@ -77,17 +81,34 @@ class PhrasePlan:
         source, exact = FORMS[self.form(section)][position]
         return Role(None if source is None else section * SECTION + source, exact, cadence(index))
 
-    def away(self, index: int) -> bool:
-        """Whether bar `index` is played in the dominant key: the last section of every `excursion_every` bars."""
-        if self.excursion_every < 2 * SECTION:
-            return False
-        return index % self.excursion_every >= self.excursion_every - SECTION
+    def away(self, index: int) -> str | None:
+        """Where bar `index` travels ("dominant" or "relative"), None at home: the last section of every
+        `excursion_every` bars is away, the n-th such section in the n-th of `keys` (cycling)."""
+        if self.excursion_every < 2 * SECTION or not self.keys:
+            return None
+        turn, position = divmod(index, self.excursion_every)
+        return self.keys[turn % len(self.keys)] if position >= self.excursion_every - SECTION else None
 
 
 def dominant(tonic: str, minor: bool) -> str:
     """The key a fifth above `tonic` (a note name), spelt so that its signature stays within seven accidentals."""
     pc = (parse_key(tonic).tonic + 7) % 12
     return (_MINOR_NAMES if minor else _MAJOR_NAMES)[pc]
+
+
+def relative(tonic: str, minor: bool) -> str:
+    """The relative key's tonic: a minor third below a major tonic (its minor), above a minor one (its major)."""
+    pc = (parse_key(tonic).tonic + (3 if minor else -3)) % 12
+    return (_MAJOR_NAMES if minor else _MINOR_NAMES)[pc]
+
+
+def travel(tonic: str, minor: bool, where: str | None) -> tuple[str, bool]:
+    """(tonic, minor) of the key a bar is played in: home, or the dominant or relative key of home."""
+    if where == "dominant":
+        return dominant(tonic, minor), minor
+    if where == "relative":
+        return relative(tonic, minor), not minor
+    return tonic, minor
 
 
 @dataclass(frozen=True)

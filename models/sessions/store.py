@@ -9,7 +9,8 @@ most the last flush interval and the folder still opens:
     eeg.bin          append-only frames, one per Chunk (layout below)
     <stream>.jsonl   append-only JSON lines, one per message: events, status, features, scores, controls, bars
     music.abc        the composed bars in ABC, appended as they come
-    music.mid        written at the end; `bars_to_midi` makes it again from bars.jsonl after a crash
+    music.mid        written at the end, one named track per part; `bars_to_midi` makes it again from bars.jsonl
+                     after a crash
 
 Every record's `t` is the message's own time on the session clock (models/core/messages.py). Features and scores also
 hold `source_t`, the scored window's end on the EEG source's clock (BrainFlow: unix time; LSL: its clock; null for a
@@ -358,26 +359,11 @@ def find_session(spec: str | Path, root: Path) -> Path:
     raise DataError(f"{str(spec)!r} matches {len(matches)} sessions under {root}: {', '.join(p.name for p in matches)}")
 
 
-def bars_to_midi(bars: list[dict[str, Any]], path: Path, ticks_per_beat: int = 480) -> None:
-    """Write the recorded bars (bars.jsonl records) as a one-track MIDI file, each bar at its own tempo."""
-    import mido  # light, but only needed here
+def bars_to_midi(bars: list[dict[str, Any]], path: Path, arranger: dict[str, Any] | None = None) -> None:
+    """Write the recorded bars (bars.jsonl records) as the session's MIDI file: the bars arranged again as the
+    player arranged them (the arranger is deterministic), every part that played in its own named track, each bar at
+    its own tempo; the same file a clean end writes. `arranger` is the session's `[arranger]` settings
+    (`SessionReader.config().get("arranger")`; None: the defaults)."""
+    from neuromusic.drivers.sinks.offline import write_session_midi  # the MIDI file sink and the arranger
 
-    midi = mido.MidiFile(ticks_per_beat=ticks_per_beat)
-    track = mido.MidiTrack()
-    midi.tracks.append(track)
-    timeline: list[tuple[int, int, mido.Message | mido.MetaMessage]] = []  # (tick, order, message)
-    bar_start = 0
-    for bar in sorted(bars, key=lambda b: int(b["index"])):
-        tempo = float(bar.get("controls", {}).get("tempo", 120.0))
-        timeline.append((bar_start, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo))))
-        for pitch, start, duration, velocity in bar["notes"]:
-            on = bar_start + round(float(start) * ticks_per_beat)
-            off = on + max(1, round(float(duration) * ticks_per_beat))
-            timeline.append((on, 2, mido.Message("note_on", note=int(pitch), velocity=int(velocity))))
-            timeline.append((off, 1, mido.Message("note_off", note=int(pitch), velocity=0)))
-        bar_start += round(float(bar["beats"]) * ticks_per_beat)
-    last = 0
-    for tick, _, message in sorted(timeline, key=lambda item: (item[0], item[1])):
-        track.append(message.copy(time=tick - last))
-        last = tick
-    midi.save(str(path))
+    write_session_midi(bars, path, arranger)
