@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,10 +31,17 @@ from neuromusic.daemon.cli.flags import add_table, table_overrides
 from neuromusic.daemon.cli.run_options import FEATURES, SCORE, SOURCE
 
 if TYPE_CHECKING:  # annotations only: the command imports nothing heavy at module level
+    import numpy as np
+    import numpy.typing as npt
     from neuromusic.daemon.config import Config
     from neuromusic.daemon.services.recorder import SessionWriter
     from neuromusic.drivers.base import Source, SourceInfo
-    from neuromusic.models.core.messages import Chunk, Features, Score
+    from neuromusic.drivers.simulated import SimulatedListener
+    from neuromusic.drivers.sinks.config import SinkConfig
+    from neuromusic.drivers.sinks.fluidsynth_sink import FluidSynthSink
+    from neuromusic.models.core.clock import MonotonicClock, VirtualClock
+    from neuromusic.models.core.messages import Chunk, Features, FloatArray, Score
+    from neuromusic.models.signal.calibration import Block, CalibrationData, CalibrationResult
 
 PROMPTS = {
     "rest": "REST: close your eyes, relax and breathe slowly until the next cue.",
@@ -75,13 +82,13 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 @dataclass
 class Outcome:
-    result: Any  # CalibrationResult
+    result: CalibrationResult
     score_section: dict[str, Any]
     calibration_section: dict[str, Any]
     session_dir: Path | None
 
 
-def simulated_script(blocks: list[Any]) -> str:
+def simulated_script(blocks: list[Block]) -> str:
     """The simulated listener's hidden state for a protocol: calm while resting, stressed during arithmetic."""
     return ",".join(f"{'calm' if b.relaxed else 'stress'}:{b.seconds:g}" for b in blocks)
 
@@ -135,7 +142,7 @@ class _Collector:
         self.stage = SignalStage(config.features, config.score, self._take)
         self.received, self._settle, self._block, self._relaxed = 0, 0, 0, False
 
-    def start_block(self, number: int, block: Any) -> int:
+    def start_block(self, number: int, block: Block) -> int:
         """Begin block `number`; returns how many samples it needs."""
         from neuromusic.models.core.messages import Event
 
@@ -164,7 +171,7 @@ class _Collector:
             self.data.add(np.where(message.good[np.newaxis, :], message.de, np.nan), self._relaxed, self._block)
 
 
-def _fit(data: Any, config: Config, info: SourceInfo) -> Outcome:
+def _fit(data: CalibrationData, config: Config, info: SourceInfo) -> Outcome:
     """The model and its judgement, and the baseline over the whole protocol (within-class spread)."""
     import numpy as np
     from neuromusic.daemon.session.profile_store import score_profile_section
@@ -188,12 +195,12 @@ class _Feed:
     """Chunks from a source, cut to exact block lengths: a chunk that straddles two blocks is split, its second part
     kept for the next block. `take` stops early when a finite source has run out."""
 
-    def __init__(self, read: Callable[[], Any], finished: Callable[[], bool]) -> None:
+    def __init__(self, read: Callable[[], Chunk | None], finished: Callable[[], bool]) -> None:
         self._read = read
         self._finished = finished
-        self._left: Any = None
+        self._left: Chunk | None = None
 
-    def take(self, needed: int) -> Any:
+    def take(self, needed: int) -> Iterator[Chunk]:
         got = 0
         while got < needed:
             chunk, self._left = (self._left, None) if self._left is not None else (self._read(), None)
@@ -207,7 +214,7 @@ class _Feed:
             yield chunk
 
 
-def _split(chunk: Any, n: int) -> tuple[Any, Any]:
+def _split(chunk: Chunk, n: int) -> tuple[Chunk, Chunk]:
     import dataclasses
 
     head = dataclasses.replace(chunk, data=chunk.data[:, :n], timestamps=chunk.timestamps[:n])
@@ -215,7 +222,7 @@ def _split(chunk: Any, n: int) -> tuple[Any, Any]:
     return head, tail
 
 
-def _ran_out(say: Callable[[str], None], number: int, blocks: list[Any], got_s: float) -> None:
+def _ran_out(say: Callable[[str], None], number: int, blocks: list[Block], got_s: float) -> None:
     """The source ended during block `number`: go on with what was recorded, or say why that cannot be."""
     from neuromusic.models.core.errors import DataError
 
@@ -232,7 +239,7 @@ def _ran_out(say: Callable[[str], None], number: int, blocks: list[Any], got_s: 
     )
 
 
-def _pooled_std(stack: Any, labels: Any) -> Any:
+def _pooled_std(stack: FloatArray, labels: npt.NDArray[np.int_]) -> FloatArray:
     """Within-class standard deviation: how much DE varies inside one state, not between the two."""
     import numpy as np
 
@@ -246,8 +253,8 @@ def _pooled_std(stack: Any, labels: Any) -> Any:
 class _Cues:
     """Sound cues through FluidSynth, when an audio device works; otherwise silent (said once)."""
 
-    def __init__(self, sinks_config: Any, say: Callable[[str], None]) -> None:
-        self._sink: Any = None
+    def __init__(self, sinks_config: SinkConfig, say: Callable[[str], None]) -> None:
+        self._sink: FluidSynthSink | None = None
         try:
             from neuromusic.drivers.sinks.fluidsynth_sink import FluidSynthSink
             from neuromusic.models.core.errors import SinkError
@@ -327,7 +334,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source(config: Config, clock: Any, blocks: list[Any]) -> tuple[Source, Callable[[], Chunk | None] | None]:
+def _source(
+    config: Config, clock: MonotonicClock | VirtualClock, blocks: list[Block]
+) -> tuple[Source, Callable[[], Chunk | None] | None]:
     """The configured source, and how to read it on a virtual clock (None: its own paced reads). A simulated
     listener's hidden state follows the protocol; on a virtual clock it is read flat out."""
     from neuromusic.models.core.clock import VirtualClock
@@ -354,11 +363,11 @@ def _recorder(args: argparse.Namespace, config: Config, now: float) -> SessionWr
     return SessionWriter(folder, dataclasses.asdict(config), config.recording, now, "calibration", config.source.board)
 
 
-def _flat_out(listener: Any, clock: Any, chunk_s: float = 0.1) -> Callable[[], Any]:
+def _flat_out(listener: SimulatedListener, clock: VirtualClock, chunk_s: float = 0.1) -> Callable[[], Chunk]:
     """Reads for --fast: the next 0.1 s of simulated EEG at once, moving the virtual clock along with it."""
     chunk_n = max(1, round(chunk_s * listener.sfreq))
 
-    def read() -> Any:
+    def read() -> Chunk:
         chunk = listener.generate(chunk_n)
         clock.advance(chunk_n / listener.sfreq)
         return chunk
