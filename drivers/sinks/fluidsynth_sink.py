@@ -103,6 +103,28 @@ def candidate_drivers(given: str) -> list[str]:
     return drivers
 
 
+class PulledSynth:
+    """The events of a synth whose audio is pulled in exact sample counts (the WAV file, the live tap): each event
+    first renders the audio up to its time, then changes the synth, so it sounds at its sample."""
+
+    _synth: Any
+
+    def _render_to(self, t: float) -> None:
+        raise NotImplementedError
+
+    def program(self, channel: int, program: int, t: float) -> None:
+        self._render_to(t)
+        self._synth.program_change(channel, program)
+
+    def note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
+        self._render_to(t)
+        self._synth.noteon(channel, pitch, velocity)
+
+    def note_off(self, channel: int, pitch: int, t: float) -> None:
+        self._render_to(t)
+        self._synth.noteoff(channel, pitch)
+
+
 class FluidSynthSink:
     """Live sound. Calls go straight to the synth; the audio driver's thread renders them within one period."""
 

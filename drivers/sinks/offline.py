@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from neuromusic.drivers.sinks.base import Sink
 from neuromusic.drivers.sinks.config import SinkConfig
+from neuromusic.drivers.sinks.fluidsynth_sink import PulledSynth
 from neuromusic.models.core.messages import Bar, Controls, Note, NoteEvent
 from neuromusic.models.music.arranger import Arranger, ArrangerConfig
 
@@ -65,7 +66,7 @@ def play(
         sink.close(last if end is None else end)
 
 
-class LiveTap:
+class LiveTap(PulledSynth):
     """A sink that renders what the live FluidSynth sink sounds like: a synth made with the same settings
     (`new_synth`: soundfont, gain, reverb), pulled sample-exactly like the WAV sink, kept as floats in memory with
     no limiter (the live sound has none). For measuring the live path's loudness and peaks."""
@@ -88,18 +89,6 @@ class LiveTap:
         if n > 0:
             self._blocks.append(render_float(self._synth, n))
             self._frames += n
-
-    def program(self, channel: int, program: int, t: float) -> None:
-        self._render_to(t)
-        self._synth.program_change(channel, program)
-
-    def note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
-        self._render_to(t)
-        self._synth.noteon(channel, pitch, velocity)
-
-    def note_off(self, channel: int, pitch: int, t: float) -> None:
-        self._render_to(t)
-        self._synth.noteoff(channel, pitch)
 
     def tempo(self, bpm: float, t: float) -> None:
         pass

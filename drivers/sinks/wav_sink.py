@@ -16,7 +16,7 @@ import numpy as np
 import soundfile
 from neuromusic.drivers.sinks.base import CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF, CHANNELS
 from neuromusic.drivers.sinks.config import SinkConfig
-from neuromusic.drivers.sinks.fluidsynth_sink import new_synth, render_float
+from neuromusic.drivers.sinks.fluidsynth_sink import PulledSynth, new_synth, render_float
 from neuromusic.drivers.sinks.limiter import Limiter
 from neuromusic.drivers.sinks.loudness import PEAK_CEILING_DB
 from neuromusic.models.core.errors import SinkError
@@ -35,7 +35,7 @@ def open_wav(path: Path, rate: int) -> soundfile.SoundFile:
     return file
 
 
-class WavSink:
+class WavSink(PulledSynth):
     def __init__(self, path: Path, config: SinkConfig, t0: float) -> None:
         self.name = f"wav:{path}"
         self.live = False
@@ -65,18 +65,6 @@ class WavSink:
                 self._frames += n
         except (OSError, RuntimeError) as error:
             raise SinkError(f"writing {self.path} failed: {error}") from error
-
-    def program(self, channel: int, program: int, t: float) -> None:
-        self._render_to(t)
-        self._synth.program_change(channel, program)
-
-    def note_on(self, channel: int, pitch: int, velocity: int, t: float) -> None:
-        self._render_to(t)
-        self._synth.noteon(channel, pitch, velocity)
-
-    def note_off(self, channel: int, pitch: int, t: float) -> None:
-        self._render_to(t)
-        self._synth.noteoff(channel, pitch)
 
     def catch_up(self, t: float) -> None:
         """Render up to t ahead of the next event (the scheduler calls this while nothing is due)."""
