@@ -15,8 +15,8 @@ Windows compared: after the baseline, lying wholly inside one period, at least `
 (5 s; 2 s for recordings whose periods are short). BrainFlow gets the same 2 s of raw signal per window, on the
 channels with 10-20 names: `get_avg_band_powers(..., apply_filter=True)` -> RESTFULNESS and 1 - MINDFULNESS
 (DEFAULT_CLASSIFIER). Printed per recording: AUC of each (relaxed vs active), the mean score per state, the time
-after each switch until the score crosses the midpoint between the two states' means, and the channels excluded
-per state with their reasons.
+after each switch until the score crosses the midpoint between the two states' means, the channels excluded
+per state with their reasons, the windows without a score value and those that held a repaired spike.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class Result:
     excluded: dict[bool, Counter[tuple[str, str]]]  # state -> (channel, reason) -> windows
     excluded_mean: dict[bool, float]  # state -> mean number of channels excluded per window
     unscored: int = 0  # windows without a score value (poor signal)
+    repaired: int = 0  # compared windows where a spike was repaired (the channels stayed good)
     series: dict[str, FloatArray] = field(default_factory=dict)  # t, score, truth of every window
     reasons: list[tuple[str, ...]] = field(default_factory=list)  # every window's bad-channel reasons
 
@@ -201,16 +202,17 @@ def command_line_recordings(specs: Iterable[str]) -> list[Recording]:
 
 def replay(
     recording: Recording, features: FeatureConfig, score: ScoreConfig, chunk_s: float = CHUNK_S
-) -> tuple[FloatArray, FloatArray, list[tuple[str, ...]]]:
-    """(window end times, score values (NaN: none), bad reasons per window) of a cold-start replay. The chunk size
-    changes nothing but the time it takes: the pipeline gives the same features however a stream is cut."""
+) -> tuple[FloatArray, FloatArray, list[tuple[str, ...]], FloatArray]:
+    """(window end times, score values (NaN: none), bad reasons per window, spike samples repaired per window and
+    channel) of a cold-start replay. The chunk size changes nothing but the time it takes: the pipeline gives the
+    same features however a stream is cut."""
     names = recording.channel_names
     pipeline = FeaturePipeline(features, recording.sfreq, names)
     scorer = RelaxationScorer(score, tuple(features.bands), names)
     step = max(1, round(chunk_s * recording.sfreq))
     n = recording.data.shape[1]
     ts = np.arange(n) / recording.sfreq
-    times, values, reasons = [], [], []
+    times, values, reasons, repaired = [], [], [], []
     for start in range(0, n, step):
         chunk = Chunk(recording.data[:, start : start + step], ts[start : start + step], names, recording.sfreq)
         for f in pipeline.push(chunk):
@@ -218,7 +220,8 @@ def replay(
             times.append(f.source_time)
             values.append(np.nan if s.value is None else s.value)
             reasons.append(f.bad_reasons)
-    return np.array(times), np.array(values), reasons
+            repaired.append(f.repaired)
+    return np.array(times), np.array(values), reasons, np.array(repaired, dtype=np.float64).reshape(-1, len(names))
 
 
 def labels(recording: Recording, times: FloatArray, window_s: float, after_s: float) -> FloatArray:
@@ -301,8 +304,9 @@ def evaluate(
     """Replay `recording` and compare our score with BrainFlow's on every `stride`-th compared window."""
     features = features or FeatureConfig()
     score = score or ScoreConfig()
-    times, values, reasons = replay(recording, features, score, chunk_s)
-    after = float(times[0]) + score.baseline_s if len(times) else 0.0
+    times, values, reasons, repaired = replay(recording, features, score, chunk_s)
+    # The window that ends the baseline still belongs to it: comparisons start one hop later.
+    after = float(times[0]) + score.baseline_s + 0.5 * features.hop_s if len(times) else 0.0
     truth = labels(recording, times, features.window_s, after)
     compared = np.flatnonzero(np.isfinite(truth))[::stride]
     bf = brainflow_scores(recording, times[compared], features.window_s)
@@ -328,6 +332,7 @@ def evaluate(
         excluded=excluded,
         excluded_mean={s: count[s] / max(1, n[s]) for s in (True, False)},
         unscored=int((~np.isfinite(values[compared])).sum()),
+        repaired=int((repaired[compared] > 0).any(axis=1).sum()),
         series={"t": times, "score": values, "truth": truth},
         reasons=reasons,
     )
@@ -363,8 +368,9 @@ def report(results: list[Result]) -> None:
         print(f"{r.name}: midpoint crossed after each switch (s): {times}  [{summary}; {missed} not crossed]")
         print(f"    excluded while relaxed: {_excluded_text(r, True)}")
         print(f"    excluded while active:  {_excluded_text(r, False)}")
-        if r.unscored:
-            print(f"    {r.unscored} compared windows had no score value (counted as 0.5)")
+        print(f"    {r.unscored} compared windows had no score value (counted as 0.5)")
+        if r.repaired:
+            print(f"    {r.repaired} compared windows held a repaired spike (scored with it removed)")
 
 
 def main() -> None:

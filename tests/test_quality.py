@@ -104,16 +104,33 @@ def test_a_pop_beyond_the_ceiling_is_out_of_range_and_max_uv_sets_the_ceiling() 
     assert at(run_pipeline(x, SFREQ), 5.5).bad_reasons[0] == "glitch"
 
 
-def test_a_dc_offset_trips_nothing_and_single_sample_spikes_are_excluded_then_forgotten() -> None:
+def test_a_dc_offset_trips_nothing_and_single_sample_spikes_are_repaired_not_excluded() -> None:
     """A consumer headset: every channel sits at 4 mV, with the odd huge single-sample glitch."""
-    x = eeg(14) + 4000.0
+    clean = eeg(14) + 4000.0
+    x = clean.copy()
     x[0, 1250] += 7e5  # 0.7 V: beyond the rails
     x[1, 1250] += 4000.0  # 4 mV
-    feats = run_pipeline(x, SFREQ)
-    assert all(f.good.all() for f in feats if f.t < 5.0)
-    during = at(feats, 5.2)
-    assert during.bad_reasons[:2] == ("railed", "glitch") and during.good[2]
-    assert at(feats, 9.0).good.all()  # the glitch has left the window and the filters
+    feats = run_pipeline(x, SFREQ, chunk=[7, 25, 1])
+    assert all(f.good.all() for f in feats)  # the spikes were repaired: no channel lost
+    during, reference = at(feats, 5.2), at(run_pipeline(clean, SFREQ), 5.2)
+    assert during.repaired == (1, 1, 1)  # two channels spiked: the amplifier's glitch, held on all three
+    np.testing.assert_allclose(during.de, reference.de, atol=0.05)  # the score sees what it would without them
+    assert at(feats, 9.0).repaired == (0, 0, 0)
+    # spike_s = 0: no repair, each spike excludes its channel while it sits in the window
+    strict = at(run_pipeline(x, SFREQ, with_quality(spike_s=0.0)), 5.2)
+    assert strict.bad_reasons == ("railed", "glitch", "") and strict.repaired == (0, 0, 0)
+
+
+def test_a_glitch_longer_than_spike_s_excludes_the_channel_and_one_channel_alone_is_not_the_amplifier() -> None:
+    x = eeg(10, n_ch=5)
+    x[0, 1250:1252] += 3000.0  # two samples (8 ms at 250 Hz)
+    x[1, 1250:1254] += 3000.0  # four samples (16 ms); two channels of five: not the whole amplifier
+    during = at(run_pipeline(x, SFREQ), 5.2)
+    assert during.bad_reasons == ("", "glitch", "", "", "") and during.repaired == (2, 0, 0, 0, 0)
+    longer = at(run_pipeline(x, SFREQ, with_quality(spike_s=0.02)), 5.2)  # 16 ms: a spike when spike_s allows
+    assert longer.good.all() and longer.repaired == (2, 4, 0, 0, 0)
+    with pytest.raises(ValueError, match="spike_s"):
+        QualityConfig(spike_s=-1.0).validate()
 
 
 def test_the_source_declared_range_replaces_the_default_unless_the_user_sets_max_uv() -> None:

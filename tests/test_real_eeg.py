@@ -68,25 +68,28 @@ def test_eyes_open_vs_closed_on_a_consumer_headset_is_not_below_brainflow(uci: A
     assert uci.mean["ours"][True] > uci.mean["ours"][False]
 
 
-def test_the_glitches_are_excluded_and_leave_the_score_unharmed(bench: ModuleType, recordings: dict[str, Any]) -> None:
+def test_the_glitches_are_repaired_and_leave_the_score_unharmed(bench: ModuleType, recordings: dict[str, Any]) -> None:
     raw = recordings["uci_eeg_eye_state_raw.fif.gz"]
     cleaned = dataclasses.replace(raw, data=raw.data.copy())
     for i in UCI_GLITCHES:
         cleaned.data[:, i] = 0.5 * (raw.data[:, i - 1] + raw.data[:, i + 1])
     features, score = FeatureConfig(), ScoreConfig()
-    t, with_glitches, reasons = bench.replay(raw, features, score, CHUNK_S)
-    _, without, _ = bench.replay(cleaned, features, score, CHUNK_S)
+    t, with_glitches, reasons, repaired = bench.replay(raw, features, score, CHUNK_S)
+    _, without, clean_reasons, _ = bench.replay(cleaned, features, score, CHUNK_S)
     for i in UCI_GLITCHES:
         jumped = np.abs(raw.data[:, i] - cleaned.data[:, i]) > 1000.0  # µV
         assert jumped.any()
         holding = np.flatnonzero((t >= i / raw.sfreq) & (t - features.window_s < i / raw.sfreq))
         assert holding.size >= 7  # every window that holds the glitch...
-        for k in holding:  # ...excludes each channel that jumped by more than a millivolt
-            assert all(reasons[k][c] for c in np.flatnonzero(jumped)), (i, reasons[k])
+        for k in holding:  # ...repaired it on every channel, and lost no channel the clean recording keeps
+            assert (repaired[k] >= 1).all(), (i, repaired[k])
+            assert [bool(r) for r in reasons[k]] == [bool(r) for r in clean_reasons[k]], (i, reasons[k])
+    assert repaired.sum() == 4 * len(raw.channel_names) * 8  # each glitch sample, in each of the 8 windows holding it
+    scored = t > t[0] + score.baseline_s
+    assert (np.isfinite(with_glitches) == np.isfinite(without))[scored].all()
     both = np.isfinite(with_glitches) & np.isfinite(without)
-    assert both[t > t[0] + score.baseline_s].mean() > 0.85  # scored after the baseline, but while a glitch is held
-    assert np.corrcoef(with_glitches[both], without[both])[0, 1] > 0.99
-    assert np.abs(with_glitches[both] - without[both]).max() < 0.1
+    assert both[scored].mean() > 0.95
+    assert np.abs(with_glitches[both] - without[both]).max() < 0.01
 
 
 @pytest.mark.parametrize("reference", ["recorded", "median"])
@@ -113,13 +116,14 @@ def test_awkward_montages_give_a_score_or_a_reason(
         "Muse-like, four channels": ("TP9", "AF7", "AF8", "TP10"),
     }[variant]
     recording = dataclasses.replace(raw, data=raw.data[pick].copy(), channel_names=labels)
-    t, values, reasons = bench.replay(recording, FeatureConfig(reference=reference), ScoreConfig(), CHUNK_S)
+    t, values, reasons, repaired = bench.replay(recording, FeatureConfig(reference=reference), ScoreConfig(), CHUNK_S)
     after = t > t[0] + ScoreConfig().baseline_s
     assert np.isfinite(values[after]).mean() > 0.85
     for k in np.flatnonzero(after & ~np.isfinite(values)):
         assert all(reasons[k]), reasons[k]  # no score only when every channel is out, each with its reason
     glitch_windows = (t >= UCI_GLITCHES[1] / raw.sfreq) & (t - 2.0 < UCI_GLITCHES[1] / raw.sfreq)
-    assert all(any(reasons[k]) for k in np.flatnonzero(glitch_windows))
+    # the glitch is repaired where it jumped beyond max_uv (on O2 alone it is 0.47 mV: an artifact with its reason)
+    assert all(repaired[k].any() or any(reasons[k]) for k in np.flatnonzero(glitch_windows))
 
 
 def test_files_on_the_command_line_take_their_periods_from_annotations_a_csv_or_a_label(

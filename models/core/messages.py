@@ -67,6 +67,7 @@ class Features:
     bad_reasons: tuple[str, ...]  # (n_channels,) "" for a good channel, else why it was excluded
     gap_s: float = 0.0  # largest timestamp gap seen in this hop (0 if none)
     source_t: float | None = None
+    repaired: tuple[int, ...] = ()  # (n_channels,) spike samples repaired in this window (the channel stays good)
 
     @property
     def source_time(self) -> float:

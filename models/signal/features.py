@@ -16,9 +16,12 @@ from neuromusic.models.signal.quality import QualityConfig
 
 # ½·ln(2πe): DE = _DE_OFFSET + ½·ln(σ²)
 _DE_OFFSET = 0.5 * math.log(2.0 * math.pi * math.e)
-Reference = Literal["recorded", "average", "median"]
-REFERENCES: tuple[Reference, ...] = ("recorded", "average", "median")
+Reference = Literal["recorded", "average", "median", "auto"]
+REFERENCES: tuple[Reference, ...] = ("recorded", "average", "median", "auto")
 MIN_REFERENCE_CHANNELS = 3  # re-referencing fewer EEG channels than this would cancel the signal itself
+# "auto" takes the median reference from this many EEG channels (10-20 names) up: enough of them to cover the head,
+# so their median is close to a reference-free zero; fewer (1-4 channel headsets), the signal as recorded
+AUTO_MEDIAN_CHANNELS = 8
 
 # Variance floor (µV²) so a zero-variance band gives a finite, very low DE instead of -inf.
 _VAR_FLOOR = 1e-12
@@ -37,7 +40,8 @@ class FeatureConfig:
     bands: dict[str, tuple[float, float]] = field(default_factory=_default_bands)  # name -> (low Hz, high Hz)
     filter_order: int = 4  # Butterworth band-pass order per band (even; 4 = two second-order sections)
     # each band's signal as recorded, or less the average / median over the EEG channels at each sample (a
-    # reference-free view, for a headset whose reference sits where the rhythm is, e.g. parietal CMS/DRL)
+    # reference-free view, for a headset whose reference sits where the rhythm is, e.g. parietal CMS/DRL);
+    # "auto": the median with 8 or more channels with 10-20 names (AUTO_MEDIAN_CHANNELS), else as recorded
     reference: Reference = "recorded"
     quality: QualityConfig = field(default_factory=QualityConfig)
 

@@ -8,7 +8,8 @@ window length. Hop boundaries fall at round(k · hop_s · sfreq) samples, so rat
 
 With `reference = "average"` or `"median"`, each band's filtered signal is re-referenced, per sample, to the average
 or median over the EEG channels (those with 10-20 names) before its sums are taken; the artifact rules keep judging
-each electrode as recorded.
+each electrode as recorded. `"auto"` (the default) is the median for a montage of AUTO_MEDIAN_CHANNELS or more EEG
+channels and the signal as recorded for smaller headsets.
 """
 
 from __future__ import annotations
@@ -21,19 +22,23 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from neuromusic.models.core.messages import BoolArray, Chunk, Features, FloatArray
-from neuromusic.models.signal.features import MIN_REFERENCE_CHANNELS, FeatureConfig, differential_entropy
+from neuromusic.models.core.messages import Chunk, Features, FloatArray
+from neuromusic.models.signal.features import (
+    AUTO_MEDIAN_CHANNELS,
+    MIN_REFERENCE_CHANNELS,
+    FeatureConfig,
+    Reference,
+    differential_entropy,
+)
 from neuromusic.models.signal.filters import FilterBank
 from neuromusic.models.signal.montage import canonical_name, eye_channels
 from neuromusic.models.signal.quality import (
     ArtifactRules,
     HopLevels,
     QualityFilters,
-    glitches,
-    hold_last_good,
-    invalid_samples,
     judge,
 )
+from neuromusic.models.signal.repair import SpikeRepair
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ class _Hop:
     nonfinite: FloatArray  # (channels,) count
     railed: FloatArray  # (channels,) count
     glitch: FloatArray  # (channels,) count
+    repaired: FloatArray  # (channels,) samples of spikes repaired (models/signal/repair.py)
     raw_min: FloatArray
     raw_max: FloatArray
     free_peak: FloatArray  # rhythm-free view (models/signal/quality.py)
@@ -67,6 +73,7 @@ class _Hop:
             nonfinite=self.nonfinite.copy(),
             railed=self.railed.copy(),
             glitch=self.glitch.copy(),
+            repaired=self.repaired.copy(),
             raw_min=self.raw_min.copy(),
             raw_max=self.raw_max.copy(),
             free_peak=self.free_peak.copy(),
@@ -83,6 +90,7 @@ class _Hop:
         self.nonfinite += other.nonfinite
         self.railed += other.railed
         self.glitch += other.glitch
+        self.repaired += other.repaired
         np.minimum(self.raw_min, other.raw_min, out=self.raw_min)
         np.maximum(self.raw_max, other.raw_max, out=self.raw_max)
         np.maximum(self.free_peak, other.free_peak, out=self.free_peak)
@@ -129,15 +137,15 @@ class FeaturePipeline:
         self._filters = FilterBank(config.bands, self.sfreq, n_ch, config.filter_order, config.notch_hz)
         self._quality_filters = QualityFilters(config.quality, self.sfreq, n_ch)
         self._rules = ArtifactRules(config.quality, config.hop_s, eye_channels(self.channel_names), self.max_uv)
-        self._reference = reference_channels(config, self.channel_names)
-        self.reference = config.reference if self._reference is not None else "recorded"  # the one in force
+        self.reference = reference_in_force(config.reference, self.channel_names)
+        self._reference = reference_channels(self.reference, self.channel_names)
         self._hop_len = config.hop_s * self.sfreq  # samples per hop, possibly fractional
         self._hops: deque[_Hop] = deque(maxlen=config.hops_per_window)
         self._current: _Hop | None = None
         self._n_seen = 0  # samples pushed so far
         self._k = 1  # index of the next hop boundary
-        self._last_good = np.zeros(n_ch)
-        self._last_raw = np.full(n_ch, np.nan)  # each channel's previous raw sample, for the glitch check
+        q = config.quality
+        self._spikes = SpikeRepair(n_ch, self.sfreq, self.max_uv, q.rail_uv, q.spike_s)
         self._last_t: float | None = None
 
     @classmethod
@@ -182,24 +190,14 @@ class FeaturePipeline:
             self._k += 1
         return cuts
 
-    def _repair(self, raw: FloatArray) -> tuple[FloatArray, BoolArray, BoolArray, BoolArray]:
-        """(signal to filter, nonfinite, railed, glitch masks): NaN, inf, railed and glitch samples are replaced by
-        the channel's last good value, so they never reach the filter state."""
-        nonfinite, railed = invalid_samples(raw, self.config.quality.rail_uv)
-        glitch = glitches(raw, self._last_raw, self.max_uv) & ~nonfinite & ~railed
-        self._last_raw[:] = raw[:, -1]
-        bad = nonfinite | railed | glitch
-        x = hold_last_good(raw, bad, self._last_good) if bad.any() else raw
-        self._last_good[:] = x[:, -1]
-        return x, nonfinite, railed, glitch
-
     def _parts(self, raw: FloatArray, timestamps: FloatArray, cuts: list[int]) -> list[tuple[_Hop, int]]:
         """The chunk filtered and summed per segment between hop boundaries: (sums, segment end) per segment."""
         n = raw.shape[1]
-        x, nonfinite, railed, glitch = self._repair(raw)
+        fixed = self._spikes(raw)
+        x = fixed.x
         bands, hp = self._filters(x)
         if self._reference is not None:
-            bands = rereference(bands, self._reference, self.config.reference == "median")
+            bands = rereference(bands, self._reference, self.reference == "median")
         free, slow, fast = self._quality_filters(hp)
         gaps = self._gaps(timestamps)
         starts = [0, *(c for c in cuts if c < n)]
@@ -213,7 +211,7 @@ class FeaturePipeline:
             return np.maximum.reduceat(np.abs(a), seg, axis=1)
 
         band_sum, band_sq = total(bands), total(bands * bands)  # (bands, channels, segments)
-        counts = [total(mask) for mask in (nonfinite, railed, glitch)]
+        counts = [total(a) for a in (fixed.nonfinite, fixed.railed, fixed.glitch, fixed.repaired)]
         rmin, rmax = np.minimum.reduceat(x, seg, axis=1), np.maximum.reduceat(x, seg, axis=1)
         free_sq, slow_sq = total(free * free), total(slow * slow)
         fast_sq = total(fast * fast) if fast is not None else np.full_like(free_sq, np.nan)
@@ -228,6 +226,7 @@ class FeaturePipeline:
                 nonfinite=counts[0][:, i],
                 railed=counts[1][:, i],
                 glitch=counts[2][:, i],
+                repaired=counts[3][:, i],
                 raw_min=rmin[:, i],
                 raw_max=rmax[:, i],
                 free_peak=free_peak[:, i],
@@ -269,6 +268,7 @@ class FeaturePipeline:
             channel_names=self.channel_names,
             good=good,
             bad_reasons=reasons,
+            repaired=tuple(int(k) for k in total.repaired),
             gap_s=hop.gap_s,
             source_t=total.t_last,
         )
@@ -291,25 +291,32 @@ class FeaturePipeline:
         return hop
 
 
-def reference_channels(config: FeatureConfig, channel_names: tuple[str, ...]) -> np.ndarray | None:
-    """Indices of the channels whose average or median is the reference (those with 10-20 names; all when none
-    has one), None to keep the signal as recorded: asked to, or with too few EEG channels to re-reference (the
-    average of one or two channels would cancel the signal itself), which is logged."""
-    if config.reference == "recorded":
-        return None
-    known = [i for i, name in enumerate(channel_names) if canonical_name(name) is not None]
-    rows = known or list(range(len(channel_names)))
-    if len(rows) < MIN_REFERENCE_CHANNELS:
+def reference_in_force(reference: Reference, channel_names: tuple[str, ...]) -> Reference:
+    """The reference a source gets: "auto" is the median with AUTO_MEDIAN_CHANNELS or more EEG channels (10-20
+    names), else as recorded; the average or median of too few channels (see reference_channels) is as recorded."""
+    known = sum(canonical_name(name) is not None for name in channel_names)
+    if reference == "auto":
+        return "median" if known >= AUTO_MEDIAN_CHANNELS else "recorded"
+    if reference != "recorded" and (known or len(channel_names)) < MIN_REFERENCE_CHANNELS:
         log.warning(
             "features.reference = %r needs at least %d EEG channels, this source has %d (%s): the signal is used "
             "as recorded",
-            config.reference,
+            reference,
             MIN_REFERENCE_CHANNELS,
-            len(rows),
-            ", ".join(channel_names[i] for i in rows),
+            known or len(channel_names),
+            ", ".join(channel_names),
         )
+        return "recorded"
+    return reference
+
+
+def reference_channels(reference: Reference, channel_names: tuple[str, ...]) -> np.ndarray | None:
+    """Indices of the channels whose average or median is the reference (those with 10-20 names; all when none
+    has one), None for the signal as recorded (the average of one or two channels would cancel the signal itself)."""
+    if reference == "recorded":
         return None
-    return np.array(rows, dtype=np.intp)
+    known = [i for i, name in enumerate(channel_names) if canonical_name(name) is not None]
+    return np.array(known or list(range(len(channel_names))), dtype=np.intp)
 
 
 def rereference(bands: FloatArray, rows: np.ndarray, median: bool) -> FloatArray:

@@ -5,9 +5,11 @@ offset (consumer headsets sit at millivolts) never trips anything; the amplitude
 (`rhythm_hz`) stopped, so an alpha rise of any size (eyes closed, calm) is never an artifact. Rules, checked in this
 order for every channel and window (the first that fires is the reason reported):
   "nan"          a NaN or ±inf sample in the window
-  "railed"       a raw sample at or beyond ±rail_uv (the amplifier saturated, or a glitch that size)
-  "glitch"       a jump of more than max_uv from one raw sample to the next (single-sample amplifier glitches,
-                 the first sample of an electrode pop): no scalp rhythm moves that fast
+  "railed"       raw samples at or beyond ±rail_uv for longer than spike_s (the amplifier saturated)
+  "glitch"       a jump of more than max_uv from the channel's level that does not come back within spike_s (the
+                 first sample of an electrode pop, a step): no scalp rhythm moves that fast. A spike that comes
+                 back in time (an amplifier glitch of a sample or two, railed or not) is repaired instead and the
+                 channel stays good; Features.repaired counts its samples (models/signal/repair.py)
   "flat"         raw peak-to-peak below flat_uv (electrode off, amplifier idle)
   "out-of-range" the rhythm-free signal beyond ±max_uv: the generous absolute ceiling for electrode pops and jumps
                  (max_uv unset: the source's declared range, else DEFAULT_MAX_UV)
@@ -20,9 +22,9 @@ order for every channel and window (the first that fires is the reason reported)
 a hop where a rule fired enters the history capped at ADAPT × typical, so a burst never becomes the norm while a
 lasting change of level (a re-seated electrode) does, over about history_s. The learned rules wait for MIN_HISTORY_S
 of clean signal. Time-stamp gaps longer than gap_s are measured per hop and reported in Features.gap_s; they do
-not exclude channels. Non-finite, railed and glitch samples are replaced (last good value held) before filtering, so
-they never poison filter state (a spike would otherwise ring through the band filters for a second or more); the
-channel stays bad until they have left the window.
+not exclude channels. Non-finite, railed, glitch and spike samples are replaced (last good value held) before
+filtering, so they never poison filter state (a spike would otherwise ring through the band filters for a second or
+more); a channel with an unrepaired one stays bad until it has left the window.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class QualityConfig:
     muscle_ratio: float = 3.0  # RMS above muscle_hz beyond this × the channel's typical: "muscle"
     history_s: float = 30.0  # how much clean history "typical" covers
     gap_s: float = 0.1  # a jump between consecutive time stamps longer than this (beyond 1/sfreq) is a gap
+    # a glitch (a jump beyond max_uv, or a railed sample) that comes back within this is a spike: its samples are
+    # repaired from the signal before it and the channel stays good. 0: every glitch excludes the channel.
+    spike_s: float = 0.01
 
     def validate(self) -> None:
         for name in (
@@ -80,6 +85,8 @@ class QualityConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"quality.{name} must be > 0, got {value}")
+        if self.spike_s < 0:
+            raise ValueError(f"quality.spike_s must be >= 0, got {self.spike_s}")
         low, high = self.rhythm_hz
         if not 0 < low < high:
             raise ValueError(f"quality.rhythm_hz must be (low, high) with 0 < low < high, got {self.rhythm_hz}")
@@ -97,26 +104,6 @@ def invalid_samples(x: FloatArray, rail_uv: float) -> tuple[BoolArray, BoolArray
     with np.errstate(invalid="ignore"):
         railed = np.abs(x) >= rail_uv
     return nonfinite, railed & ~nonfinite
-
-
-def glitches(x: FloatArray, previous: FloatArray, limit: float) -> BoolArray:
-    """Samples of a raw (n_channels, n) chunk that jumped more than `limit` from the sample before (`previous`: each
-    channel's last sample of the chunk before, NaN at the start). A spike marks itself and the sample after it."""
-    before = np.concatenate([previous[:, np.newaxis], x[:, :-1]], axis=1)
-    with np.errstate(invalid="ignore"):
-        return np.asarray(np.abs(x - before) > limit)
-
-
-def hold_last_good(x: FloatArray, bad: BoolArray, last_good: FloatArray) -> FloatArray:
-    """Replace bad samples by the channel's last good value (`last_good`: each channel's value before this chunk)."""
-    x = x.copy()
-    n = x.shape[1]
-    for ch in np.flatnonzero(bad.any(axis=1)):
-        idx = np.where(bad[ch], -1, np.arange(n))
-        idx = np.maximum.accumulate(idx)
-        filled = np.where(idx >= 0, x[ch, np.maximum(idx, 0)], last_good[ch])
-        x[ch] = filled
-    return x
 
 
 class QualityFilters:
