@@ -166,3 +166,26 @@ def test_the_reference_comes_from_configuration() -> None:
     assert load_config(None, {}).features.reference == "recorded"
     with pytest.raises(ConfigError, match="reference"):
         load_config(None, {"features.reference": "mastoids"})
+
+
+def test_auto_reference_is_the_median_for_eight_eeg_channels_or_more_else_as_recorded(
+    rng: np.random.Generator,
+) -> None:
+    sfreq, n = 250.0, 5000
+    t = np.arange(n) / sfreq
+    x = band_limited_noise(rng, 8, n, sfreq, 9.0, 12.0, 1.0)
+    x += 20.0 * np.sin(2 * np.pi * 10.0 * t)  # alpha that every channel shares (the reference's own)
+    eight = ("Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2")
+    auto, _ = _alpha_and_delta(x, eight, "auto")
+    median, _ = _alpha_and_delta(x, eight, "median")
+    recorded, _ = _alpha_and_delta(x, eight, "recorded")
+    np.testing.assert_allclose(auto, median)
+    assert np.all(auto < recorded - 2.0)  # the shared sine is gone
+    assert FeaturePipeline(FeatureConfig(reference="auto"), sfreq, eight).reference == "median"
+    # A Muse's four, or eight channels without 10-20 names: as recorded.
+    muse = ("TP9", "AF7", "AF8", "TP10")
+    np.testing.assert_allclose(_alpha_and_delta(x[:4], muse, "auto")[0], _alpha_and_delta(x[:4], muse, "recorded")[0])
+    assert FeaturePipeline(FeatureConfig(reference="auto"), sfreq, muse).reference == "recorded"
+    unnamed = tuple(f"ch{i}" for i in range(8))
+    assert FeaturePipeline(FeatureConfig(reference="auto"), sfreq, unnamed).reference == "recorded"
+    assert load_config(None, {"features.reference": "auto"}).features.reference == "auto"
