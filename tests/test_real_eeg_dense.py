@@ -4,7 +4,7 @@
 The stand-in is built from the EEGMAT pair (see real_eeg_dir): its 19 channels renamed to 10-10 names, 45 more
 sites made from the mean of two neighbours (plus a little noise of their own), resampled from 500 to 160 Hz, the
 first minute of arithmetic then the first minute of rest, twice; written as an EDF file and read back through the
-replay loader.
+replay loader. A second variant makes the rest's posterior alpha eight times larger, the size of eyes-closed alpha.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from neuromusic.models.signal.features import FeatureConfig
 from neuromusic.models.signal.montage import canonical_name, region
 from neuromusic.models.signal.score import ScoreConfig
-from scipy.signal import resample_poly
+from scipy.signal import butter, resample_poly, sosfiltfilt
 from signal_fixtures import real_eeg_benchmark, real_eeg_dir
 
 SFREQ = 160.0
@@ -60,19 +60,31 @@ def bench() -> ModuleType:
     return real_eeg_benchmark()
 
 
-@pytest.fixture(scope="module")
-def dense_edf(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import mne
-
+def dense_recording(bench: ModuleType, alpha_gain: float = 1.0) -> tuple[np.ndarray, list[str]]:
+    """(µV data, sites) of the stand-in at 160 Hz with mains hum; `alpha_gain` scales the 7-14 Hz part of the
+    occipital and parietal sites during rest (eyes-closed alpha is several times the size of a resting one)."""
     folder = real_eeg_dir()
     rest, names, _, _ = bench.read_file(folder / "eegmat_Subject19_1_rest.edf")
     task, _, _, _ = bench.read_file(folder / "eegmat_Subject19_2_arithmetic.edf")
     rng = np.random.default_rng(0)
     blocks = [dense_montage(x[:, :MINUTE], names, rng) for x in (task, rest, task, rest)]
     sites = list(blocks[0])
+    alpha = butter(4, [7.0, 14.0], "bandpass", fs=500.0, output="sos")
+    for block in blocks[1::2]:
+        for site in sites:
+            if alpha_gain != 1.0 and region(site) in ("occipital", "parietal"):
+                block[site] = block[site] + (alpha_gain - 1.0) * sosfiltfilt(alpha, block[site])
     data = np.concatenate([np.stack([block[s] for s in sites]) for block in blocks], axis=1)
     data = resample_poly(data, 8, 25, axis=1)  # 500 -> 160 Hz
     data += 15.0 * np.sin(2 * np.pi * 60.0 * np.arange(data.shape[1]) / SFREQ)  # mains hum, µV
+    return data, sites
+
+
+@pytest.fixture(scope="module")
+def dense_edf(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mne
+
+    data, sites = dense_recording(bench)
     raw = mne.io.RawArray(data * 1e-6, mne.create_info([edf_label(s) for s in sites], SFREQ, "eeg"), verbose="error")
     labels = ["eyes open", "eyes closed"] * 2  # active, relaxed: as the periods are read
     raw.set_annotations(mne.Annotations([0.0, 60.0, 120.0, 180.0], [60.0] * 4, labels))
@@ -108,3 +120,24 @@ def test_a_dense_montage_at_160_hz_keeps_its_posterior_channels_and_beats_brainf
     assert result.auc["ours"] >= result.auc["restfulness"] and result.auc["ours"] >= result.auc["1-mindfulness"]
     assert result.mean["ours"][True] - result.mean["ours"][False] >= 0.2
     assert result.midpoint_s and all(m is not None and m <= 3.0 for m in result.midpoint_s), result.midpoint_s
+
+
+def test_eyes_closed_sized_alpha_at_160_hz_is_never_excluded_and_the_score_turns_within_3_s(bench: ModuleType) -> None:
+    """Posterior alpha 8x its resting size during rest: 1 Hz high-passed peaks near 300 µV, p99 near 200 µV."""
+    data, sites = dense_recording(bench, alpha_gain=8.0)
+    periods = [(0.0, 60.0, False), (60.0, 120.0, True), (120.0, 180.0, False), (180.0, 240.0, True)]
+    recording = bench.Recording("dense, eyes-closed alpha", data, tuple(edf_label(s) for s in sites), SFREQ, periods)
+    features, score = FeatureConfig(notch_hz=60.0), ScoreConfig()
+    t, values, reasons, _ = bench.replay(recording, features, score, 0.5)
+    after = t[0] + score.baseline_s + features.hop_s
+    truth = bench.labels(recording, t, features.window_s, after)
+    posterior = [i for i, site in enumerate(sites) if region(site) in ("occipital", "parietal")]
+    closed = np.flatnonzero(truth == 1)
+    peak = np.abs(data[posterior, int(65 * SFREQ) : int(120 * SFREQ)] - data[posterior].mean(axis=1, keepdims=True))
+    assert peak.max() > 250.0  # as large as the alpha that used to be excluded
+    assert not {(sites[i], reasons[k][i]) for k in closed for i in posterior if reasons[k][i]}
+    compared = np.isfinite(truth)
+    assert np.isfinite(values[compared]).all()
+    assert bench.auc(values[compared], truth[compared]) > 0.97
+    midpoints = bench.midpoint_times(recording, t, values, after)
+    assert len(midpoints) == 3 and all(m is not None and m <= 3.0 for m in midpoints), midpoints
