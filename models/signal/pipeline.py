@@ -8,7 +8,7 @@ window length. Hop boundaries fall at round(k · hop_s · sfreq) samples, so rat
 
 With `reference = "average"` or `"median"`, each band's filtered signal is re-referenced, per sample, to the average
 or median over the EEG channels (those with 10-20 names) before its sums are taken; the artifact rules keep judging
-each electrode as recorded. `"auto"` (the default) is the median for a montage of AUTO_MEDIAN_CHANNELS or more EEG
+each electrode as recorded. `"auto"` is the median for a montage of AUTO_MEDIAN_CHANNELS or more EEG
 channels and the signal as recorded for smaller headsets.
 """
 

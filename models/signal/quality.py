@@ -98,14 +98,6 @@ class QualityConfig:
         return DEFAULT_MAX_UV if source_max_uv is None else source_max_uv
 
 
-def invalid_samples(x: FloatArray, rail_uv: float) -> tuple[BoolArray, BoolArray]:
-    """(non-finite, railed) masks of a raw (n_channels, n) chunk."""
-    nonfinite = ~np.isfinite(x)
-    with np.errstate(invalid="ignore"):
-        railed = np.abs(x) >= rail_uv
-    return nonfinite, railed & ~nonfinite
-
-
 class QualityFilters:
     """From the 1 Hz high-passed signal: the rhythm-free view (alpha band stopped), the slow view (< eye_hz) and
     the fast view (> muscle_hz; None where the rate is too low to see muscle)."""
