@@ -133,6 +133,14 @@ def test_a_glitch_longer_than_spike_s_excludes_the_channel_and_one_channel_alone
         QualityConfig(spike_s=-1.0).validate()
 
 
+def test_a_channel_that_keeps_spiking_is_a_glitching_channel() -> None:
+    x = eeg(10, n_ch=5)
+    x[0, 1250:1750:50] += 3000.0  # a single-sample spike every 0.2 s at 5-7 s: a bad contact
+    x[1, 1250] += 3000.0  # one spike: repaired
+    during = at(run_pipeline(x, SFREQ), 6.99)  # the window of 5.0-7.0 s
+    assert during.bad_reasons[:2] == ("glitch", "") and during.repaired[:2] == (10, 1)
+
+
 def test_the_source_declared_range_replaces_the_default_unless_the_user_sets_max_uv() -> None:
     """A test signal generator (BrainFlow's synthetic board) declares SourceInfo.max_uv; its big sines are healthy."""
     t = np.arange(int(6 * SFREQ)) / SFREQ

@@ -41,6 +41,10 @@ from neuromusic.models.signal.quality import (
 from neuromusic.models.signal.repair import SpikeRepair
 
 log = logging.getLogger(__name__)
+# A window may hold this many repaired spike samples per channel, or this share of its samples if more, before the
+# channel counts as glitching (a contact that spikes again and again is bad, however well each spike is repaired).
+MAX_REPAIRED = 4
+MAX_REPAIRED_SHARE = 0.01
 
 
 @dataclass
@@ -259,7 +263,11 @@ class FeaturePipeline:
         var = (total.band_sq - total.band_sum**2 / total.n) / total.n
         de = differential_entropy(var)
         ptp = total.raw_max - total.raw_min
-        good, reasons = judge(total.nonfinite, total.railed, total.glitch, ptp, self.config.quality.flat_uv, codes)
+        # A spike now and then is repaired; a channel that keeps spiking has a bad contact: its glitches count.
+        glitch = np.where(
+            total.repaired > max(MAX_REPAIRED, MAX_REPAIRED_SHARE * total.n), total.repaired, total.glitch
+        )
+        good, reasons = judge(total.nonfinite, total.railed, glitch, ptp, self.config.quality.flat_uv, codes)
         de[:, ~good] = np.nan
         return Features(
             t=total.t_last if received_t is None else received_t,

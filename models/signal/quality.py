@@ -9,7 +9,8 @@ order for every channel and window (the first that fires is the reason reported)
   "glitch"       a jump of more than max_uv from the channel's level that does not come back within spike_s (the
                  first sample of an electrode pop, a step): no scalp rhythm moves that fast. A spike that comes
                  back in time (an amplifier glitch of a sample or two, railed or not) is repaired instead and the
-                 channel stays good; Features.repaired counts its samples (models/signal/repair.py)
+                 channel stays good; Features.repaired counts its samples (models/signal/repair.py), and more
+                 than a few of them in a window (a contact that keeps spiking) count as a glitch
   "flat"         raw peak-to-peak below flat_uv (electrode off, amplifier idle)
   "out-of-range" the rhythm-free signal beyond ±max_uv: the generous absolute ceiling for electrode pops and jumps
                  (max_uv unset: the source's declared range, else DEFAULT_MAX_UV)
