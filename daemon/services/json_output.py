@@ -4,12 +4,12 @@
      "de": {"alpha": {"Fp1": 1.92, ...}, ...}, "bad_channels": {"T7": "railed"}, "repaired": {"Fp1": 2}, "gap_s": 0.0,
      "source_t": 812.5}
 
-Fields: `t` unix seconds when the line was written; `score` in [0, 1] or null (calibrating, stale, poor signal);
-`state` calibrating | scoring | stale | poor-signal; `confidence` in [0, 1]; `quality` fraction of usable channels in
-the last window (null before the first); `source` connecting | streaming | stale | reconnecting | stopped; `de` band
-differential entropy in nats per band and channel of the last window (null for a bad channel); `bad_channels`
-channel -> why it was excluded; `repaired` channel -> spike samples repaired in the last window (the channel stays
-usable; channels without one are left out); `gap_s` largest time-stamp gap in the last hop; `source_t` the scored
+Fields: `t` unix seconds when the line was written; `score` in [0, 1] or null (calibrating, stale, poor signal); `state`
+calibrating | scoring | stale | poor-signal; `confidence` in [0, 1]; `quality` fraction of usable channels in the last
+window (null before the first); `source` connecting | streaming | stale | reconnecting | stopped; `de` band differential
+entropy in nats per band and channel of the last window (null for a bad channel); `bad_channels` channel -> why it was
+excluded; `repaired` channel -> spike samples repaired in the last window (the channel stays usable unless it keeps
+spiking; channels without one are left out); `gap_s` largest time-stamp gap in the last hop; `source_t` the scored
 window's end on the source's clock (null when no window stands behind the line: stale, before the first window);
 `controls` (one number per control: tempo, valence, energy) once a player publishes them. Floats are rounded to 4
 decimals.
