@@ -64,7 +64,7 @@ json_values = st.recursive(
 KEYS = [
     *("state", "value", "confidence", "unix", "t", "kind", "text", "bands", "mean", "channels", "good", "bad_reasons"),
     *("quality", "gap_s", "tempo", "valence", "energy", "notes", "chords", "key", "index", "abc", "beats", "id", "cmd"),
-    *("ok", "error", "telemetry", "config", "detail", "paused", "policy", "target", "remote_control"),
+    *("ok", "error", "telemetry", "config", "detail", "paused", "policy", "target", "remote_control", "repaired"),
 ]
 shaped = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6)
 

@@ -43,7 +43,8 @@ def features(t: float, good: int) -> Features:
     mask = np.array([i < good for i in range(len(CHANNELS))])
     de = np.where(mask, np.linspace(0.5, 2.5, len(BANDS) * len(CHANNELS)).reshape(len(BANDS), -1), np.nan)
     reasons = tuple("" if ok else ("flat" if i % 2 else "railed at 187000 µV") for i, ok in enumerate(mask))
-    return Features(t, de, BANDS, CHANNELS, mask, reasons)
+    repaired = (2,) + (0,) * (len(CHANNELS) - 1)  # spike samples on Fp1: shown while Fp1 is usable
+    return Features(t, de, BANDS, CHANNELS, mask, reasons, repaired=repaired)
 
 
 def session(broker: Broker, device_id: str, baseline_s: float = 30.0) -> SessionContext:
@@ -212,6 +213,9 @@ async def test_operator_views_in_chromium(dashboard: Dashboard, broker: Broker, 
         assert await js(f"{of('lab-poor', '.score-value')}.textContent") == "–"
         reasons = await js(f"{of('lab-poor', '.bad-channels')}.textContent")
         assert "Fp1: railed at 187000 µV" in reasons and "Fp2: flat" in reasons
+        assert "repaired" not in reasons  # a bad channel shows why, not its repaired spikes
+        repaired = await js(f"{of('lab-play', '.bad-channels li.repaired')}.textContent")
+        assert repaired == "Fp1: 2 spike samples repaired"
         # Low confidence: the number is there but grey (no dark text pixels), the line grey not green.
         dark = await crop("lab-play", ".score-value")
         light = await crop("lab-low", ".score-value")

@@ -125,6 +125,7 @@ async def test_topics_and_payload_schema(broker: Broker) -> None:
     assert bands["de"][0][3] is None  # NaN of a bad channel arrives as null, not as invalid JSON
     quality = body(seen.on("quality")[0])
     assert quality["good"] == [True, True, True, False] and quality["bad_reasons"][3] == "flat"
+    assert quality["repaired"] == [0, 0, 0, 0]  # Features without repair counts: none repaired
     assert set(body(seen.on("controls")[0])) >= {"tempo", "valence", "energy"}
     assert body(seen.on("bar")[0])["notes"][0] == [60, 0.0, 1.0, 80]
     kinds = [body(m)["kind"] for m in seen.on("events")]

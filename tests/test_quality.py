@@ -133,6 +133,18 @@ def test_a_glitch_longer_than_spike_s_excludes_the_channel_and_one_channel_alone
         QualityConfig(spike_s=-1.0).validate()
 
 
+def test_repaired_new_counts_each_repaired_sample_once_over_the_session() -> None:
+    """Windows overlap, so their `repaired` counts a spike once per window holding it; `repaired_new` once in all."""
+    x = eeg(12, n_ch=3)
+    x[0, [300, 1250, 2600]] += 3000.0  # three single-sample spikes on one channel; the first before the first window
+    x[2, 1800:1802] += 3000.0  # a two-sample spike
+    for chunk in ([7, 25, 1], [250]):
+        feats = run_pipeline(x, SFREQ, chunk=chunk)
+        assert all(f.good.all() for f in feats)
+        assert np.sum([f.repaired_new for f in feats], axis=0).tolist() == [3, 0, 2]
+        assert sum(f.repaired[0] for f in feats) > 3  # each window holding a spike counts it
+
+
 def test_a_channel_that_keeps_spiking_is_a_glitching_channel() -> None:
     x = eeg(10, n_ch=5)
     x[0, 1250:1750:50] += 3000.0  # a single-sample spike every 0.2 s at 5-7 s: a bad contact

@@ -115,11 +115,13 @@ def bands(body: dict[str, Any]) -> dict[str, Any]:
 def quality(body: dict[str, Any]) -> dict[str, Any]:
     channels = texts(body.get("channels"), MAX_CHANNELS)
     good, reasons = items(body.get("good")), items(body.get("bad_reasons"))
+    repaired = items(body.get("repaired"))  # absent from an older daemon: none shown
     return {
         "quality": number(body.get("quality"), 0.0, 1.0),
         "channels": channels,
         "good": [flag(good[i]) if i < len(good) else False for i in range(len(channels))],
         "bad_reasons": [text(reasons[i], 60) if i < len(reasons) else "" for i in range(len(channels))],
+        "repaired": [(integer(repaired[i], 0, 10**9) if i < len(repaired) else 0) or 0 for i in range(len(channels))],
         "gap_s": number(body.get("gap_s"), 0.0, 1e6),
         "unix": unix(body),
     }

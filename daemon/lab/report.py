@@ -35,6 +35,7 @@ from neuromusic.models.sessions.summary import (
     PhaseSummary,
     SessionSummary,
     channel_quality,
+    channel_repairs,
     is_calibration,
     phase_intervals,
     summarize,
@@ -78,6 +79,7 @@ def _summary_rows(summary: SessionSummary, threshold: float) -> list[tuple[str, 
         ("mean score", _fmt(summary.mean_score, "{:.3f}")),
         (f"time relaxed (score >= {threshold:g})", f"{summary.relaxed_s:.1f} s ({_fmt(fraction, '{:.0%}')})"),
         ("bars composed", f"{summary.bars} ({summary.repaired_bars} repaired)"),
+        ("spike samples repaired (all channels)", str(summary.repaired_samples)),
         ("control changes", str(summary.control_changes)),
         ("markers", str(summary.markers)),
         ("messages lost by the recorder", str(summary.dropped)),
@@ -107,8 +109,13 @@ def _states_block(summary: SessionSummary, relaxed: float, tense: float) -> str:
 
 
 def _quality_table(reader: SessionReader) -> str:
-    rows = [[name, share(fraction), reason or "–"] for name, fraction, reason in channel_quality(reader)]
-    return _table(["channel", "usable", "most frequent problem"], rows, numeric_from=1)
+    repairs = channel_repairs(reader)
+    rows = [
+        [name, share(fraction), reason or "–", share(spiked), str(total)]
+        for (name, fraction, reason), (_, spiked, total) in zip(channel_quality(reader), repairs, strict=True)
+    ]
+    header = ["channel", "usable", "most frequent problem", "windows with a repaired spike", "spike samples repaired"]
+    return _table(header, rows, numeric_from=1)
 
 
 def _page(title: str, body: str) -> str:

@@ -127,6 +127,7 @@ def quality(device_id: str, f: Features) -> Outgoing:
         "good": np.asarray(f.good, dtype=bool),
         "bad_reasons": list(f.bad_reasons),
         "gap_s": f.gap_s,
+        "repaired": list(f.repaired) or [0] * len(f.channel_names),  # spike samples repaired in the window
     }
     return make(device_id, "quality", f.t, body)
 

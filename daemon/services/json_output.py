@@ -1,15 +1,18 @@
 """`--json`: one JSON object per line on stdout for every Score (at least one per hop), for other programs.
 
     {"t": 1764130000.25, "score": 0.62, "state": "scoring", "confidence": 1.0, "quality": 0.94, "source": "streaming",
-     "de": {"alpha": {"Fp1": 1.92, ...}, ...}, "bad_channels": {"T7": "railed"}, "gap_s": 0.0, "source_t": 812.5}
+     "de": {"alpha": {"Fp1": 1.92, ...}, ...}, "bad_channels": {"T7": "railed"}, "repaired": {"Fp1": 2}, "gap_s": 0.0,
+     "source_t": 812.5}
 
-Fields: `t` unix seconds when the line was written; `score` in [0, 1] or null (calibrating, stale, poor signal);
-`state` calibrating | scoring | stale | poor-signal; `confidence` in [0, 1]; `quality` fraction of usable channels in
-the last window (null before the first); `source` connecting | streaming | stale | reconnecting | stopped; `de` band
-differential entropy in nats per band and channel of the last window (null for a bad channel); `bad_channels`
-channel -> why it was excluded; `gap_s` largest time-stamp gap in the last hop; `source_t` the scored window's end on
-the source's clock (null when no window stands behind the line: stale, before the first window); `controls` (one
-number per control: tempo, valence, energy) once a player publishes them. Floats are rounded to 4 decimals.
+Fields: `t` unix seconds when the line was written; `score` in [0, 1] or null (calibrating, stale, poor signal); `state`
+calibrating | scoring | stale | poor-signal; `confidence` in [0, 1]; `quality` fraction of usable channels in the last
+window (null before the first); `source` connecting | streaming | stale | reconnecting | stopped; `de` band differential
+entropy in nats per band and channel of the last window (null for a bad channel); `bad_channels` channel -> why it was
+excluded; `repaired` channel -> spike samples repaired in the last window (the channel stays usable unless it keeps
+spiking; channels without one are left out); `gap_s` largest time-stamp gap in the last hop; `source_t` the scored
+window's end on the source's clock (null when no window stands behind the line: stale, before the first window);
+`controls` (one number per control: tempo, valence, energy) once a player publishes them. Floats are rounded to 4
+decimals.
 
 cmd_run points stdout at the original file descriptor and sends fd 1 to stderr, so C libraries that print (liblsl,
 BrainFlow) cannot corrupt the stream: stdout carries these lines and nothing else.
@@ -105,6 +108,7 @@ class JsonOutput:
             "source": self._source,
             "de": {},
             "bad_channels": {},
+            "repaired": {},
             "gap_s": 0.0,
             "source_t": _number(score.source_t),
         }
@@ -115,6 +119,8 @@ class JsonOutput:
             }
             reasons = zip(features.channel_names, features.bad_reasons, strict=True)
             document["bad_channels"] = {channel: reason for channel, reason in reasons if reason}
+            repaired = zip(features.channel_names, features.repaired, strict=False)  # () from an older producer
+            document["repaired"] = {channel: count for channel, count in repaired if count}
             document["gap_s"] = _number(features.gap_s)
         if self._controls is not None:
             document["controls"] = {key: _number(value) for key, value in self._controls.as_dict().items()}

@@ -98,6 +98,8 @@ def features_record(features: Features) -> dict[str, Any]:
         "good": features.good.tolist(),
         "bad": [r for r in features.bad_reasons],
         "gap_s": features.gap_s,
+        "repaired": list(features.repaired),  # spike samples repaired in the window, per channel
+        "repaired_new": list(features.repaired_new),  # of those, the ones not in the previous line
     }
 
 

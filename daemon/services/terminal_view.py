@@ -211,10 +211,9 @@ class TerminalView:
         caption = f"largest time-stamp gap {number(features.gap_s)} s" if features.gap_s > 0 else ""
         if n + 1 + (1 if caption else 0) <= room:
             for c, channel in enumerate(features.channel_names):
-                channel_good = bool(features.good[c])
                 cells = [number(band_power(features.de[b, c])) for b in range(len(features.band_names))]
-                status = "ok" if channel_good else (features.bad_reasons[c] or "bad")
-                table.add_row(channel, *cells, Text(status, style="green" if channel_good else "red"))
+                status, style = _channel_status(features, c)
+                table.add_row(channel, *cells, Text(status, style=style))
             table.caption = caption or None
             return table, n + 1 + (1 if caption else 0)
         good = features.good.astype(bool)
@@ -230,8 +229,11 @@ class TerminalView:
             for name, reason, ok in zip(features.channel_names, features.bad_reasons, good, strict=True)
             if not ok
         ]
-        table.caption = ("bad: " + ", ".join(bad) if bad else f"all {n} channels ok") + (
-            f"; {caption}" if caption else ""
+        repaired = [f"{name} {k}" for name, k in zip(features.channel_names, features.repaired, strict=False) if k]
+        table.caption = (
+            ("bad: " + ", ".join(bad) if bad else f"all {n} channels ok")
+            + (f"; spike samples repaired: {', '.join(repaired)}" if repaired else "")
+            + (f"; {caption}" if caption else "")
         )
         table.caption_justify = "left"
         return table, 3
@@ -248,6 +250,14 @@ class TerminalView:
             text.append(chords, style="bold")
         text.truncate(width, overflow="ellipsis")
         return [text]
+
+
+def _channel_status(features: Features, c: int) -> tuple[str, str]:
+    """A channel's signal cell: why it is bad, else how many spike samples were repaired in the window, else ok."""
+    if not features.good[c]:
+        return features.bad_reasons[c] or "bad", "red"
+    repaired = features.repaired[c] if c < len(features.repaired) else 0
+    return (f"{repaired} repaired", "yellow") if repaired else ("ok", "green")
 
 
 def _folder_line(folder: object, width: int) -> Text:

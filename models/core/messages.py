@@ -68,6 +68,8 @@ class Features:
     gap_s: float = 0.0  # largest timestamp gap seen in this hop (0 if none)
     source_t: float | None = None
     repaired: tuple[int, ...] = ()  # (n_channels,) spike samples repaired in this window (the channel stays good)
+    # (n_channels,) of those, the ones not in the previous Features: summed over a session, each repaired sample once
+    repaired_new: tuple[int, ...] = ()
 
     @property
     def source_time(self) -> float:

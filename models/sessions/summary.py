@@ -50,6 +50,7 @@ class SessionSummary:
     phases: list[PhaseSummary] = field(default_factory=list)
     marker_segments: list[PhaseSummary] = field(default_factory=list)
     state_s: dict[str, float] = field(default_factory=dict)  # seconds scored calm / neutral / tense
+    repaired_samples: int = 0  # spike samples repaired over the session, all channels together
 
     @property
     def relaxed_fraction(self) -> float | None:
@@ -127,6 +128,26 @@ def channel_quality(reader: SessionReader) -> list[tuple[str, float, str]]:
     return out
 
 
+def channel_repairs(reader: SessionReader) -> list[tuple[str, float, int]]:
+    """(channel, fraction of windows holding a repaired spike sample, spike samples repaired over the session) from
+    the recorded features; zeros for a session recorded before repairs were.
+    """
+    features = reader.features()
+    names = list((reader.manifest.get("features") or {}).get("channel_names", []))
+    out = []
+    for c, name in enumerate(names):
+        windows = [_count(f.get("repaired"), c) for f in features]
+        fraction = sum(1 for k in windows if k > 0) / len(windows) if windows else 0.0
+        out.append((name, fraction, sum(_count(f.get("repaired_new"), c) for f in features)))
+    return out
+
+
+def _count(counts: Any, c: int) -> int:
+    """Channel c's count in a recorded per-channel list; 0 where it is missing or not a count."""
+    value = counts[c] if isinstance(counts, list) and c < len(counts) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _segment_summaries(
     segments: list[tuple[str, float, float]], intervals: list[tuple[float, float, float]], t0: float
 ) -> list[PhaseSummary]:
@@ -191,4 +212,5 @@ def summarize(
         phases=phases,
         marker_segments=marker_segments if any(e.get("kind") == "marker" for e in reader.events()) else [],
         state_s=state_s,
+        repaired_samples=sum(total for _, _, total in channel_repairs(reader)),
     )

@@ -151,6 +151,7 @@ class FeaturePipeline:
         q = config.quality
         self._spikes = SpikeRepair(n_ch, self.sfreq, self.max_uv, q.rail_uv, q.spike_s)
         self._last_t: float | None = None
+        self._unpublished = np.zeros(n_ch)  # repaired samples of the hops finished since the last Features
 
     @classmethod
     def for_source(cls, config: FeatureConfig, info: DescribedSource) -> FeaturePipeline:
@@ -269,7 +270,7 @@ class FeaturePipeline:
         )
         good, reasons = judge(total.nonfinite, total.railed, glitch, ptp, self.config.quality.flat_uv, codes)
         de[:, ~good] = np.nan
-        return Features(
+        features = Features(
             t=total.t_last if received_t is None else received_t,
             de=de,
             band_names=self.band_names,
@@ -277,9 +278,12 @@ class FeaturePipeline:
             good=good,
             bad_reasons=reasons,
             repaired=tuple(int(k) for k in total.repaired),
+            repaired_new=tuple(int(k) for k in self._unpublished),
             gap_s=hop.gap_s,
             source_t=total.t_last,
         )
+        self._unpublished[:] = 0
+        return features
 
     def _finish_hop(self) -> _Hop:
         hop = self._current
@@ -295,6 +299,7 @@ class FeaturePipeline:
             np.sqrt(hop.fast_sq / hop.n),
         )
         hop.code = self._rules(levels, valid)
+        self._unpublished += hop.repaired
         self._hops.append(hop)
         return hop
 

@@ -164,12 +164,21 @@ function showQuality(el, p) {
     (typeof p.gap_s === "number" && p.gap_s > 0 ? `, gap ${fmt(p.gap_s, 1)} s` : "");
   quality.classList.toggle("poor", p.channels.length > 0 && good === 0);
   const list = el.querySelector(".bad-channels");
-  list.replaceChildren(...p.channels.map((name, i) => [name, p.good[i], p.bad_reasons[i]])
+  const bad = p.channels.map((name, i) => [name, p.good[i], p.bad_reasons[i]])
     .filter(([, ok]) => !ok).map(([name, , why]) => {
       const li = document.createElement("li");
       li.textContent = `${name}: ${why || "bad"}`;
       return li;
-    }));
+    });
+  // Spikes repaired on a usable channel: the channel still counts, but a user checking contacts wants to know.
+  const repaired = p.channels.map((name, i) => [name, p.good[i], (p.repaired || [])[i] || 0])
+    .filter(([, ok, n]) => ok && n > 0).map(([name, , n]) => {
+      const li = document.createElement("li");
+      li.className = "repaired";
+      li.textContent = `${name}: ${n} spike sample${n === 1 ? "" : "s"} repaired`;
+      return li;
+    });
+  list.replaceChildren(...bad, ...repaired);
 }
 
 function showPlayingBar(d) {
