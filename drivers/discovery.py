@@ -5,7 +5,9 @@ without an ALSA sequencer or a sound card is normal, and the listing must still 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import sys
 from dataclasses import dataclass
 
 
@@ -54,7 +56,9 @@ def midi_output_ports() -> tuple[list[str], list[str]]:
 
 def fluidsynth_audio_drivers() -> list[str]:
     """The audio drivers this libfluidsynth was built with (whether a device answers is another matter)."""
-    import fluidsynth
+    # pyfluidsynth prints where it found its library when CI is set: keep stdout for `devices --json`
+    with contextlib.redirect_stdout(sys.stderr):
+        import fluidsynth
 
     lib = fluidsynth._fl  # pyfluidsynth does not wrap fluid_settings_foreach_option; the C API lists them
     callback_type = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)

@@ -209,3 +209,31 @@ def test_devices_lists_boards_lsl_streams_midi_and_audio(capsys: pytest.CaptureF
     assert cli.main(["devices", "--lsl-wait", "0.2"]) == 0
     text = capsys.readouterr().out
     assert "BrainFlow boards" in text and "MIDI output ports" in text and "FluidSynth audio drivers" in text
+
+
+def test_json_lines_survive_python_packages_that_print(tmp_path: Path) -> None:
+    # pyfluidsynth prints where it found its library when CI is set; with music playing into a WAV file that print
+    # happens mid-run, and it must land on stderr, not in the JSON stream
+    env = {**environment(tmp_path), "CI": "1"}
+    args = ["--board", "synthetic", "--duration", "4", "--json", "--synth", "none", "--baseline", "1"]
+    done = subprocess.run(command(*args), capture_output=True, text=True, timeout=90, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for line in parse_lines(done.stdout):
+        check_line(line)
+
+
+def test_reserved_stdout_takes_json_lines_only() -> None:
+    probe = (
+        "import sys\n"
+        "from neuromusic.daemon.services.json_output import reserve_stdout\n"
+        "out = reserve_stdout()\n"
+        "print('a stray print')\n"
+        "sys.stdout.write('a stray write\\n')\n"
+        "import os; os.write(1, b'a C library writing to fd 1\\n')\n"
+        "out.write('{\"t\": 1.0}\\n')\n"
+        "assert reserve_stdout() is out\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '{"t": 1.0}\n'
+    assert "a stray print" in done.stderr and "a stray write" in done.stderr and "fd 1" in done.stderr

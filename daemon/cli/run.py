@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, overrides)
     if config.session.output == "json":
-        _reserve_stdout_for_json()
+        from neuromusic.daemon.services.json_output import reserve_stdout
+
+        reserve_stdout()
     before = set(threading.enumerate())
     code = _run_loop(config)
     _exit_now_if_threads_linger(code, before)
@@ -163,15 +165,6 @@ def _prepare_session_folder(session: Any) -> Path | None:
     return folder
 
 
-def _reserve_stdout_for_json() -> None:
-    """Keep the real stdout for JSON lines only: fd 1 now points at stderr, so anything a C library or a stray
-    print writes lands there instead of corrupting the stream a consumer parses."""
-    sys.stdout.flush()
-    json_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = open(json_fd, "w", buffering=1, encoding="utf-8", closefd=True)  # noqa: SIM115 (lives until exit)
-
-
 def _exit_now_if_threads_linger(code: int, before: set[threading.Thread]) -> None:
     """The session has stopped and every service has cleaned up. A worker thread still busy (a music model halfway
     through importing torch, an SDK call that never returns) holds nothing worth waiting for, but the interpreter
@@ -180,7 +173,11 @@ def _exit_now_if_threads_linger(code: int, before: set[threading.Thread]) -> Non
     lingering = [t.name for t in threading.enumerate() if t not in before and not t.daemon]
     if lingering:
         logging.getLogger(__name__).info("exiting without waiting for threads: %s", ", ".join(lingering))
-        for stream in (sys.stdout, sys.stderr):
+        from neuromusic.daemon.services.json_output import reserved_stdout
+
+        for stream in (reserved_stdout(), sys.stdout, sys.stderr):
+            if stream is None:
+                continue
             with contextlib.suppress(ValueError, OSError):  # stdout may be closed already (the JSON reader left)
                 stream.flush()
         os._exit(code)

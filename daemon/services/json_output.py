@@ -14,8 +14,10 @@ window's end on the source's clock (null when no window stands behind the line: 
 `controls` (one number per control: tempo, valence, energy) once a player publishes them. Floats are rounded to 4
 decimals.
 
-cmd_run points stdout at the original file descriptor and sends fd 1 to stderr, so C libraries that print (liblsl,
-BrainFlow) cannot corrupt the stream: stdout carries these lines and nothing else.
+`reserve_stdout()` (called by `neuromusic run --json`) keeps the original stdout for these lines and sends both fd 1
+and `sys.stdout` to stderr, so neither C libraries that print (liblsl, BrainFlow) nor Python packages that do
+(pyfluidsynth prints where it found its library when `CI` is set) can corrupt the stream: stdout carries these lines
+and nothing else.
 
 A slow reader must never stall the session (a blocking write would freeze the event loop, and the music with it):
 into a pipe or socket the lines go through a non-blocking asyncio transport, and while more than MAX_BUFFERED bytes
@@ -42,6 +44,27 @@ ROUND = 4
 MAX_BUFFERED = 1 << 20  # bytes waiting for a slow reader before lines are dropped (over a minute of 16 channels)
 
 
+_reserved: TextIO | None = None  # the original stdout, once reserve_stdout() has moved everything else off it
+
+
+def reserve_stdout() -> TextIO:
+    """Keep the original stdout for JSON lines only and return it: fd 1 and `sys.stdout` now lead to stderr, so what
+    a C library or a Python package prints lands there instead of in the stream a consumer parses."""
+    global _reserved
+    if _reserved is None:
+        sys.stdout.flush()
+        json_fd = os.dup(1)
+        os.dup2(2, 1)
+        _reserved = open(json_fd, "w", buffering=1, encoding="utf-8", closefd=True)  # noqa: SIM115 (lives until exit)
+        sys.stdout = sys.stderr
+    return _reserved
+
+
+def reserved_stdout() -> TextIO | None:
+    """The stream reserve_stdout() kept for JSON lines, None before it was called."""
+    return _reserved
+
+
 class _ReaderGone(asyncio.Protocol):
     def __init__(self, on_lost: Callable[[], None]) -> None:
         self._on_lost = on_lost
@@ -55,7 +78,7 @@ class JsonOutput:
 
     def __init__(self, ctx: SessionContext, stream: TextIO | None = None) -> None:
         self._ctx = ctx
-        self._stream = stream if stream is not None else sys.stdout
+        self._stream = stream if stream is not None else (_reserved or sys.stdout)
         self._transport: asyncio.WriteTransport | None = None
         self._features: Features | None = None
         self._source = "connecting"
