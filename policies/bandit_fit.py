@@ -188,10 +188,12 @@ class ListenerModel:
 
     # -- choosing ----------------------------------------------------------------------------------------------
     def draw_peak(self, record: SessionRecord, fit: Fit, rng: np.random.Generator) -> Controls:
-        """Thompson sampling over the single-preference model, at the dynamics the bump model found."""
+        """Thompson sampling over the single-preference model, at the dynamics the bump model found. Once earlier
+        sessions have been carried the posterior sits in a few grid cells, and the grid's spacing (a tenth of each
+        range, half the narrowest fall-off) matters: the draw is then refined within its cell."""
         bar_unit = self.unit(np.array(record.bar_x, dtype=float).reshape(-1, len(CONTROLS)))
         self.peak.fit(np.array(record.bar_t, dtype=float), bar_unit, *record.binned(), fit.tau, fit.delay)
-        return self.controls(self.peak.draw(rng))
+        return self.controls(self.peak.draw(rng, within_cell=bool(self._carried[0])))
 
     def draw_bumps(self, fit: Fit, rng: np.random.Generator, spread: float, arm: Controls | None) -> Controls:
         """Thompson sampling over the bump model (its posterior spread scaled by `spread`) among the candidates;

@@ -109,11 +109,17 @@ class PeakModel:
             xtx[:, 2, 2] += (w[:, None] * gs * gs).sum(axis=0)
             xty[:, 2] += (w * ys) @ gs
 
-    def draw(self, rng: np.random.Generator, temperature: float = 1.0) -> FloatArray:
-        """A centre drawn from the posterior (flattened by `temperature` > 1 to explore more)."""
+    def draw(self, rng: np.random.Generator, temperature: float = 1.0, within_cell: bool = False) -> FloatArray:
+        """A centre drawn from the posterior (flattened by `temperature` > 1 to explore more). With `within_cell`, a
+        point drawn uniformly from the drawn centre's grid cell (half a grid step each way, inside the box): the
+        posterior of a continuous centre, so a preference between grid points can be played where it lies."""
         weights = np.exp(self.log_post / temperature)
         k = int(rng.choice(len(weights), p=weights / weights.sum()))
-        return np.asarray(self.centres[k])
+        centre = np.asarray(self.centres[k])
+        if not within_cell:
+            return centre
+        half = 0.5 / (self.prior.points - 1)
+        return np.clip(centre + rng.uniform(-half, half, size=centre.shape), 0.0, 1.0)
 
     def best(self) -> FloatArray:
         """The posterior mean of the centre among the hypotheses around the most probable one."""

@@ -14,6 +14,7 @@ from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.bandit import BanditPolicy
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.config import BanditConfig, PolicyConfig
+from neuromusic.policies.peak_model import PeakModel, PeakPrior
 from neuromusic.policies.response_model import Features, ResponseModel
 
 PREFERRED = (84.0, 0.15, 0.8)  # fast, minor, energetic: the opposite corner from the mapping's calm music
@@ -247,3 +248,35 @@ def test_a_returning_listener_hears_the_best_carried_music_from_the_first_bar() 
     heard = [returning.next_controls(k, 4.0 * k) for k in range(12)]
     assert heard[-1] != start and goal(heard[-1]) > goal(start) + 0.1
     assert returning._arm is not None and goal(returning._arm) > 0.3 + 0.5 * 0.6
+
+
+def _on_grid(unit: np.ndarray, points: int = PeakPrior().points) -> np.ndarray:
+    steps = unit * (points - 1)
+    return np.all(np.abs(steps - np.round(steps)) < 1e-9, axis=-1)
+
+
+def test_peak_draws_are_grid_centres_or_points_within_the_drawn_cell() -> None:
+    model = PeakModel(PeakPrior(), noise_var=0.0016, bin_s=3.0)
+    model.log_post = np.full(len(model.centres), -math.log(len(model.centres)))  # the prior: every centre alike
+    rng = np.random.default_rng(3)
+    plain = np.array([model.draw(rng) for _ in range(200)])
+    refined = np.array([model.draw(rng, within_cell=True) for _ in range(200)])
+    assert _on_grid(plain).all()
+    assert not _on_grid(refined).any()
+    assert refined.min() >= 0.0 and refined.max() <= 1.0
+    half = 0.5 / (PeakPrior().points - 1)
+    nearest = np.round(refined / (2 * half)) * (2 * half)
+    assert np.abs(refined - nearest).max() <= half + 1e-12
+
+
+def test_a_returning_listeners_draws_are_refined_within_their_cells() -> None:
+    first = bandit()
+    listen(first, minutes=10, tau=30.0, delay=6.0)
+    fresh_draws = first.listener.unit(np.array([c.values() for c in first._chosen[first.cfg.opening_points :]]))
+    second = bandit(seed=1)
+    second.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    listen(second, minutes=6, tau=30.0, delay=6.0, seed=1)
+    returning_draws = second.listener.unit(np.array([c.values() for c in second._chosen[1:]]))
+    assert len(returning_draws) >= 3
+    assert _on_grid(fresh_draws).mean() > 0.5  # a first session draws grid centres (bar comfort returns)
+    assert not _on_grid(returning_draws).any()
