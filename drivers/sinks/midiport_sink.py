@@ -56,8 +56,9 @@ def list_output_ports() -> list[str]:
 
 # JACK hands MIDI to other clients in its process cycle, from a buffer the port owns: a port closed right after
 # the last send loses what is still buffered — at shutdown, the all-notes-off, and a synth would hang notes.
-# Two periods of 1024 frames at 48 kHz, with room for a loaded machine.
-JACK_FLUSH_S = 0.1
+# Two periods of 1024 frames at 48 kHz take 43 ms, but a server without real-time scheduling can miss cycles for up
+# to its client timeout (500 ms by default) when the machine is busy; shutdown waits that long once.
+JACK_FLUSH_S = 0.5
 
 
 class MidiPortSink:
