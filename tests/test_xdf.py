@@ -130,8 +130,10 @@ def test_export_xdf_round_trips_a_session(tmp_path: Path) -> None:
     target = export_session(folder, "xdf")
     assert target.suffix == ".xdf"
     streams, _ = pyxdf.load_xdf(str(target), synchronize_clocks=False, dejitter_timestamps=False)
-    by_type = {s["info"]["type"][0]: s for s in streams}
+    by_type = {s["info"]["type"][0]: s for s in streams if not s["info"]["name"][0].endswith("-quality")}
     assert set(by_type) == {"EEG", "RelaxationScore", "MusicControls", "Markers"}
+    quality = next(s for s in streams if s["info"]["name"][0] == "neuromusic-lab1-quality")  # features, all usable
+    assert quality["info"]["type"] == ["Markers"] and len(quality["time_stamps"]) == 0
     np.testing.assert_array_equal(by_type["EEG"]["time_series"].T, written.astype(np.float32))
     assert float(by_type["EEG"]["info"]["nominal_srate"][0]) == 250.0
     reader = SessionReader(folder)

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("fif", "edf", "bids", "xdf"),
         default="fif",
         help="fif: MNE's format, exact samples; edf: 16-bit European Data Format; bids: an EEG-BIDS tree (EDF inside); "
-        "xdf: EEG, score, controls and markers as LabRecorder would have recorded them",
+        "xdf: EEG, score, controls and markers as LabRecorder would have recorded them; all carry channel quality",
     )
     parser.add_argument(
         "-o",

@@ -6,15 +6,29 @@ seconds from the first sample; markers "marker/<label>", phases "phase/<name>", 
 FIF keeps the float32 samples exactly (written as double); EDF stores 16-bit integers, so it is exact to within
 (physical range) / 65535 per channel; BIDS writes EDF inside a BIDS tree (sub-<id>/ses-<id>/eeg/); XDF holds the EEG
 (float32, exact), score, controls and markers as the streams `--lsl-out` publishes (daemon/lab/export_xdf.py).
+
+What the daemon knew about channel quality goes out too (daemon/lab/export_quality.py, from features.jsonl):
+  - "BAD_<reason>" annotations over every span a channel was excluded from the score ("railed", "flat", ...), from
+    the start of the first excluded window to the end of the last; MNE's epoching skips annotations starting with
+    BAD. FIF and EDF tie each to its channel (Annotations.ch_names; MNE writes EDF's as "<text>@@<channel>" and reads
+    it back); BIDS events.tsv has no channel column, so there the text is "BAD_<reason>/<channel>".
+  - "repaired/<channel> n=<samples>" over the hop whose spike samples were repaired (the channel stayed usable).
+  - channels excluded in more than half the hops (MOSTLY_BAD_SHARE): FIF info["bads"]; BIDS channels.tsv status "bad"
+    with the reasons as status_description; and in every format a "bad-channel/<channel>: excluded from the score in
+    80% of hops: railed 75%, ..." annotation at 0 s (EDF has no other place for it).
+  - XDF: a string stream <prefix>-<device>-quality (daemon/lab/export_xdf.py).
+A session without features.jsonl exports as before.
 """
 
 from __future__ import annotations
 
 import datetime
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from neuromusic.daemon.lab.export_quality import SessionQuality, quality_annotations, session_quality
 from neuromusic.models.core.errors import DataError
 from neuromusic.models.sessions.store import SessionReader
 
@@ -47,8 +61,9 @@ def session_annotations(reader: SessionReader) -> list[tuple[float, str]]:
     return out
 
 
-def to_raw(reader: SessionReader) -> Any:
-    """The session's EEG as an mne.io.RawArray (volts) with annotations and the measurement date."""
+def to_raw(reader: SessionReader, names_in_text: bool = False) -> tuple[Any, SessionQuality]:
+    """The session's EEG as an mne.io.RawArray (volts) with annotations, bad channels and the measurement date, and
+    the quality they were made from. `names_in_text`: channel names in the quality annotations' texts (BIDS)."""
     import mne
 
     eeg = reader.eeg()
@@ -60,11 +75,16 @@ def to_raw(reader: SessionReader) -> Any:
     if reader.wall_t0 > 0:
         wall = reader.wall_t0 + (start - reader.t0)
         raw.set_meas_date(datetime.datetime.fromtimestamp(wall, tz=datetime.UTC))
-    marks = session_annotations(reader)
+    quality = session_quality(reader, start)
+    marks: list[tuple[float, float, str, tuple[str, ...]]] = [
+        (t, 0.0, text, ()) for t, text in session_annotations(reader)
+    ]
+    marks += [a for a in quality_annotations(quality, raw.ch_names, names_in_text) if a[0] <= eeg.duration_s]
     if marks:
-        onsets, descriptions = zip(*marks, strict=True)
-        raw.set_annotations(mne.Annotations(list(onsets), [0.0] * len(marks), list(descriptions)))
-    return raw
+        onsets, durations, texts, channels = zip(*sorted(marks, key=lambda m: m[0]), strict=True)
+        raw.set_annotations(mne.Annotations(list(onsets), list(durations), list(texts), ch_names=list(channels)))
+    raw.info["bads"] = [bad.channel for bad in quality.bad_channels if bad.channel in raw.ch_names]
+    return raw, quality
 
 
 def default_output(reader: SessionReader, fmt: ExportFormat) -> Path:
@@ -87,7 +107,7 @@ def export_session(folder: Path, fmt: ExportFormat, output: Path | None = None, 
         from neuromusic.daemon.lab.export_xdf import export_xdf
 
         return export_xdf(reader, target)
-    raw = to_raw(reader)
+    raw, quality = to_raw(reader, names_in_text=fmt == "bids")
     if fmt == "fif":
         if not target.name.endswith(("raw.fif", "raw.fif.gz", "_eeg.fif")):
             raise DataError(f"a FIF export must end in _raw.fif (MNE's naming rule), got {target.name}")
@@ -97,15 +117,24 @@ def export_session(folder: Path, fmt: ExportFormat, output: Path | None = None, 
 
         mne.export.export_raw(target, raw, fmt="edf", overwrite=True, verbose="error")
     else:
-        _write_bids(reader, raw, target, overwrite)
+        _write_bids(reader, raw, quality, target, overwrite)
     return target
 
 
-def _write_bids(reader: SessionReader, raw: Any, root: Path, overwrite: bool) -> None:
+def _write_bids(reader: SessionReader, raw: Any, quality: SessionQuality, root: Path, overwrite: bool) -> None:
+    import mne
     import mne_bids
 
     subject = "".join(c for c in str(reader.manifest.get("device_id") or "01") if c.isalnum()) or "01"
     session = "".join(c for c in reader.session_id if c.isalnum())
     path = mne_bids.BIDSPath(subject=subject, session=session, task="neurofeedback", datatype="eeg", root=root)
     raw.info["line_freq"] = 50  # BIDS requires a value; the recording's notch setting is in config.json
-    mne_bids.write_raw_bids(raw, path, format="EDF", allow_preload=True, overwrite=overwrite, verbose=False)
+    # as `--format edf` (verbose="error"): EDF pads its last block (the docs say so); nothing on stdout but the path
+    with warnings.catch_warnings(), mne.use_log_level("error"):
+        warnings.filterwarnings("ignore", message="EDF format requires equal-length data blocks")
+        mne_bids.write_raw_bids(raw, path, format="EDF", allow_preload=True, overwrite=overwrite, verbose=False)
+    bads = [bad for bad in quality.bad_channels if bad.channel in raw.ch_names]
+    if bads:  # write_raw_bids marks info["bads"] bad in channels.tsv; the reasons go in status_description
+        names = [bad.channel for bad in bads]
+        reasons = [bad.description() for bad in bads]
+        mne_bids.mark_channels(path, ch_names=names, status=["bad"] * len(bads), descriptions=reasons, verbose=False)

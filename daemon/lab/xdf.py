@@ -45,6 +45,7 @@ class XdfStream:
     timestamps: npt.NDArray[np.float64]
     values: npt.NDArray[np.float64] | Sequence[Sequence[str]]
     channels: list[tuple[str, str, str]] = field(default_factory=list)
+    desc_xml: str = ""  # more of the header's <desc>, after <channels> (XML, escaped by the caller)
 
 
 def _varlen(value: int) -> bytes:
@@ -69,7 +70,7 @@ def _header_xml(stream: XdfStream, n_channels: int) -> bytes:
         f"<name>{escape(stream.name)}</name><type>{escape(stream.type)}</type>"
         f"<channel_count>{n_channels}</channel_count><nominal_srate>{stream.nominal_srate:.17g}</nominal_srate>"
         f"<channel_format>{stream.channel_format}</channel_format><source_id>{escape(stream.source_id)}</source_id>"
-        f"<version>1.1</version><created_at>0</created_at><desc><channels>{channels}</channels></desc></info>"
+        f"<version>1.1</version><created_at>0</created_at><desc><channels>{channels}</channels>{stream.desc_xml}</desc></info>"
     ).encode()
 
 
