@@ -79,7 +79,9 @@ def to_raw(reader: SessionReader, names_in_text: bool = False) -> tuple[Any, Ses
     marks: list[tuple[float, float, str, tuple[str, ...]]] = [
         (t, 0.0, text, ()) for t, text in session_annotations(reader)
     ]
-    marks += [a for a in quality_annotations(quality, raw.ch_names, names_in_text) if a[0] <= eeg.duration_s]
+    for onset, duration, text, where in quality_annotations(quality, raw.ch_names, names_in_text):
+        if onset <= eeg.duration_s:  # placed by the session clock, a hop may end after the last recorded sample
+            marks.append((onset, min(duration, eeg.duration_s - onset), text, where))
     if marks:
         onsets, durations, texts, channels = zip(*sorted(marks, key=lambda m: m[0]), strict=True)
         raw.set_annotations(mne.Annotations(list(onsets), list(durations), list(texts), ch_names=list(channels)))
