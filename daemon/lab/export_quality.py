@@ -17,7 +17,7 @@ placed at its last sample, found by its source time among the recorded EEG time 
 of a replay); where the EEG does not hold it (no raw EEG recorded, or a session from before source times were kept)
 it is the hop's session-clock time less `start`, as markers are placed.
 
-A features.jsonl damaged before its last line is read line by line, skipping what is not a JSON object (a warning
+A features.jsonl damaged before its last line is read line by line, skipping the lines that are not JSON (a warning
 says how many); a record whose quality fields are not of the recorded shape is skipped. Nothing here raises for
 what the file holds.
 """
