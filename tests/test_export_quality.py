@@ -34,6 +34,7 @@ from neuromusic.daemon.lab.export_quality import (
     quality_annotations,
     session_quality,
 )
+from neuromusic.daemon.lab.export_times import SampleClock, sample_clock
 from neuromusic.daemon.lab.export_xdf import quality_stream
 from neuromusic.models.sessions.store import SessionReader
 from signal_fixtures import real_eeg_dir
@@ -56,6 +57,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for channel, (start, stop) in RAILED.items():
         data[raw.ch_names.index(channel), round(start * SFREQ) : round(stop * SFREQ)] = RAIL_V
     railed = mne.io.RawArray(data, raw.info, verbose="error")
+    railed.set_annotations(raw.annotations)  # the eye-state periods: replayed as the session's markers
     railed.save(work / "railed_raw.fif", verbose="error")
     folder = work / "20260101-120000-emotiv"
     command = [sys.executable, "-m", "neuromusic.daemon.cli", "run", "--board", "replay", "--speed", "0"]
@@ -113,7 +115,7 @@ def test_fif_annotates_bad_spans_on_their_channel_and_lists_the_mostly_bad_one(s
     shares = re.match(r"bad-channel/F7: excluded from the score in (\d+)% of hops: railed (\d+)%", summary[0])
     assert shares, summary  # railed, in the windows of 92 s of the 115 s judged
     assert 75 <= int(shares[2]) <= 85 and int(shares[2]) <= int(shares[1]) < 100
-    assert "control/stop" in texts  # the session's own annotations are still there
+    assert texts.count("marker/eyes_closed") == 12  # the session's own annotations are still there
     # MNE's epoching skips the BAD spans: no epoch overlapping F7's railed span survives, others do
     events = mne.make_fixed_length_events(raw, duration=2.0)
     epochs = mne.Epochs(raw, events, tmin=0.0, tmax=2.0 - 1 / SFREQ, baseline=None, preload=True, verbose="error")
@@ -175,7 +177,7 @@ def test_xdf_has_a_quality_stream_on_the_eeg_time_base(session: Path) -> None:
 
 def test_the_mostly_bad_threshold_is_more_than_half_the_hops(session: Path) -> None:
     reader = SessionReader(session)
-    quality = session_quality(reader, 0.0)
+    quality = session_quality(reader, sample_clock(reader))
     o1 = sum(s.duration for s in quality.spans if s.channel == "O1") / reader.eeg().duration_s
     assert MOSTLY_BAD_SHARE == 0.5 and 0 < o1 < MOSTLY_BAD_SHARE  # O1 was bad, but not for most of the session
     assert [b.channel for b in quality.bad_channels] == ["F7"] and quality.bad_channels[0].share > MOSTLY_BAD_SHARE
@@ -236,7 +238,7 @@ def test_runs_merge_when_their_windows_overlap_and_reasons_keep_apart(tmp_path: 
     lines += [hop(13.25 + 0.25 * k, ok, [0, 3, 0] if k == 2 else None) for k in range(12)]  # 13.25 .. 16.0
     lines += [hop(16.25, ["railed", "", ""])]  # 3 s after the last: its window starts 1 s after that one's end
     session_folder(tmp_path, lines)
-    quality = session_quality(SessionReader(tmp_path), 10.0)
+    quality = session_quality(SessionReader(tmp_path), SampleClock.session_only(10.0))
     spans = [(s.channel, s.reason, s.onset, s.end) for s in quality.spans]
     assert spans == [
         ("Fp1", "railed", 0.0, 3.0),  # 12.0-2 (clamped to the first sample) .. 13.0, the good hop between merged
@@ -290,7 +292,7 @@ def test_malformed_quality_records_never_crash_the_export(entries: list[Any], te
     with tempfile.TemporaryDirectory() as tmp:
         session_folder(Path(tmp), lines)
         reader = SessionReader(Path(tmp))
-        quality = session_quality(reader, 0.0)
+        quality = session_quality(reader, sample_clock(reader))
         parsed = [parse_hop(e, len(CHANNELS)) for e in entries]
         assert quality.hops == sum(h is not None for h in parsed)
         for names_in_text in (False, True):

@@ -1,8 +1,11 @@
 """Export a recorded session to FIF, EDF, BIDS or XDF so it opens in MNE, EEGLAB, EDFbrowser, BIDS and LSL tools.
 
 What goes out: the raw EEG in volts (channel type EEG, the recorded channel names and sampling rate), the start of
-the recording as the measurement date, and annotations for every marker, phase and control change (onsets in
-seconds from the first sample; markers "marker/<label>", phases "phase/<name>", controls "control/<what>").
+the recording as the measurement date, and annotations for every marker, phase and control change (markers
+"marker/<label>", phases "phase/<name>", controls "control/<what>"). Onsets are seconds from the first sample, each
+at the sample received when the event happened (daemon/lab/export_times.py), so they hold for a replay at any speed;
+a replayed file's own markers land on the samples the file has them at. Events before the first sample or after the
+last are left out.
 FIF keeps the float32 samples exactly (written as double); EDF stores 16-bit integers, so it is exact to within
 (physical range) / 65535 per channel; BIDS writes EDF inside a BIDS tree (sub-<id>/ses-<id>/eeg/); XDF holds the EEG
 (float32, exact), score, controls and markers as the streams `--lsl-out` publishes (daemon/lab/export_xdf.py).
@@ -27,8 +30,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from neuromusic.daemon.lab.export_quality import SessionQuality, quality_annotations, session_quality
+from neuromusic.daemon.lab.export_times import SampleClock, event_offsets, sample_clock
 from neuromusic.models.core.errors import DataError
 from neuromusic.models.sessions.store import SessionReader
 
@@ -37,27 +40,18 @@ FORMATS: tuple[ExportFormat, ...] = ("fif", "edf", "bids", "xdf")
 ANNOTATED_KINDS = ("marker", "phase", "control")
 
 
-def sample_times(reader: SessionReader) -> tuple[float, float]:
-    """Session-clock time of the first sample and the sampling rate. A frame's t_received is when its last sample
-    arrived, so the first sample was taken about (frame length / sfreq) earlier."""
-    eeg = reader.eeg()
-    first_frame = int(np.searchsorted(eeg.t_received, eeg.t_received[0], side="right"))
-    return float(eeg.t_received[0]) - first_frame / eeg.sfreq, eeg.sfreq
-
-
-def session_annotations(reader: SessionReader) -> list[tuple[float, str]]:
-    """(onset seconds from the first sample, description) for markers, phases and control changes."""
-    start, _ = sample_times(reader)
-    duration = reader.eeg().duration_s
+def session_annotations(reader: SessionReader, clock: SampleClock | None = None) -> list[tuple[float, str]]:
+    """(onset seconds from the first sample, description) for markers, phases and control changes, each at the
+    sample received when it happened (daemon/lab/export_times.py); those outside the recording are left out."""
+    clock = clock or sample_clock(reader)
     out = []
-    for event in reader.events():
+    for event, onset in zip(reader.events(), event_offsets(clock, reader), strict=True):
         kind = str(event.get("kind", ""))
         if kind not in ANNOTATED_KINDS:
             continue
         label = str(event.get("data", {}).get("what", "")) if kind == "control" else str(event.get("text", ""))
-        onset = float(event["t"]) - start
-        if 0.0 <= onset <= duration:
-            out.append((onset, f"{kind}/{label}"))
+        if 0.0 <= onset <= clock.duration:
+            out.append((float(onset), f"{kind}/{label}"))
     return out
 
 
@@ -71,13 +65,13 @@ def to_raw(reader: SessionReader, names_in_text: bool = False) -> tuple[Any, Ses
         raise DataError(f"{reader.folder}: the session holds no EEG samples to export")
     info = mne.create_info(list(eeg.channel_names), eeg.sfreq, ch_types="eeg")
     raw = mne.io.RawArray(eeg.data * 1e-6, info, verbose="error")
-    start, _ = sample_times(reader)
+    clock = sample_clock(reader)
     if reader.wall_t0 > 0:
-        wall = reader.wall_t0 + (start - reader.t0)
+        wall = reader.wall_t0 + (clock.start - reader.t0)
         raw.set_meas_date(datetime.datetime.fromtimestamp(wall, tz=datetime.UTC))
-    quality = session_quality(reader, start)
+    quality = session_quality(reader, clock)
     marks: list[tuple[float, float, str, tuple[str, ...]]] = [
-        (t, 0.0, text, ()) for t, text in session_annotations(reader)
+        (t, 0.0, text, ()) for t, text in session_annotations(reader, clock)
     ]
     for onset, duration, text, where in quality_annotations(quality, raw.ch_names, names_in_text):
         if onset <= eeg.duration_s:  # placed by the session clock, a hop may end after the last recorded sample

@@ -12,10 +12,10 @@ models/signal/quality.py); and it counted the spike samples it repaired. Three t
                 and the count.
   bad channels  channels excluded in more than MOSTLY_BAD_SHARE of the judged hops, with the share of each reason.
 
-Times are seconds from the first recorded sample, the time base of every export annotation. A hop's window end is
-placed at its last sample, found by its source time among the recorded EEG time stamps (exact, whatever the speed
-of a replay); where the EEG does not hold it (no raw EEG recorded, or a session from before source times were kept)
-it is the hop's session-clock time less `start`, as markers are placed.
+Times are seconds from the first recorded sample, the time base of every export annotation
+(daemon/lab/export_times.py). A hop's window end is placed at its last sample, found by its source time among the
+recorded EEG time stamps (exact, whatever the speed of a replay); where the EEG does not hold it (no raw EEG
+recorded, or a session from before source times were kept) it is placed by its session-clock time, as markers are.
 
 A features.jsonl damaged before its last line is read line by line, skipping the lines that are not JSON (a warning
 says how many); a record whose quality fields are not of the recorded shape is skipped. Nothing here raises for
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import numpy as np
+from neuromusic.daemon.lab.export_times import SampleClock
 from neuromusic.models.sessions.store import MalformedSessionError, SessionReader
 from neuromusic.models.signal.features import FeatureConfig
 
@@ -165,23 +166,6 @@ def _timing(reader: SessionReader) -> tuple[float, float]:
     return defaults.window_s, defaults.hop_s
 
 
-def _window_ends(reader: SessionReader, hops: list[_Hop], start: float) -> np.ndarray:
-    """Each hop's window end in seconds from the first sample (see the module docstring)."""
-    ends = np.array([h.t - start for h in hops], dtype=np.float64)
-    if not reader.has_eeg:
-        return ends
-    eeg = reader.eeg()
-    stamps = eeg.timestamps
-    if stamps.size == 0 or not np.all(np.diff(stamps) >= 0):
-        return ends
-    source = np.array([h.source_t for h in hops], dtype=np.float64)
-    index = np.searchsorted(stamps, np.nan_to_num(source, nan=-np.inf), side="right")  # one past the last sample
-    found = (index > 0) & np.isfinite(source)
-    last = stamps[np.maximum(index - 1, 0)]
-    found &= np.abs(last - np.nan_to_num(source)) <= 0.5 / eeg.sfreq
-    return np.where(found, index / eeg.sfreq, ends)
-
-
 def _spans(hops: list[_Hop], ends: np.ndarray, names: list[str], window_s: float, hop_s: float) -> list[BadSpan]:
     spans: list[BadSpan] = []
     for c, name in enumerate(names):
@@ -222,9 +206,9 @@ def _bad_channels(hops: list[_Hop], names: list[str]) -> list[BadChannel]:
     return out
 
 
-def session_quality(reader: SessionReader, start: float) -> SessionQuality:
-    """The session's bad spans, repairs and bad channels, in seconds from `start` on the session clock (the first
-    sample's time); an empty SessionQuality for a session that recorded no features."""
+def session_quality(reader: SessionReader, clock: SampleClock) -> SessionQuality:
+    """The session's bad spans, repairs and bad channels, in seconds from the first sample of `clock` (the session's
+    `sample_clock`); an empty SessionQuality for a session that recorded no features."""
     names = [str(n) for n in (reader.manifest.get("features") or {}).get("channel_names") or []]
     if not names and reader.has_eeg:
         names = list(reader.eeg().channel_names)
@@ -233,7 +217,7 @@ def session_quality(reader: SessionReader, start: float) -> SessionQuality:
     if not hops:
         return SessionQuality(0)
     window_s, hop_s = _timing(reader)
-    ends = _window_ends(reader, hops, start)
+    ends = clock.window_ends([h.source_t for h in hops], [h.t for h in hops])
     order = np.argsort(ends, kind="stable")
     hops, ends = [hops[i] for i in order], ends[order]
     repairs = tuple(

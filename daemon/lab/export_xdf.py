@@ -3,8 +3,11 @@ session recorded without LabRecorder opens in the same tools (pyxdf, MNE-LSL, EE
 
 Streams: <prefix>-<device>-eeg (EEG, microvolts, at the recorded rate), -score (RelaxationScore: score, confidence;
 NaN while there was no score), -controls (MusicControls: tempo, valence, energy, one sample per bar) and -markers
-(Markers: "marker/<label>", "phase/<name>", "control/<text>", "bar/<n> key=<key> chords=<...>"). All time stamps are
-on the session clock (seconds), the EEG's derived from when each frame arrived as `export --format fif` does.
+(Markers: "marker/<label>", "phase/<name>", "control/<text>", "bar/<n> key=<key> chords=<...>"). The EEG is stamped
+at its recorded rate from its first sample's session-clock time; every other stream is placed on that time base as
+`export --format fif` places annotations (daemon/lab/export_times.py; a score just after its window's last sample),
+so a marker's time stamp is its sample's, also in a replay faster than real time, where the session clock ran
+compressed against the samples. In a live session these are session-clock times.
 
 A session that recorded features also gets -quality (type Markers, one string channel), what the daemon knew about
 channel quality (daemon/lab/export_quality.py), on the EEG stream's time base: "BAD_<reason>/<channel> begin" and
@@ -19,11 +22,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
-from neuromusic.daemon.lab.export import sample_times
 from neuromusic.daemon.lab.export_quality import SessionQuality, session_quality
+from neuromusic.daemon.lab.export_times import SampleClock, event_offsets, sample_clock
 from neuromusic.daemon.lab.xdf import XdfStream, write_xdf
 from neuromusic.models.core.controls import CONTROL_NAMES, CONTROLS
 from neuromusic.models.sessions.store import SessionReader
@@ -35,14 +39,15 @@ def session_streams(reader: SessionReader, prefix: str = "neuromusic") -> list[X
     device = str(reader.manifest.get("device_id") or "session")
     name = f"{prefix}-{device}"
     streams: list[XdfStream] = []
-    start = 0.0  # without EEG, quality times stay on the session clock
-    if reader.has_eeg and reader.eeg().n_samples:
+    clock = sample_clock(reader)  # without EEG, every stamp stays on the session clock
+    if clock.sfreq > 0:
         eeg = reader.eeg()
-        start, sfreq = sample_times(reader)
-        stamps = start + np.arange(eeg.n_samples) / sfreq
+        stamps = clock.start + np.arange(eeg.n_samples) / clock.sfreq
         labels = [(channel, "microvolts", "EEG") for channel in eeg.channel_names]
         streams.append(
-            XdfStream(f"{name}-eeg", "EEG", "float32", sfreq, f"{prefix}:{device}:eeg", stamps, eeg.data.T, labels)
+            XdfStream(
+                f"{name}-eeg", "EEG", "float32", clock.sfreq, f"{prefix}:{device}:eeg", stamps, eeg.data.T, labels
+            )
         )
     scores = reader.scores()
     values = np.array(
@@ -50,7 +55,8 @@ def session_streams(reader: SessionReader, prefix: str = "neuromusic") -> list[X
     ).reshape(-1, 2)
     streams.append(
         XdfStream(
-            f"{name}-score", "RelaxationScore", "double64", 0.0, f"{prefix}:{device}:score", reader.times("scores"),
+            f"{name}-score", "RelaxationScore", "double64", 0.0, f"{prefix}:{device}:score",
+            clock.start + clock.window_ends(score_sources(scores), reader.times("scores")),
             values, [("score", "normalized", "score"), ("confidence", "normalized", "confidence")],
         )
     )  # fmt: skip
@@ -59,14 +65,18 @@ def session_streams(reader: SessionReader, prefix: str = "neuromusic") -> list[X
     controls = np.array([[b["controls"][name] for name in CONTROL_NAMES] for b in bars])
     streams.append(
         XdfStream(
-            f"{name}-controls", "MusicControls", "float32", 0.0, f"{prefix}:{device}:controls", bar_times,
+            f"{name}-controls", "MusicControls", "float32", 0.0, f"{prefix}:{device}:controls",
+            on_eeg(clock, bar_times),
             controls.reshape(-1, len(CONTROLS)), [spec.lsl_channel() for spec in CONTROLS],
         )
     )  # fmt: skip
+    events = reader.events()
     marks = [
-        (float(e["t"]), f"{e['kind']}/{e.get('text', '')}") for e in reader.events() if e.get("kind") in MARKER_KINDS
+        (clock.start + float(at), f"{e['kind']}/{e.get('text', '')}")
+        for e, at in zip(events, event_offsets(clock, reader), strict=True)
+        if e.get("kind") in MARKER_KINDS
     ]
-    for bar, when in zip(bars, bar_times, strict=True):
+    for bar, when in zip(bars, on_eeg(clock, bar_times), strict=True):
         chords = " ".join(bar.get("chords") or []) or "-"
         marks.append((float(when), f"bar/{bar['index']} key={bar.get('key', '')} chords={chords}"))
     marks.sort()
@@ -76,10 +86,21 @@ def session_streams(reader: SessionReader, prefix: str = "neuromusic") -> list[X
             np.array([t for t, _ in marks]), [[text] for _, text in marks], [("marker", "", "marker")],
         )
     )  # fmt: skip
-    quality = session_quality(reader, start)
+    quality = session_quality(reader, clock)
     if quality.hops:
-        streams.append(quality_stream(quality, start, f"{name}-quality", f"{prefix}:{device}:quality"))
+        streams.append(quality_stream(quality, clock.start, f"{name}-quality", f"{prefix}:{device}:quality"))
     return streams
+
+
+def score_sources(scores: list[dict[str, Any]]) -> list[float]:
+    """Each score's source_t (its window's last sample on the source's clock), NaN where it has none (stale)."""
+    values = [s.get("source_t") for s in scores]
+    return [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan for v in values]
+
+
+def on_eeg(clock: SampleClock, times: np.ndarray) -> np.ndarray:
+    """Session-clock times as time stamps on the EEG stream's time base (daemon/lab/export_times.py)."""
+    return clock.start + clock.offset(times)
 
 
 def quality_stream(quality: SessionQuality, start: float, name: str, source_id: str) -> XdfStream:
