@@ -141,9 +141,11 @@ async def test_a_real_time_session_keeps_its_markers_at_their_session_clock_time
     longest = float(np.diff(np.unique(eeg.t_received)).max())  # the longest wait between two frames
     assert longest < 0.5
     by_session_clock = [(t - clock.start, text) for t, text in sent]  # the rule before frames were looked at
+    # it counted from the first frame only, so they differ by how much later that frame came in than the others did
+    # (the synthetic board's start: about 20 ms), within a frame or two
     for fmt in ("fif", "edf"):
         notes = mne.io.read_raw(export_session(folder, fmt, folder / f"live_raw.{fmt}"), verbose="error").annotations  # type: ignore[arg-type]
-        assert_placed(markers(notes.onset, list(notes.description)), by_session_clock, longest)
+        assert_placed(markers(notes.onset, list(notes.description)), by_session_clock, 2 * longest)
     # each is at the sample received when it was sent: after every frame that had come in, within the next one
     placed = markers(*zip(*session_annotations(reader, clock), strict=True))  # type: ignore[arg-type]
     for (t, _), (onset, _) in zip(sent, placed, strict=True):

@@ -8,9 +8,10 @@ were taken, so that is the sample taken at `t` (the first sample's session-clock
 session clock measures); in a replay faster than real time the session clock runs compressed against the samples,
 and the position in the recording is still the one the replay had reached, to within a frame or two (the recorder
 notes a frame's receipt when it writes the frame; the service that made the event may have been handed that frame
-a little before or after). Before the first
-sample and after the last one the session clock is the only measure: the offset runs on at one second per second
-(exports drop an annotation outside the recording).
+a little before or after). That is the recorder's view: as fast as a replay goes (speed 0), the recorder can trail
+the source, and an event timed from outside the session (an MQTT marker) lands where the recorder had got to.
+Before the first sample and after the last one the session clock is the only measure: the offset runs on at one
+second per second (exports drop an annotation outside the recording).
 
 A replayed file's own marker (`data.file_t`, its time in the file, daemon/services/replay_markers.py) is placed
 exactly: at the recorded sample whose source time stamp it is (to within half a sample), as feature hops are
