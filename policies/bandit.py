@@ -13,9 +13,10 @@
    as choices accumulate, and another setting must look better by `switch_margin` to move.)
 4. Comfort: if the score stays more than `comfort_drop` below the session's running median for `comfort_s`, the
    bandit returns to the best setting it has played (by the posterior mean).
-5. Memory: `state_dict()` keeps what each session measured (f at the settings it chose, with a variance) and the
-   listener's delay and time constant; the next session starts from them (noise times `carry_noise_factor`), skips
-   the opening and moves to the best carried setting from the first bar.
+5. Memory: `state_dict()` keeps the newest sessions as played and heard (policies/bandit_past.py: the preference
+   model weighs its hypotheses by their evidence in each), what every session measured (f at the settings it chose,
+   with a variance) and the listener's delay and time constant; the next session starts from them (earlier evidence
+   counting 1 / `carry_noise_factor`), skips the opening and moves to the best carried setting from the first bar.
 
 The guard still bounds every bar's change, applies the hysteresis and holds the last controls while stale.
 """
@@ -30,6 +31,7 @@ from neuromusic.models.core.controls import CONTROL_NAMES
 from neuromusic.models.core.messages import Controls, Score
 from neuromusic.policies.bandit_fit import ListenerModel
 from neuromusic.policies.bandit_memory import Observation, make_state, read_state
+from neuromusic.policies.bandit_past import PastSession, from_record, read_records
 from neuromusic.policies.bandit_record import ComfortWatch, SessionRecord
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import ControlGuard
@@ -51,6 +53,7 @@ class BanditPolicy:
         self.record = SessionRecord(cfg.bin_s)
         self.comfort = ComfortWatch(cfg)
         self.observations: list[Observation] = []  # carried from earlier sessions
+        self.past: list[PastSession] = []  # the newest earlier sessions as played and heard
         self._sessions: list[int] = []  # which earlier session each observation came from
         self._comfort_due = False
         self._arm: Controls | None = None
@@ -118,15 +121,25 @@ class BanditPolicy:
 
     def state_dict(self) -> dict[str, Any]:
         fresh = self.listener.summary(self.record, self._chosen) if self._chosen else []
-        return make_state(self.observations, self._sessions, fresh, self.listener.dynamics, self.cfg.max_observations)
+        state = make_state(self.observations, self._sessions, fresh, self.listener.dynamics, self.cfg.max_observations)
+        dynamics = self.listener.dynamics
+        this = from_record(self.record, dynamics, bool(fresh)) if dynamics is not None else None
+        past = (
+            (self.past + ([this] if this is not None else []))[-self.cfg.carry_sessions :]
+            if self.cfg.carry_sessions
+            else []
+        )
+        state["records"] = [p.to_state() for p in past]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         observations, sessions, dynamics = read_state(state, self.cfg.carry_noise_factor, self.cfg.max_observations)
-        self.observations, self._sessions = observations, sessions
+        past = read_records(state, self.cfg.carry_sessions)
+        self.observations, self._sessions, self.past = observations, sessions, past
         if dynamics is not None:
             self.listener.dynamics = dynamics
-        self.listener.carry(observations, sessions)
-        if observations:
+        self.listener.carry(observations, sessions, past)
+        if observations or past:
             self._opening = []  # what earlier sessions learned replaces the tour of the box
 
     # -- what the model says -----------------------------------------------------------------------------------

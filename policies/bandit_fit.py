@@ -12,6 +12,7 @@ import numpy as np
 from neuromusic.models.core.controls import CONTROLS
 from neuromusic.models.core.messages import Controls
 from neuromusic.policies.bandit_memory import Observation
+from neuromusic.policies.bandit_past import PastSession
 from neuromusic.policies.bandit_record import SessionRecord
 from neuromusic.policies.base import ControlBounds
 from neuromusic.policies.bounds import clamp_controls
@@ -49,6 +50,7 @@ class ListenerModel:
         self.fit: Fit | None = None
         self.peak = PeakModel(PeakPrior(), cfg.noise_var, cfg.bin_s)
         self._carried: tuple[list[Observation], list[int]] = ([], [])
+        self._past: list[PastSession] = []
         self.set_bounds(bounds)
 
     def set_bounds(self, bounds: ControlBounds) -> None:
@@ -62,6 +64,7 @@ class ListenerModel:
         none = np.zeros((0, len(CONTROLS)))
         self._cache = (self.features(none), self.search_features(none))  # features of the bars played
         self._set_carried()
+        self._set_past()
 
     # -- units -------------------------------------------------------------------------------------------------
     def unit(self, controls: FloatArray) -> FloatArray:
@@ -77,9 +80,13 @@ class ListenerModel:
         return np.array([b.step(spec.name) for spec in CONTROLS]) / self._span
 
     # -- what earlier sessions carried -------------------------------------------------------------------------
-    def carry(self, observations: list[Observation], sessions: list[int]) -> None:
+    def carry(self, observations: list[Observation], sessions: list[int], past: list[PastSession]) -> None:
+        """What earlier sessions left: f at the settings they chose (`observations`, of session `sessions`) and the
+        newest of them as played and heard (`past`, which the preference model uses instead of their summaries)."""
         self._carried = (observations, sessions)
+        self._past = past
         self._set_carried()
+        self._set_past()
 
     def _set_carried(self, on: bool = True) -> None:
         observations, sessions = self._carried
@@ -90,7 +97,23 @@ class ListenerModel:
             carried = Carried(self.unit(rows[:, :n]), rows[:, n], rows[:, n + 1], np.array(sessions, dtype=float))
         self.model.set_carried(carried)
         self.search_model.set_carried(carried)
-        self.peak.carried = carried
+        self.peak.carried = self._not_in_past(carried)
+
+    def _not_in_past(self, carried: Carried | None) -> Carried | None:
+        """The summaries of the sessions older than the ones carried as played: each session counts once. The
+        newest summarised sessions are the ones `past` holds."""
+        covered = sum(p.summarised for p in self._past)
+        if carried is None or covered == 0:
+            return carried
+        newest = np.unique(carried.session)[-covered:]
+        keep = ~np.isin(carried.session, newest)
+        return Carried(carried.x[keep], carried.y[keep], carried.var[keep], carried.session[keep])
+
+    def _set_past(self) -> None:
+        self.peak.set_past(
+            [(p.bar_t, self.unit(p.bar_x), p.bin_t, p.bin_y, p.observed, p.tau, p.delay, p.bin_s) for p in self._past],
+            1.0 / self.cfg.carry_noise_factor,
+        )
 
     # -- fitting -----------------------------------------------------------------------------------------------
     def _data(self, record: SessionRecord) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, np.ndarray]:

@@ -133,6 +133,7 @@ class BanditConfig:
     comfort_s: float = 45.0  # ... for this long: back to the best setting played
     max_observations: int = 200  # newest measured settings kept (and saved in the profile)
     carry_noise_factor: float = 2.0  # measurements from an earlier session count as this much noisier
+    carry_sessions: int = 4  # newest sessions kept as played and heard (saved in the profile) for the preference model
     seed: int = 0  # random seed of the Thompson draws (same seed, same choices)
 
     def validate(self) -> None:
@@ -162,6 +163,8 @@ class BanditConfig:
             raise ValueError("bandit.max_tau_s must exceed min_tau_s and max_delay_s must exceed lag_s")
         if self.max_observations < 1:
             raise ValueError("bandit.max_observations must be at least 1")
+        if self.carry_sessions < 0:
+            raise ValueError("bandit.carry_sessions must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ bump model (policies/response_model.py, at the (tau, delay) it found). For each 
 Bayesian linear regression, and the evidence of every hypothesis is computed at once. Settings far from the preference
 say where it is not, and the fall-off seen around a few settings points to where it is: a handful of settings locate a
 preference far more precisely than their own spacing. Thompson sampling draws a hypothesis from the posterior.
+
+Earlier sessions of the listener add their own evidence for each hypothesis (`set_past`: each at its own dynamics,
+with its own c, s0 and A, tempered by a weight below 1); older sessions carried only as the bump model's summaries
+inform A through their differences (`carried`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from neuromusic.policies.response_model import Carried, FloatArray, bin_inputs
 from scipy.signal import lfilter
+
+# an earlier session for the model: bar times, bars in unit coordinates, bin middles, bin means, which bins count,
+# its own (tau, delay) and bin length
+PastInput = tuple[FloatArray, FloatArray, FloatArray, FloatArray, np.ndarray, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,9 @@ class PeakModel:
         self.widths = np.stack(grid[3:], axis=-1).reshape(-1, 3)  # (H, 3)
         self.log_post: FloatArray = np.zeros(len(self.centres))
         self.carried: Carried | None = None
+        self.past: list[PastInput] = []
+        self.past_weight = 1.0
+        self._past_evidence: FloatArray | None = None
 
     def bumps(self, x: FloatArray) -> FloatArray:
         """(n, H): each hypothesis's fall-off at settings x (n, 3); separable per axis, so cheap."""
@@ -63,16 +74,49 @@ class PeakModel:
         delay: float,
     ) -> FloatArray:
         """The log posterior of every hypothesis (normalised), also kept in `log_post`."""
-        p, s2 = self.prior, self.noise_var
+        xtx, xty = self._stats(bar_t, bar_unit, bin_t, bin_y, observed, tau, delay)
+        self._add_carried(xtx, xty)
+        log_post = self._log_evidence(xtx, xty) + self._past_log_evidence()
+        self.log_post = log_post - log_post.max()
+        self.log_post -= math.log(np.exp(self.log_post).sum())
+        return self.log_post
+
+    def set_past(self, past: list[PastInput], weight: float) -> None:
+        """Earlier sessions (bars in unit coordinates), each weighed by its evidence times `weight` (< 1: a listener
+        changes between sessions). Each is fitted at its own dynamics, with its own c, s0 and A."""
+        self.past = past
+        self.past_weight = weight
+        self._past_evidence = None
+
+    def _past_log_evidence(self) -> FloatArray | float:
+        if not self.past:
+            return 0.0
+        if self._past_evidence is None:  # each earlier session at its own dynamics: computed once
+            self._past_evidence = sum(
+                (self._log_evidence(*self._stats(*session)) for session in self.past), np.zeros(len(self.centres))
+            )
+        return self.past_weight * self._past_evidence
+
+    def _stats(
+        self,
+        bar_t: FloatArray,
+        bar_unit: FloatArray,
+        bin_t: FloatArray,
+        bin_y: FloatArray,
+        observed: np.ndarray,
+        tau: float,
+        delay: float,
+        bin_s: float | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Per hypothesis, the normal equations of (c, s0, A) for one session's binned score (upper triangle)."""
+        s2 = self.noise_var
         h = len(self.centres)
         xtx = np.zeros((h, 3, 3))
         xty = np.zeros((h, 3))
         if len(bar_t) and observed.any():
-            # the filtered input of each bin is linear in the settings played: F = M G, M (bins x settings) the
-            # filtered indicator of the setting acting at each bin, G (settings x H) each hypothesis's fall-off
             settings, which = np.unique(np.round(bar_unit, 6), axis=0, return_inverse=True)
             onehot = np.eye(len(settings))[which.reshape(-1)]
-            a = math.exp(-self.bin_s / tau)
+            a = math.exp(-(bin_s or self.bin_s) / tau)
             m = lfilter([1.0 - a], [1.0, -a], bin_inputs(bar_t, bar_unit, bin_t, delay, onehot), axis=0)[observed]
             g = self.bumps(settings)
             y = bin_y[observed] - 0.5
@@ -82,7 +126,12 @@ class PeakModel:
             xtx[:, 2, 2] = ((m.T @ m) @ g * g).sum(axis=0)
             xty[:, 0], xty[:, 1], xty[:, 2] = y.sum(), e @ y, (y @ m) @ g
             xtx, xty = xtx / s2, xty / s2
-        self._add_carried(xtx, xty)
+        return xtx, xty
+
+    def _log_evidence(self, xtx: FloatArray, xty: FloatArray) -> FloatArray:
+        """Each hypothesis's log marginal likelihood (up to a common constant), c, s0 and A integrated out."""
+        p = self.prior
+        xtx = xtx.copy()
         xtx[:, 1, 0], xtx[:, 2, 0], xtx[:, 2, 1] = xtx[:, 0, 1], xtx[:, 0, 2], xtx[:, 1, 2]
         prec0 = np.array([1.0 / p.nuisance_sd**2, 1.0 / p.nuisance_sd**2, 1.0 / p.amplitude_sd**2])
         mean0 = np.array([0.0, 0.0, p.amplitude])
@@ -90,10 +139,7 @@ class PeakModel:
         b = xty + prec0 * mean0
         mean = np.linalg.solve(precision, b[:, :, None])[:, :, 0]
         _, log_det = np.linalg.slogdet(precision)
-        log_post = 0.5 * ((b * mean).sum(axis=1) - log_det)
-        self.log_post = log_post - log_post.max()
-        self.log_post -= math.log(np.exp(self.log_post).sum())
-        return self.log_post
+        return 0.5 * ((b * mean).sum(axis=1) - log_det)
 
     def _add_carried(self, xtx: FloatArray, xty: FloatArray) -> None:
         """Earlier sessions' f at some settings: differences within each session inform A for every hypothesis."""
