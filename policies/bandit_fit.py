@@ -134,13 +134,7 @@ class ListenerModel:
         if self.dynamics is None or full_search:
             pairs = [(a, d) for a in taus for d in delays]
         else:
-            i = int(np.argmin([abs(math.log(a / self.dynamics[0])) for a in taus]))
-            j = int(np.argmin([abs(d - self.dynamics[1]) for d in delays]))
-            pairs = [
-                (taus[a], delays[d])
-                for a in range(max(0, i - 1), min(len(taus), i + 2))
-                for d in range(max(0, j - 1), min(len(delays), j + 2))
-            ]
+            pairs = self.neighbours(*self.dynamics)
         if not data[4].any():  # nothing measured yet: the prior (and what was carried), at the carried dynamics
             pairs = pairs[:1] if self.dynamics is None else [self.dynamics]
         with one_blas_thread():
@@ -153,6 +147,17 @@ class ListenerModel:
             self.dynamics = (best.tau, best.delay)
         self.fit = best
         return best
+
+    def neighbours(self, tau: float, delay: float) -> list[tuple[float, float]]:
+        """The grid's (tau, delay) nearest these and their neighbours (up to 3 x 3)."""
+        taus, delays = self.model.taus, self.model.delays
+        i = int(np.argmin([abs(math.log(a / tau)) for a in taus]))
+        j = int(np.argmin([abs(d - delay) for d in delays]))
+        return [
+            (taus[a], delays[d])
+            for a in range(max(0, i - 1), min(len(taus), i + 2))
+            for d in range(max(0, j - 1), min(len(delays), j + 2))
+        ]
 
     def current_fit(self, record: SessionRecord) -> Fit:
         return self.fit if self.fit is not None else self.refit(record, full_search=False)
@@ -211,11 +216,13 @@ class ListenerModel:
 
     # -- choosing ----------------------------------------------------------------------------------------------
     def draw_peak(self, record: SessionRecord, fit: Fit, rng: np.random.Generator) -> Controls:
-        """Thompson sampling over the single-preference model, at the dynamics the bump model found. Once earlier
-        sessions have been carried the posterior sits in a few grid cells, and the grid's spacing (a tenth of each
-        range, half the narrowest fall-off) matters: the draw is then refined within its cell."""
+        """Thompson sampling over the single-preference model, the dynamics integrated out around the ones the bump
+        model found (its grid neighbours). Once earlier sessions have been carried the posterior sits in a few grid
+        cells, and the grid's spacing (a tenth of each range, half the narrowest fall-off) matters: the draw is then
+        refined within its cell."""
         bar_unit = self.unit(np.array(record.bar_x, dtype=float).reshape(-1, len(CONTROLS)))
-        self.peak.fit(np.array(record.bar_t, dtype=float), bar_unit, *record.binned(), fit.tau, fit.delay)
+        dynamics = self.neighbours(fit.tau, fit.delay)
+        self.peak.fit(np.array(record.bar_t, dtype=float), bar_unit, *record.binned(), dynamics)
         return self.controls(self.peak.draw(rng, within_cell=bool(self._carried[0])))
 
     def draw_bumps(self, fit: Fit, rng: np.random.Generator, spread: float, arm: Controls | None) -> Controls:

@@ -46,7 +46,7 @@ class PeakModel:
         self.centres = np.stack(grid[:3], axis=-1).reshape(-1, 3)  # (H, 3)
         self.widths = np.stack(grid[3:], axis=-1).reshape(-1, 3)  # (H, 3)
         self.log_post: FloatArray = np.zeros(len(self.centres))
-        self.carried: Carried | None = None
+        self.carried = None
         self.past: list[PastInput] = []
         self.past_weight = 1.0
         self._past_evidence: FloatArray | None = None
@@ -70,16 +70,28 @@ class PeakModel:
         bin_t: FloatArray,
         bin_y: FloatArray,
         observed: np.ndarray,
-        tau: float,
-        delay: float,
+        dynamics: list[tuple[float, float]],
     ) -> FloatArray:
-        """The log posterior of every hypothesis (normalised), also kept in `log_post`."""
-        xtx, xty = self._stats(bar_t, bar_unit, bin_t, bin_y, observed, tau, delay)
-        self._add_carried(xtx, xty)
-        log_post = self._log_evidence(xtx, xty) + self._past_log_evidence()
+        """The log posterior of every hypothesis (normalised), also kept in `log_post`, with the listener's
+        (tau, delay) integrated out over `dynamics` (equally likely a priori): a preference located at one
+        time constant and delay but not at its neighbours is not trusted as much as one found at all of them."""
+        played = self._played(bar_unit) if len(bar_t) and observed.any() else None
+        total: FloatArray | None = None
+        for tau, delay in dynamics:
+            xtx, xty = self._stats(bar_t, bar_unit, bin_t, bin_y, observed, tau, delay, played=played)
+            self._add_carried(xtx, xty)
+            evidence = self._log_evidence(xtx, xty)
+            total = evidence if total is None else np.logaddexp(total, evidence)
+        assert total is not None, "fit needs at least one (tau, delay)"
+        log_post = total + self._past_log_evidence()
         self.log_post = log_post - log_post.max()
         self.log_post -= math.log(np.exp(self.log_post).sum())
         return self.log_post
+
+    def _played(self, bar_unit: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The distinct settings played, each bar's one-hot row among them, and each hypothesis's fall-off there."""
+        settings, which = np.unique(np.round(bar_unit, 6), axis=0, return_inverse=True)
+        return settings, np.eye(len(settings))[which.reshape(-1)], self.bumps(settings)
 
     def set_past(self, past: list[PastInput], weight: float) -> None:
         """Earlier sessions (bars in unit coordinates), each weighed by its evidence times `weight` (< 1: a listener
@@ -107,6 +119,7 @@ class PeakModel:
         tau: float,
         delay: float,
         bin_s: float | None = None,
+        played: tuple[FloatArray, FloatArray, FloatArray] | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """Per hypothesis, the normal equations of (c, s0, A) for one session's binned score (upper triangle)."""
         s2 = self.noise_var
@@ -114,46 +127,68 @@ class PeakModel:
         xtx = np.zeros((h, 3, 3))
         xty = np.zeros((h, 3))
         if len(bar_t) and observed.any():
-            settings, which = np.unique(np.round(bar_unit, 6), axis=0, return_inverse=True)
-            onehot = np.eye(len(settings))[which.reshape(-1)]
+            _, onehot, g = played if played is not None else self._played(bar_unit)
             a = math.exp(-(bin_s or self.bin_s) / tau)
             m = lfilter([1.0 - a], [1.0, -a], bin_inputs(bar_t, bar_unit, bin_t, delay, onehot), axis=0)[observed]
-            g = self.bumps(settings)
             y = bin_y[observed] - 0.5
             e = np.exp(-bin_t[observed] / tau)
             xtx[:, 0, 0], xtx[:, 0, 1], xtx[:, 1, 1] = len(y), e.sum(), e @ e
-            xtx[:, 0, 2], xtx[:, 1, 2] = m.sum(axis=0) @ g, (e @ m) @ g
+            ones_e_y = np.stack([np.ones(len(y)), e, y]) @ m @ g  # (3, H): one product for the three rows
+            xtx[:, 0, 2], xtx[:, 1, 2] = ones_e_y[0], ones_e_y[1]
             xtx[:, 2, 2] = ((m.T @ m) @ g * g).sum(axis=0)
-            xty[:, 0], xty[:, 1], xty[:, 2] = y.sum(), e @ y, (y @ m) @ g
+            xty[:, 0], xty[:, 1], xty[:, 2] = y.sum(), e @ y, ones_e_y[2]
             xtx, xty = xtx / s2, xty / s2
         return xtx, xty
 
     def _log_evidence(self, xtx: FloatArray, xty: FloatArray) -> FloatArray:
-        """Each hypothesis's log marginal likelihood (up to a common constant), c, s0 and A integrated out."""
+        """Each hypothesis's log marginal likelihood (up to a common constant), c, s0 and A integrated out.
+
+        The block of the nuisance parameters (c, s0) is the same for every hypothesis; only A's row depends on h.
+        So c and s0 are integrated out once (a 2 x 2 system) and A per hypothesis in closed form (block inversion:
+        the result equals 0.5 (b' P^-1 b - log det P) of the full 3 x 3 system, without a solve per hypothesis)."""
         p = self.prior
-        xtx = xtx.copy()
-        xtx[:, 1, 0], xtx[:, 2, 0], xtx[:, 2, 1] = xtx[:, 0, 1], xtx[:, 0, 2], xtx[:, 1, 2]
-        prec0 = np.array([1.0 / p.nuisance_sd**2, 1.0 / p.nuisance_sd**2, 1.0 / p.amplitude_sd**2])
-        mean0 = np.array([0.0, 0.0, p.amplitude])
-        precision = xtx + np.diag(prec0)
-        b = xty + prec0 * mean0
-        mean = np.linalg.solve(precision, b[:, :, None])[:, :, 0]
-        _, log_det = np.linalg.slogdet(precision)
-        return 0.5 * ((b * mean).sum(axis=1) - log_det)
+        n = xtx[0, :2, :2].copy()
+        n[1, 0] = n[0, 1]
+        n += np.eye(2) / p.nuisance_sd**2
+        n_inv = np.linalg.inv(n)
+        b_n = xty[0, :2]
+        u = xtx[:, :2, 2]  # (H, 2): how A's column couples to c and s0
+        prec_a = 1.0 / p.amplitude_sd**2
+        coupled = (
+            u[:, 0] * u[:, 0] * n_inv[0, 0] + 2.0 * u[:, 0] * u[:, 1] * n_inv[0, 1] + u[:, 1] * u[:, 1] * n_inv[1, 1]
+        )
+        schur = xtx[:, 2, 2] + prec_a - coupled
+        r = xty[:, 2] + prec_a * p.amplitude - u @ (n_inv @ b_n)
+        shared = float(b_n @ n_inv @ b_n) - float(np.linalg.slogdet(n)[1])
+        return 0.5 * (shared + r * r / schur - np.log(schur))
+
+    @property
+    def carried(self) -> Carried | None:
+        return self._carried
+
+    @carried.setter
+    def carried(self, carried: Carried | None) -> None:
+        self._carried = carried
+        self._carried_terms: tuple[FloatArray, FloatArray] | None = None
 
     def _add_carried(self, xtx: FloatArray, xty: FloatArray) -> None:
         """Earlier sessions' f at some settings: differences within each session inform A for every hypothesis."""
         c = self.carried
         if c is None or len(c.y) == 0:
             return
-        g = self.bumps(c.x)  # (n, H)
-        for session in np.unique(c.session):
-            here = c.session == session
-            w = 1.0 / c.var[here]
-            gs = g[here] - (w @ g[here]) / w.sum()
-            ys = c.y[here] - float(w @ c.y[here]) / w.sum()
-            xtx[:, 2, 2] += (w[:, None] * gs * gs).sum(axis=0)
-            xty[:, 2] += (w * ys) @ gs
+        if self._carried_terms is None:  # fixed for the session: computed once
+            g = self.bumps(c.x)  # (n, H)
+            a, b = np.zeros(len(self.centres)), np.zeros(len(self.centres))
+            for session in np.unique(c.session):
+                here = c.session == session
+                w = 1.0 / c.var[here]
+                gs = g[here] - (w @ g[here]) / w.sum()
+                ys = c.y[here] - float(w @ c.y[here]) / w.sum()
+                a += (w[:, None] * gs * gs).sum(axis=0)
+                b += (w * ys) @ gs
+            self._carried_terms = (a, b)
+        xtx[:, 2, 2] += self._carried_terms[0]
+        xty[:, 2] += self._carried_terms[1]
 
     def draw(self, rng: np.random.Generator, temperature: float = 1.0, within_cell: bool = False) -> FloatArray:
         """A centre drawn from the posterior (flattened by `temperature` > 1 to explore more). With `within_cell`, a

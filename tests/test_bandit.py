@@ -280,3 +280,40 @@ def test_a_returning_listeners_draws_are_refined_within_their_cells() -> None:
     assert len(returning_draws) >= 3
     assert _on_grid(fresh_draws).mean() > 0.5  # a first session draws grid centres (bar comfort returns)
     assert not _on_grid(returning_draws).any()
+
+
+def test_the_preference_model_integrates_the_dynamics_out_over_the_given_ones() -> None:
+    policy = bandit()
+    listen(policy, minutes=6, tau=30.0, delay=6.0)
+    model, record = policy.listener.peak, policy.record
+    bar_t, bar_unit = np.array(record.bar_t), policy.listener.unit(np.array(record.bar_x))
+    data = (bar_t, bar_unit, *record.binned())
+    pairs = policy.listener.neighbours(30.0, 6.0)
+    assert len(pairs) == 9 and len(set(pairs)) == 9
+    singles = [model._log_evidence(*model._stats(*data, tau, delay)) for tau, delay in pairs]
+    expected = np.logaddexp.reduce(singles, axis=0)
+    expected -= expected.max()
+    expected -= math.log(np.exp(expected).sum())
+    assert np.allclose(model.fit(*data, pairs), expected)
+    # one (tau, delay) alone gives another posterior than the nine together
+    alone = model.fit(*data, pairs[4:5])
+    assert np.allclose(alone, singles[4] - singles[4].max() - math.log(np.exp(singles[4] - singles[4].max()).sum()))
+    assert not np.allclose(alone, expected)
+
+
+def test_the_evidence_in_closed_form_equals_the_full_three_by_three_system() -> None:
+    policy = bandit()
+    listen(policy, minutes=4, tau=30.0, delay=6.0)
+    model, record = policy.listener.peak, policy.record
+    xtx, xty = model._stats(
+        np.array(record.bar_t), policy.listener.unit(np.array(record.bar_x)), *record.binned(), 30.0, 6.0
+    )
+    full = xtx.copy()
+    full[:, 1, 0], full[:, 2, 0], full[:, 2, 1] = full[:, 0, 1], full[:, 0, 2], full[:, 1, 2]
+    p = model.prior
+    prec0 = np.array([1 / p.nuisance_sd**2, 1 / p.nuisance_sd**2, 1 / p.amplitude_sd**2])
+    precision = full + np.diag(prec0)
+    b = xty + prec0 * np.array([0.0, 0.0, p.amplitude])
+    mean = np.linalg.solve(precision, b[:, :, None])[:, :, 0]
+    reference = 0.5 * ((b * mean).sum(axis=1) - np.linalg.slogdet(precision)[1])
+    assert np.allclose(model._log_evidence(xtx, xty), reference, rtol=1e-9, atol=1e-6)
