@@ -31,6 +31,19 @@ def delay_grid(low: float, high: float) -> tuple[float, ...]:
     return tuple(float(v) for v in np.linspace(low, high, n))
 
 
+def grid_neighbours(
+    taus: tuple[float, ...], delays: tuple[float, ...], tau: float, delay: float
+) -> list[tuple[float, float]]:
+    """The grid's (tau, delay) nearest these and their neighbours (up to 3 x 3)."""
+    i = int(np.argmin([abs(math.log(a / tau)) for a in taus]))
+    j = int(np.argmin([abs(d - delay) for d in delays]))
+    return [
+        (taus[a], delays[d])
+        for a in range(max(0, i - 1), min(len(taus), i + 2))
+        for d in range(max(0, j - 1), min(len(delays), j + 2))
+    ]
+
+
 def as_rows(settings: list[Controls]) -> FloatArray:
     return np.array([c.values() for c in settings], dtype=float).reshape(-1, len(CONTROLS))
 
@@ -149,15 +162,7 @@ class ListenerModel:
         return best
 
     def neighbours(self, tau: float, delay: float) -> list[tuple[float, float]]:
-        """The grid's (tau, delay) nearest these and their neighbours (up to 3 x 3)."""
-        taus, delays = self.model.taus, self.model.delays
-        i = int(np.argmin([abs(math.log(a / tau)) for a in taus]))
-        j = int(np.argmin([abs(d - delay) for d in delays]))
-        return [
-            (taus[a], delays[d])
-            for a in range(max(0, i - 1), min(len(taus), i + 2))
-            for d in range(max(0, j - 1), min(len(delays), j + 2))
-        ]
+        return grid_neighbours(self.model.taus, self.model.delays, tau, delay)
 
     def current_fit(self, record: SessionRecord) -> Fit:
         return self.fit if self.fit is not None else self.refit(record, full_search=False)
