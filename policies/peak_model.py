@@ -197,10 +197,16 @@ class PeakModel:
         weights = np.exp(self.log_post / temperature)
         k = int(rng.choice(len(weights), p=weights / weights.sum()))
         centre = np.asarray(self.centres[k])
-        if not within_cell:
-            return centre
+        return self._within_cell(centre, rng) if within_cell else centre
+
+    def _within_cell(self, point: FloatArray, rng: np.random.Generator) -> FloatArray:
+        """A point drawn uniformly within a grid cell's size around `point` (inside the box)."""
         half = 0.5 / (self.prior.points - 1)
-        return np.clip(centre + rng.uniform(-half, half, size=centre.shape), 0.0, 1.0)
+        return np.clip(point + rng.uniform(-half, half, size=point.shape), 0.0, 1.0)
+
+    def near_best(self, rng: np.random.Generator) -> FloatArray:
+        """The best estimate, moved by a point drawn within a grid cell's size (inside the box)."""
+        return self._within_cell(self.best(), rng)
 
     def best(self) -> FloatArray:
         """The posterior mean of the centre among the hypotheses around the most probable one."""

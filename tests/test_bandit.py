@@ -201,6 +201,7 @@ def test_new_bounds_make_it_choose_again_inside_them() -> None:
         {"opening_points": 2},
         {"opening_dwell_s": 40.0},
         {"dwell_s": 60.0},
+        {"fresh_choice": "best"},
         {"noise_var": 0.05},
         {"max_delay_s": 5.0},
         {"seed": 5},
@@ -248,6 +249,41 @@ def test_a_returning_listener_hears_the_best_carried_music_from_the_first_bar() 
     heard = [returning.next_controls(k, 4.0 * k) for k in range(12)]
     assert heard[-1] != start and goal(heard[-1]) > goal(start) + 0.1
     assert returning._arm is not None and goal(returning._arm) > 0.3 + 0.5 * 0.6
+
+
+class _DistancesNoted(BanditPolicy):
+    """Notes how far each choice after the tour lies from the preference model's best estimate when it is made."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__(config)
+        self.distances: list[float] = []
+
+    def _choose(self) -> None:
+        super()._choose()
+        if self.listener.peak.log_post.any() and len(self._chosen) > 1 and not self._opening:
+            assert self._arm is not None
+            # the largest difference on any axis from the preference model's best estimate, in units of the bounds
+            unit = self.listener.unit(np.array([self._arm.values()]))[0]
+            self.distances.append(float(np.abs(unit - self.listener.peak.best()).max()))
+
+
+def test_fresh_choice_best_plays_near_the_best_estimate_until_a_profile_is_carried() -> None:
+    def noted(seed: int, **changes: object) -> _DistancesNoted:
+        config = replace(BanditConfig(), seed=seed, **changes)  # type: ignore[arg-type]
+        return _DistancesNoted(PolicyConfig(name="bandit", bandit=config))
+
+    half_cell = 0.5 / (PeakPrior().points - 1)
+    drawing, best = noted(0), noted(0, fresh_choice="best")
+    listen(drawing, minutes=12, goal_of=flat)
+    listen(best, minutes=12, goal_of=flat)
+    tour = best.cfg.opening_points - 1
+    assert len(best.distances) > tour + 3
+    assert max(drawing.distances[tour:]) > 3 * half_cell  # Thompson draws wander over a broad posterior
+    assert max(best.distances[tour:]) <= half_cell + 1e-9  # the best estimate, moved within a cell
+    returning = noted(1, fresh_choice="best")
+    returning.load_state_dict(json.loads(json.dumps(best.state_dict())))
+    listen(returning, minutes=12, goal_of=flat, seed=1)
+    assert max(returning.distances[1:]) > 3 * half_cell  # with a profile carried, draws again
 
 
 def _on_grid(unit: np.ndarray, points: int = PeakPrior().points) -> np.ndarray:

@@ -328,6 +328,7 @@ def test_policy_config_loads_from_toml_and_rejects_bad_values(tmp_path: Path) ->
         ("[policy.guard]\nmin_confidence = 3.0", "min_confidence"),
         ("[policy.mapping]\niso_bars = 0", "iso_bars"),
         ("[policy.bandit]\nwobble = 1", "wobble"),
+        ('[policy.bandit]\nfresh_choice = "greedy"', "fresh_choice"),
     ]:
         path.write_text(bad)
         with pytest.raises(ConfigError, match=match):
