@@ -115,7 +115,7 @@ class BanditConfig:
     opening_points: int = 5  # settings of the opening tour of the bounds box (the mapping's calm music first)
     opening_dwell_s: float = 10.0  # how long each setting of the opening is held once the music has arrived
     dwell_s: float = 30.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
-    fresh_choice: str = "draw"  # without a profile, after the tour: "draw" (Thompson) or "best" (the best estimate)
+    fresh_choice: str = "draw"  # peak model, no profile, after the tour: "draw" (Thompson) or "best" (best estimate)
     switch_margin: float = 0.01  # stay with the current choice unless a Thompson draw favours another by this much
     lag_s: float = 2.0  # the shortest delay considered between the music and its effect on the score
     max_delay_s: float = 23.0  # the longest delay considered
