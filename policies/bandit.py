@@ -8,9 +8,10 @@
    predicted before the score reaches it.
 3. Choice (`model = "peak"`, policies/peak_model.py): Thompson sampling over hypotheses of one preferred setting
    with a smooth fall-off, weighed by their evidence at the fitted dynamics; the drawn centre (with a profile carried,
-   a point within its grid cell) is played for `dwell_s` after the music has arrived. (`model = "bumps"`: one draw
-   of f over a dense grid of settings, plus, with `refine`, settings around the best one; the draw's spread shrinks
-   as choices accumulate, and another setting must look better by `switch_margin` to move.)
+   a point within its grid cell) is played for `dwell_s` after the music has arrived. A first session with a slow
+   listener plays the best estimate instead (`fresh_choice`): its every draw would cost minutes. (`model = "bumps"`:
+   one draw of f over a dense grid of settings, plus, with `refine`, settings around the best one; the draw's spread
+   shrinks as choices accumulate, and another setting must look better by `switch_margin` to move.)
 4. Comfort: if the score stays more than `comfort_drop` below the session's running median for `comfort_s`, the
    bandit returns to the best setting it has played (by the posterior mean).
 5. Memory: `state_dict()` keeps the newest sessions as played and heard (policies/bandit_past.py: the preference

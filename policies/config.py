@@ -115,7 +115,8 @@ class BanditConfig:
     opening_points: int = 5  # settings of the opening tour of the bounds box (the mapping's calm music first)
     opening_dwell_s: float = 10.0  # how long each setting of the opening is held once the music has arrived
     dwell_s: float = 30.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
-    fresh_choice: str = "draw"  # peak model, no profile, after the tour: "draw" (Thompson) or "best" (best estimate)
+    fresh_choice: str = "auto"  # without a profile, after the tour: "draw", "best" (estimate) or "auto" (best if slow)
+    slow_tau_s: float = 60.0  # with fresh_choice = "auto": a listener whose fitted time constant exceeds this is slow
     switch_margin: float = 0.01  # stay with the current choice unless a Thompson draw favours another by this much
     lag_s: float = 2.0  # the shortest delay considered between the music and its effect on the score
     max_delay_s: float = 23.0  # the longest delay considered
@@ -140,8 +141,8 @@ class BanditConfig:
     def validate(self) -> None:
         if self.model not in ("peak", "bumps"):
             raise ValueError(f"bandit.model must be 'peak' or 'bumps', got {self.model!r}")
-        if self.fresh_choice not in ("draw", "best"):
-            raise ValueError(f"bandit.fresh_choice must be 'draw' or 'best', got {self.fresh_choice!r}")
+        if self.fresh_choice not in ("draw", "best", "auto"):
+            raise ValueError(f"bandit.fresh_choice must be 'draw', 'best' or 'auto', got {self.fresh_choice!r}")
         if self.dwell_s <= 0 or self.opening_dwell_s <= 0:
             raise ValueError("bandit.dwell_s and bandit.opening_dwell_s must be positive")
         if self.opening_points < 1 or self.candidate_points < 2:
@@ -159,6 +160,7 @@ class BanditConfig:
             "carry_noise_factor",
             "explore",
             "comfort_s",
+            "slow_tau_s",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"bandit.{name} must be positive")

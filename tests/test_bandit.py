@@ -201,7 +201,8 @@ def test_new_bounds_make_it_choose_again_inside_them() -> None:
         {"opening_points": 2},
         {"opening_dwell_s": 40.0},
         {"dwell_s": 60.0},
-        {"fresh_choice": "best"},
+        {"fresh_choice": "draw"},
+        {"slow_tau_s": 150.0},
         {"noise_var": 0.05},
         {"max_delay_s": 5.0},
         {"seed": 5},
@@ -273,7 +274,7 @@ def test_fresh_choice_best_plays_near_the_best_estimate_until_a_profile_is_carri
         return _DistancesNoted(PolicyConfig(name="bandit", bandit=config))
 
     half_cell = 0.5 / (PeakPrior().points - 1)
-    drawing, best = noted(0), noted(0, fresh_choice="best")
+    drawing, best = noted(0, fresh_choice="draw"), noted(0, fresh_choice="best")
     listen(drawing, minutes=12, goal_of=flat)
     listen(best, minutes=12, goal_of=flat)
     tour = best.cfg.opening_points - 1
@@ -284,6 +285,27 @@ def test_fresh_choice_best_plays_near_the_best_estimate_until_a_profile_is_carri
     returning.load_state_dict(json.loads(json.dumps(best.state_dict())))
     listen(returning, minutes=12, goal_of=flat, seed=1)
     assert max(returning.distances[1:]) > 3 * half_cell  # with a profile carried, draws again
+
+
+def test_fresh_choice_auto_plays_the_best_estimate_only_for_a_slow_listener() -> None:
+    def session(tau: float, **changes: object) -> _DistancesNoted:
+        config = replace(BanditConfig(), **changes)  # type: ignore[arg-type]
+        policy = _DistancesNoted(PolicyConfig(name="bandit", bandit=config))
+        listen(policy, minutes=12, tau=tau)
+        return policy
+
+    half_cell = 0.5 / (PeakPrior().points - 1)
+    slow, slow_drawing = session(110.0), session(110.0, fresh_choice="draw")
+    assert slow.cfg.fresh_choice == "auto"  # the default
+    assert slow.listener.dynamics is not None and slow.listener.dynamics[0] > slow.cfg.slow_tau_s
+    tour = slow.cfg.opening_points - 1
+    assert len(slow.distances) > tour + 3
+    assert max(slow.distances[tour:]) <= half_cell + 1e-9  # the best estimate, moved within a cell
+    assert max(slow_drawing.distances[tour:]) > 3 * half_cell
+    # a slow listener by a higher threshold is not slow: draws, the very same as "draw"
+    assert session(110.0, slow_tau_s=150.0)._chosen == slow_drawing._chosen
+    # a fast listener gets the same draws as with "draw"
+    assert session(25.0)._chosen == session(25.0, fresh_choice="draw")._chosen
 
 
 def _on_grid(unit: np.ndarray, points: int = PeakPrior().points) -> np.ndarray:

@@ -90,11 +90,11 @@ def test_each_session_counts_once_summaries_of_recorded_sessions_leave_the_prefe
 
 
 def third_session_appeal(listener: Listener, carry_sessions: int) -> float:
-    """Three 10-minute sessions in a row (the direct loop); how much the listener liked the third one's music."""
+    """Three 10-minute sessions in a row (the direct loop); how much the listener liked the third one's music. Every
+    session draws (a first one at its best estimate would leave the next ones less to compare)."""
     config = Config()
-    config = replace(
-        config, policy=replace(config.policy, bandit=replace(config.policy.bandit, carry_sessions=carry_sessions))
-    )
+    bandit_config = replace(config.policy.bandit, carry_sessions=carry_sessions, fresh_choice="draw")
+    config = replace(config, policy=replace(config.policy, bandit=bandit_config))
     state: dict[str, Any] | None = None
     for k in range(3):
         policy = seeded_policy(config, "bandit", 1000 * k)

@@ -329,6 +329,7 @@ def test_policy_config_loads_from_toml_and_rejects_bad_values(tmp_path: Path) ->
         ("[policy.mapping]\niso_bars = 0", "iso_bars"),
         ("[policy.bandit]\nwobble = 1", "wobble"),
         ('[policy.bandit]\nfresh_choice = "greedy"', "fresh_choice"),
+        ("[policy.bandit]\nslow_tau_s = -1.0", "slow_tau_s"),
     ]:
         path.write_text(bad)
         with pytest.raises(ConfigError, match=match):
