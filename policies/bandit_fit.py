@@ -224,24 +224,16 @@ class ListenerModel:
         """Thompson sampling over the single-preference model, the dynamics integrated out around the ones the bump
         model found (its grid neighbours). Once earlier sessions have been carried the posterior sits in a few grid
         cells, and the grid's spacing (a tenth of each range, half the narrowest fall-off) matters: the draw is then
-        refined within its cell. A session without a profile plays the best estimate instead (`fresh_choice`: always
-        with "best", with "auto" while the fitted time constant exceeds `slow_tau_s`), a point drawn within its cell
-        (the music keeps moving a little, which undoes habituation)."""
+        refined within its cell. A session without a profile plays the best estimate instead (`fresh_choice`: "best",
+        or "auto" with a slow listener), a point drawn within its cell: the music keeps moving a little."""
         bar_unit = self.unit(np.array(record.bar_x, dtype=float).reshape(-1, len(CONTROLS)))
         dynamics = self.neighbours(fit.tau, fit.delay)
         self.peak.fit(np.array(record.bar_t, dtype=float), bar_unit, *record.binned(), dynamics)
-        if self.plays_best_estimate(fit.tau):
+        choice, fresh = self.cfg.fresh_choice, not self._carried[0] and not self._past
+        # a first session with a slow listener cannot afford draws: each restarts a response that takes minutes to build
+        if fresh and (choice == "best" or (choice == "auto" and fit.tau > self.cfg.slow_tau_s)):
             return self.controls(self.peak.near_best(rng))
         return self.controls(self.peak.draw(rng, within_cell=bool(self._carried[0])))
-
-    def plays_best_estimate(self, tau: float) -> bool:
-        """Whether a choice is the best estimate rather than a draw. Only without a profile: a first session with a
-        slow listener cannot afford draws (each restarts a response that takes minutes to build), and a profile's
-        sessions are what later draws refine."""
-        if self._carried[0] or self._past:
-            return False
-        choice = self.cfg.fresh_choice
-        return choice == "best" or (choice == "auto" and tau > self.cfg.slow_tau_s)
 
     def draw_bumps(self, fit: Fit, rng: np.random.Generator, spread: float, arm: Controls | None) -> Controls:
         """Thompson sampling over the bump model (its posterior spread scaled by `spread`) among the candidates;
