@@ -77,9 +77,9 @@ def test_the_opening_tours_the_whole_box_starting_with_the_calm_music() -> None:
     assert len({tuple(row) for row in opening}) == policy.cfg.opening_points
     unit = (opening - [50.0, 0.0, 0.0]) / [40.0, 1.0, 1.0]
     gaps = [np.linalg.norm(a - b) for i, a in enumerate(unit) for b in unit[i + 1 :]]
-    assert min(gaps) >= 0.6  # far apart: the tour covers the box, not the neighbourhood of the calm music
+    assert min(gaps) >= 0.5  # far apart: the tour covers the box, not the neighbourhood of the calm music
     spans = unit.max(axis=0) - unit.min(axis=0)
-    assert spans[0] >= 0.7 and spans[1] >= 0.5 and spans[2] >= 0.7
+    assert (spans >= 0.5).all()  # every axis from a quarter to three quarters of its range, or further
 
 
 def test_finds_a_preference_in_the_far_corner_and_stays_near_it() -> None:
