@@ -116,7 +116,7 @@ class BanditConfig:
     opening_dwell_s: float = 10.0  # how long each setting of the opening is held once the music has arrived
     dwell_s: float = 30.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
     fresh_choice: str = "auto"  # without a profile, after the tour: "draw", "best" (estimate) or "auto" (best if slow)
-    slow_tau_s: float = 60.0  # with fresh_choice = "auto": a listener whose fitted time constant exceeds this is slow
+    slow_tau_s: float = 40.0  # with fresh_choice = "auto": a listener whose fitted time constant exceeds this is slow
     switch_margin: float = 0.01  # stay with the current choice unless a Thompson draw favours another by this much
     lag_s: float = 2.0  # the shortest delay considered between the music and its effect on the score
     max_delay_s: float = 23.0  # the longest delay considered

@@ -328,7 +328,7 @@ def test_peak_draws_are_grid_centres_or_points_within_the_drawn_cell() -> None:
 
 
 def test_a_returning_listeners_draws_are_refined_within_their_cells() -> None:
-    first = bandit()
+    first = bandit(fresh_choice="draw")  # a first session that draws (a fitted time constant may pass slow_tau_s)
     listen(first, minutes=10, tau=30.0, delay=6.0)
     fresh_draws = first.listener.unit(np.array([c.values() for c in first._chosen[first.cfg.opening_points :]]))
     second = bandit(seed=1)

@@ -42,3 +42,27 @@ def test_bad_config_and_unknown_listener_are_refused(tmp_path: Path) -> None:
     done = run_benchmark("--parts", "shipped", "--listeners", "default,nobody")
     assert done.returncode != 0
     assert "nobody" in done.stderr and "melancholic" in done.stderr
+
+
+def test_population_part_reports_listeners_and_sessions_served() -> None:
+    done = run_benchmark("--parts", "population", "--population", "3", "--seeds", "2", "--minutes", "12")
+    assert done.returncode == 0, done.stderr
+    assert "3 listeners x 2 seeds" in done.stdout
+    served = {}
+    for line in done.stdout.splitlines():
+        cells = [cell.strip() for cell in line.split("|")]
+        if len(cells) > 3 and cells[1] in ("mapping", "bandit"):
+            served[cells[1]] = (float(cells[2].rstrip("%")), float(cells[3].rstrip("%")))
+    assert set(served) == {"mapping", "bandit"}
+    for listeners, sessions in served.values():
+        # listeners are counted in thirds, sessions (3 x 2) in sixths
+        assert min(abs(listeners - 100 * k / 3) for k in range(4)) < 0.6
+        assert min(abs(sessions - 100 * k / 6) for k in range(7)) < 0.6
+    assert served["bandit"][1] > served["mapping"][1]
+
+
+def test_seed_counts_below_one_are_refused() -> None:
+    for option in ("--seeds", "--session-seeds", "--shipped-seeds"):
+        done = run_benchmark("--parts", "population", option, "0")
+        assert done.returncode != 0
+        assert option in done.stderr and "at least 1" in done.stderr and "Traceback" not in done.stderr
