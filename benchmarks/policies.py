@@ -3,8 +3,7 @@ the simulated closed loop.
 
     .venv/bin/python benchmarks/policies.py [--population 50] [--population-seed 0] [--seeds 6] [--minutes 20]
                                             [--sessions 3] [--session-minutes 20] [--session-seeds 2]
-                                            [--shipped-seeds 2]
-                                            [--listeners default,...] [--shipped-loop eeg|direct]
+                                            [--shipped-seeds 2] [--listeners default,...] [--shipped-loop eeg|direct]
                                             [--parts population,sessions,shipped,speed] [--config FILE]
 
 Part 1, population (direct loop, drivers/listener_population.py, population `--population-seed`): per listener the best
@@ -18,9 +17,9 @@ fraction moves by ten points from one pair of seeds to the next.
 
 Part 2, sessions (direct loop): the bandit's sessions in a row per listener and seed, each starting from the previous
 one's state (what `--profile` does) and as long as a first session in part 1 (`--session-minutes`, 20), on
-`--session-seeds` seeds (2); per session,
-the median mean/best and the fraction of listeners >= 0.95 and >= 0.9 of their best. Target: by the third session
->= 95 % of best for >= 80 % of listeners. `--session-minutes 10` shows how shorter sessions fare.
+`--session-seeds` seeds (2); per session, the median mean/best and the fraction of listeners >= 0.95 and >= 0.9 of
+their best. Target: by the third session >= 95 % of best for >= 80 % of listeners. `--session-minutes 10` shows how
+shorter sessions fare.
 
 Part 3, shipped listeners (the full loop: simulated EEG, sketch composer): as part 1 per listener, and the bandit's
 mean minus the mapping's on the default listener (target: within 0.03). `--listeners` picks some of them by name;
