@@ -114,7 +114,7 @@ class BanditConfig:
     model: str = "peak"  # the preference model choices are drawn from: "peak" (one preferred setting) or "bumps"
     opening_points: int = 5  # settings of the opening tour of the bounds box (the mapping's calm music first)
     opening_dwell_s: float = 10.0  # how long each setting of the opening is held once the music has arrived
-    dwell_s: float = 30.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
+    dwell_s: float = 15.0  # how long each choice is held once the music has arrived at it (ends on a bar line)
     fresh_choice: str = "auto"  # without a profile, after the tour: "draw", "best" (estimate) or "auto" (best if slow)
     slow_tau_s: float = 40.0  # with fresh_choice = "auto": a listener whose fitted time constant exceeds this is slow
     switch_margin: float = 0.01  # stay with the current choice unless a Thompson draw favours another by this much

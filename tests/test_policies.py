@@ -316,11 +316,11 @@ def test_policy_config_loads_from_toml_and_rejects_bad_values(tmp_path: Path) ->
     path.write_text(
         "[policy]\nname = 'bandit'\ntarget = 0.7\n[policy.bounds]\ntempo_min = 55.0\n"
         "[policy.guard]\nstale_after_s = 5.0\n[policy.mapping]\niso_bars = 8\n"
-        "[policy.bandit]\ndwell_s = 15.0\nexplore = 0.8\n[policy.target_controller]\ngain = 0.1\n"
+        "[policy.bandit]\ndwell_s = 20.0\nexplore = 0.8\n[policy.target_controller]\ngain = 0.1\n"
     )
     config = load_config(path).policy
     assert (config.name, config.target, config.bounds.tempo_min) == ("bandit", 0.7, 55.0)
-    assert (config.guard.stale_after_s, config.mapping.iso_bars, config.bandit.dwell_s) == (5.0, 8, 15.0)
+    assert (config.guard.stale_after_s, config.mapping.iso_bars, config.bandit.dwell_s) == (5.0, 8, 20.0)
     for bad, match in [
         ("[policy]\ntarget = 2.0", "target"),
         ("[policy.bounds]\ntempo_min = 95.0", "tempo bounds"),
